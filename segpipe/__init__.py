@@ -1,0 +1,1 @@
+"""segpipe: audience files in, trusted segments out."""

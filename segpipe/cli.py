@@ -1,0 +1,83 @@
+"""`segpipe`: run the pipeline in-process, see what it did (SPEC section 8)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from segpipe.config import DATA_DIR_ENV, DataDir, data_dir_from_env
+
+EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
+SAMPLE = Path(__file__).resolve().parent.parent / "data"
+
+
+def _data_dir(args: argparse.Namespace) -> DataDir:
+    if args.data_dir:
+        os.environ[DATA_DIR_ENV] = str(Path(args.data_dir).resolve())
+    return DataDir(data_dir_from_env()).ensure()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from segpipe.runner import run_pipeline
+
+    data = _data_dir(args)
+    return run_pipeline(data, as_of=args.as_of, out=sys.stdout)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from segpipe.runner import print_status
+
+    print_status(_data_dir(args), out=sys.stdout)
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Copy the sample deployment, its inbox files stamped so they arrive in name order."""
+    target = Path(args.target).resolve()
+    if target.exists() and any(target.iterdir()):
+        print(f"{target} is not empty; choose an empty or new folder", file=sys.stderr)
+        return EXIT_FAILED
+    shutil.copytree(SAMPLE, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+    stamp = datetime(2026, 11, 2, 9, 0).timestamp()
+    for offset, path in enumerate(sorted((target / "inbox").iterdir())):
+        os.utime(path, (stamp + offset, stamp + offset))
+    print(f"sample deployment copied to {target}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="segpipe", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--data-dir", help=f"deployment folder (default ${DATA_DIR_ENV} or ./data)"
+        )
+        return sub
+
+    run = with_data_dir(
+        commands.add_parser("run", help="process new inbox files, refresh segments")
+    )
+    run.add_argument(
+        "--as-of", type=datetime.fromisoformat, help="evaluation time for rule windows (ISO 8601)"
+    )
+    run.set_defaults(handler=cmd_run)
+    status = with_data_dir(commands.add_parser("status", help="recent uploads and segment sizes"))
+    status.set_defaults(handler=cmd_status)
+    sample = commands.add_parser("sample", help="copy the sample deployment into a folder")
+    sample.add_argument("target")
+    sample.set_defaults(handler=cmd_sample)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The deployment's data directory and its DuckDB warehouse, as Dagster resources."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from segpipe.config import DataDir, data_dir_from_env
+from segpipe.warehouse.connection import SETTINGS, connect
+
+# Every asset that opens the DuckDB file is in this pool: DuckDB allows one writing process per
+# file, so runs queue for the pool instead of failing on the lock.
+WAREHOUSE_POOL = "duckdb"
+
+
+class DataDirResource(dg.ConfigurableResource):
+    """Where the deployment keeps its inbox, archive, reports, exports and warehouse."""
+
+    root: str
+
+    @property
+    def paths(self) -> DataDir:
+        return DataDir(Path(self.root)).ensure()
+
+
+class Warehouse(DuckDBResource):
+    """The DuckDB warehouse, its public tables created on first use."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # segpipe's own settings, so `segpipe run` and the steps it drives share one database
+        # instance per process, and a connection that raised is still closed.
+        with connect(self.database) as con:
+            yield con
+
+    def connect(self):
+        return self.get_connection()
+
+
+class StagingIOManager(dg.ConfigurableIOManager):
+    """Hands upload frames between steps as Parquet files under <data dir>/staging."""
+
+    root: str
+
+    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
+        asset = context.asset_key.path[-1]
+        return Path(self.root) / "staging" / asset / f"{context.asset_partition_key}.parquet"
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        path = self._path(context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        obj.write_parquet(path)
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return pl.read_parquet(self._path(context))
+
+
+def build_resources(root: Path | None = None) -> dict[str, object]:
+    root = (root or data_dir_from_env()).resolve()
+    data = DataDir(root)
+    return {
+        "data_dir": DataDirResource(root=str(root)),
+        "warehouse": Warehouse(database=str(data.warehouse), connection_config=dict(SETTINGS)),
+        "staging": StagingIOManager(root=str(root)),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources())

@@ -1,0 +1,35 @@
+"""Watch the inbox: every new file becomes an upload partition and a run."""
+
+import dagster as dg
+
+from segpipe.defs.instance import ensure_warehouse_pool
+from segpipe.defs.resources import DataDirResource
+from segpipe.defs.uploads.jobs import process_upload
+from segpipe.defs.uploads.partitions import uploads_partitions
+from segpipe.ingest.receive import archived, receive_inbox
+
+
+def unregistered_uploads(data_dir: DataDirResource, registered: set[str]) -> list[str]:
+    """Take the inbox into the archive, then every archived upload not yet a partition, in
+    arrival order (this also recovers files archived by a tick that died before registering)."""
+    receive_inbox(data_dir.paths)
+    return [f.upload_id for f in archived(data_dir.paths) if f.upload_id not in registered]
+
+
+@dg.sensor(
+    job=process_upload,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Archives each new inbox file and requests its run, in arrival order.",
+)
+def receive_inbox_files(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
+    ensure_warehouse_pool(context.instance)
+    registered = set(context.instance.get_dynamic_partitions(uploads_partitions.name))
+    new = unregistered_uploads(data_dir, registered)
+    if not new:
+        return dg.SkipReason("inbox is empty")
+    context.log.info(f"received {len(new)} file(s)")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in new],
+        dynamic_partitions_requests=[uploads_partitions.build_add_request(new)],
+    )

@@ -1,0 +1,1 @@
+"""Reading, normalizing and validating upload files: pure logic, no Dagster, no warehouse."""

@@ -1,0 +1,11 @@
+"""The one exception a whole-file problem raises."""
+
+
+class UploadRejected(Exception):
+    """The whole file is refused; the message names the file and the problem."""
+
+    def __init__(self, file_name: str, problem: str, rows_in: int = 0):
+        super().__init__(f"{file_name}: {problem}")
+        self.file_name = file_name
+        self.problem = problem
+        self.rows_in = rows_in

@@ -1,0 +1,87 @@
+"""Turn a received file's bytes into a frame of strings, one row per data line.
+
+Whole-file problems (not UTF-8, empty, no data rows, unreadable CSV, duplicate headers) raise
+UploadRejected. Cells are trimmed and blank cells become null; nothing else is interpreted here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from pathlib import Path
+
+import polars as pl
+
+from segpipe.ingest.errors import UploadRejected
+
+LINE = "_line"
+_BOM = b"\xef\xbb\xbf"
+
+
+def normalize_header(name: str) -> str:
+    """`" Interest-Name "` -> `interest_name`: case, surrounding spaces, spaces and hyphens."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def decode(file_name: str, payload: bytes) -> bytes:
+    """The file's UTF-8 bytes without BOM or gzip wrapping; checks the encoding."""
+    if file_name.lower().endswith(".gz"):
+        try:
+            payload = gzip.decompress(payload)
+        except OSError as error:
+            raise UploadRejected(file_name, f"not a valid gzip file ({error})") from None
+    if payload.startswith(_BOM):
+        payload = payload[len(_BOM) :]
+    if not payload.strip():
+        raise UploadRejected(file_name, "file is empty")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = payload.count(b"\n", 0, error.start) + 1
+        raise UploadRejected(
+            file_name, f"not valid UTF-8 (line {line}, byte offset {error.start})"
+        ) from None
+    return payload
+
+
+def read_rows(file_name: str, payload: bytes, *, header: bool, columns: int | None = None):
+    """Parse CSV bytes into string columns plus `_line`, the 1-based line number in the file."""
+    text = decode(file_name, payload)
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text),
+            has_header=header,
+            infer_schema=False,
+            new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,
+        )
+    except pl.exceptions.PolarsError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UploadRejected(file_name, f"not a readable CSV file: {first_line}") from None
+    if header:
+        frame = _normalize_headers(file_name, frame)
+    if frame.height == 0:
+        raise UploadRejected(file_name, "file has no data rows")
+    first_data_line = 2 if header else 1
+    return frame.select(
+        pl.int_range(first_data_line, frame.height + first_data_line, dtype=pl.Int64).alias(LINE),
+        pl.all().str.strip_chars().replace("", None),
+    )
+
+
+def _normalize_headers(file_name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    names = [normalize_header(name) for name in frame.columns]
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise UploadRejected(file_name, "header has an empty column name")
+        if name in seen:
+            raise UploadRejected(file_name, f"header names column '{name}' twice")
+        if name.startswith("_"):
+            raise UploadRejected(file_name, f"column names may not start with '_' ('{name}')")
+        seen.add(name)
+    return frame.rename(dict(zip(frame.columns, names, strict=True)))
+
+
+def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.DataFrame:
+    return read_rows(path.name, path.read_bytes(), header=header, columns=columns)

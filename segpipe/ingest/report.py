@@ -1,0 +1,54 @@
+"""What a person reads about an upload: the errors file and masked previews."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from segpipe.ingest import normalize
+from segpipe.ingest.reader import LINE
+from segpipe.ingest.validate import OUTCOME, REASON
+
+PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
+
+
+def write_atomically(frame: pl.DataFrame, path: Path) -> None:
+    """Write under a temporary name, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    frame.write_csv(partial)
+    os.replace(partial, path)
+
+
+def error_rows(raw: pl.DataFrame, resolved: pl.DataFrame) -> pl.DataFrame:
+    """One row per rejected or ignored input row: line, outcome, reason, the row as received."""
+    refused = resolved.filter(pl.col(OUTCOME).is_in(["rejected", "ignored"])).select(
+        LINE, OUTCOME, REASON
+    )
+    return (
+        refused.join(raw, on=LINE, how="left")
+        .sort(LINE)
+        .rename({LINE: "line", OUTCOME: "outcome", REASON: "reason"})
+    )
+
+
+def file_error_row(problem: str) -> pl.DataFrame:
+    return pl.DataFrame({"line": [None], "outcome": ["rejected"], "reason": [problem]})
+
+
+def masked(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with every email and phone column masked (j***@example.org, ***-***-7890)."""
+    return frame.with_columns(
+        [mask(pl.col(name)).alias(name) for name, mask in PERSONAL.items() if name in frame.columns]
+    )
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    if frame.is_empty():
+        return "_no rows_"
+    cells = frame.cast(pl.String).fill_null("")
+    lines = ["| " + " | ".join(cells.columns) + " |", "|" + " --- |" * cells.width]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.iter_rows()]
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Run a kind's pandera schema over an eager frame and turn its failures into row rejections.
+
+Every row keeps its `_line`; a row that fails any check gets `_outcome = "rejected"` and a
+`_reason` a person can act on (the check's own message, or "missing <column>").
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from segpipe.ingest.reader import LINE
+
+OUTCOME = "_outcome"
+REASON = "_reason"
+_ROW = "_row"
+
+
+def reject_failures(canonical: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """`canonical` plus `_outcome`/`_reason` for the rows the schema refuses (eager: pandera
+    skips data checks on lazy frames)."""
+    try:
+        schema.validate(canonical, lazy=True)
+        failures = None
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    frame = canonical.with_columns(
+        pl.lit(None, pl.String).alias(OUTCOME), pl.lit(None, pl.String).alias(REASON)
+    )
+    if failures is None or failures.height == 0:
+        return frame
+    if failures["index"].null_count():
+        whole = failures.filter(pl.col("index").is_null())
+        raise RuntimeError(f"schema {schema.name} does not fit its own frame: {whole.to_dicts()}")
+    reasons = (
+        failures.with_columns(
+            pl.when(pl.col("check") == "not_nullable")
+            .then(pl.lit("missing ") + pl.col("column"))
+            .otherwise(pl.col("check"))
+            .alias(REASON),
+            pl.col("column")
+            .replace_strict(
+                {name: i for i, name in enumerate(canonical.columns)},
+                default=len(canonical.columns),
+            )
+            .alias("_order"),
+        )
+        .sort("index", "_order", "check_number", nulls_last=True)
+        .group_by("index", maintain_order=True)
+        .agg(pl.col(REASON).first())
+        .select(pl.col("index").cast(pl.Int64).alias(_ROW), pl.col(REASON).alias("_failed"))
+    )
+    return (
+        frame.with_row_index(_ROW)
+        .with_columns(pl.col(_ROW).cast(pl.Int64))
+        .join(reasons, on=_ROW, how="left")
+        .with_columns(
+            pl.when(pl.col("_failed").is_not_null()).then(pl.lit("rejected")).alias(OUTCOME),
+            pl.col("_failed").alias(REASON),
+        )
+        .drop(_ROW, "_failed")
+    )
+
+
+def accepted(frame: pl.DataFrame) -> pl.Expr:
+    return pl.col(OUTCOME).is_null()
+
+
+def outcome_counts(frame: pl.DataFrame) -> dict[str, int]:
+    counts = dict.fromkeys(("applied", "rejected", "ignored", "superseded"), 0)
+    for outcome, count in frame.group_by(OUTCOME).len().iter_rows():
+        counts[outcome or "applied"] = count
+    return counts
+
+
+def reason_counts(frame: pl.DataFrame) -> dict[str, int]:
+    """How many rows each reason refused or ignored, most common first."""
+    return dict(
+        frame.filter(pl.col(REASON).is_not_null())
+        .group_by(REASON)
+        .len()
+        .sort("len", REASON, descending=[True, False])
+        .iter_rows()
+    )
+
+
+__all__ = ["LINE", "OUTCOME", "REASON", "accepted", "outcome_counts", "reason_counts"]

@@ -1,0 +1,163 @@
+"""Segmentation upload (Luminate): opt people in to or out of interests."""
+
+from __future__ import annotations
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from segpipe.ingest import normalize
+from segpipe.ingest.filenames import UploadKind
+from segpipe.ingest.reader import LINE
+from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds.base import (
+    KindRules,
+    UploadContext,
+    column_or_null,
+    latest_row_wins,
+    require_columns,
+    resolve_accepted,
+)
+from segpipe.warehouse import interests
+from segpipe.warehouse.sql import registered
+
+INTEREST_COLUMNS = ("interest_name", "interest_id", "foreign_interest")
+OPT_VALUES_HINT = "use in/out, yes/no, y/n, true/false, 1/0, add/remove or subscribe/unsubscribe"
+
+SCHEMA = pa.DataFrameSchema(
+    {
+        "member_id": pa.Column(
+            pl.String,
+            pa.Check.str_matches(
+                normalize.WHOLE_NUMBER_PATTERN, error="member_id is not a whole number"
+            ),
+            nullable=True,
+        ),
+        "email": pa.Column(
+            pl.String,
+            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
+            nullable=True,
+        ),
+        "interest_id": pa.Column(
+            pl.String,
+            pa.Check.str_matches(
+                normalize.WHOLE_NUMBER_PATTERN, error="interest_id is not a whole number"
+            ),
+            nullable=True,
+        ),
+        "opt": pa.Column(
+            pl.String,
+            pa.Check.isin(
+                ["opted_in", "opted_out"], error=f"unrecognized opt value; {OPT_VALUES_HINT}"
+            ),
+        ),
+        "names_person": pa.Column(
+            pl.Boolean,
+            pa.Check.eq(True, error="row names no person: email and member_id are empty"),
+        ),
+        "names_interest": pa.Column(
+            pl.Boolean,
+            pa.Check.eq(
+                True,
+                error="row names no interest: "
+                "interest_name, interest_id and foreign_interest are empty",
+            ),
+        ),
+    },
+    name="segmentation",
+    strict=False,
+)
+
+
+def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
+    require_columns(file_name, raw, ("email", "member_id"), INTEREST_COLUMNS, ("opt", "opt_in"))
+    member_id = column_or_null(raw, "member_id")
+    name, interest_id = column_or_null(raw, "interest_name"), column_or_null(raw, "interest_id")
+    opt = pl.col("opt") if "opt" in raw.columns else pl.col("opt_in")
+    canonical = raw.select(
+        LINE,
+        member_id.alias("member_id"),
+        # member_id wins over email, and the first non-empty of name, ID, foreign value wins.
+        pl.when(member_id.is_null())
+        .then(normalize.email(column_or_null(raw, "email")))
+        .alias("email"),
+        name.alias("interest_name"),
+        pl.when(name.is_null()).then(interest_id).alias("interest_id"),
+        pl.when(name.is_null() & interest_id.is_null())
+        .then(column_or_null(raw, "foreign_interest"))
+        .alias("foreign_interest"),
+        column_or_null(raw, "foreign_source").fill_null("default").alias("foreign_source"),
+        normalize.opt_status(opt).alias("opt"),
+    ).with_columns(
+        (pl.col("member_id").is_not_null() | pl.col("email").is_not_null()).alias("names_person"),
+        pl.any_horizontal(pl.col(INTEREST_COLUMNS).is_not_null()).alias("names_interest"),
+    )
+    checked = reject_failures(canonical, SCHEMA)
+    return checked.drop("names_person", "names_interest").with_columns(
+        pl.col("member_id", "interest_id").cast(pl.Int64, strict=False)
+    )
+
+
+JUDGE_SQL = f"""
+WITH matched AS (
+    SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
+           coalesce(by_id.member_id, by_email.member_id) AS resolved_member_id,
+           coalesce(by_name.interest_id, by_iid.interest_id, x.interest_id) AS resolved_interest_id
+    FROM validated v
+    LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
+    LEFT JOIN constituents by_email ON v.member_id IS NULL AND by_email.email = v.email
+    LEFT JOIN interests by_name ON lower(by_name.name) = lower(v.interest_name)
+    LEFT JOIN interests by_iid ON by_iid.interest_id = v.interest_id
+    LEFT JOIN interest_xref x
+      ON x.foreign_source = v.foreign_source AND x.foreign_value = v.foreign_interest
+)
+SELECT *,
+    CASE
+        WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL THEN 'rejected'
+        WHEN resolved_interest_id IS NULL AND foreign_interest IS NOT NULL THEN 'rejected'
+        WHEN resolved_member_id IS NULL THEN 'ignored'
+    END AS {OUTCOME},
+    CASE
+        WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL
+            THEN 'unknown interest_id ' || interest_id
+        WHEN resolved_interest_id IS NULL AND foreign_interest IS NOT NULL
+            THEN 'no cross-reference for foreign_interest ' || foreign_interest
+                 || ' (foreign_source ' || foreign_source || ')'
+        WHEN resolved_member_id IS NULL AND member_id IS NOT NULL
+            THEN 'constituent not found: no member_id ' || member_id
+        WHEN resolved_member_id IS NULL THEN 'constituent not found: no one has that email'
+    END AS {REASON}
+FROM matched
+"""
+# A person's last row for an interest wins; a new interest is keyed by its name until created.
+LATEST_KEY = (
+    "resolved_member_id, coalesce(resolved_interest_id::VARCHAR, 'name:' || lower(interest_name))"
+)
+
+
+def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+    return resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key=LATEST_KEY))
+
+
+def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
+    rows = resolved.filter(pl.col(OUTCOME).is_null())
+    with registered(con, "applied_rows", rows):
+        interests.create_named_interests(con, "applied_rows", upload)
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _statuses AS
+            SELECT r.resolved_member_id AS member_id,
+                   coalesce(r.resolved_interest_id, i.interest_id) AS interest_id,
+                   r.opt AS status
+            FROM applied_rows r
+            LEFT JOIN interests i
+              ON r.resolved_interest_id IS NULL AND lower(i.name) = lower(r.interest_name)
+            """
+        )
+    interests.set_statuses(con, "_statuses", upload)
+    con.execute("DROP TABLE _statuses")
+
+
+RULES = KindRules(
+    UploadKind.SEGMENTATION, header=True, validate=validate, resolve=resolve, apply=apply
+)

@@ -1,0 +1,105 @@
+"""Interests, their Opt-In and Opt-Out groups, and people's status in them."""
+
+from __future__ import annotations
+
+import duckdb
+
+from segpipe.kinds.base import UploadContext
+from segpipe.warehouse.sql import next_id
+
+UPLOADED_CATEGORY = "Uploaded"
+
+
+def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext):
+    """Create an Email Interest for every `interest_name` in `source` that matches none (case
+    aside), with its Opt-In and Opt-Out groups. Returns how many interests were created."""
+    first_id = next_id(con, "interests", "interest_id")
+    created = con.execute(
+        f"""
+        INSERT INTO interests
+        SELECT ? + row_number() OVER (ORDER BY first_line) - 1, name, ?, 'email', ?, ?
+        FROM (
+            SELECT arg_min(interest_name, _line) AS name, min(_line) AS first_line
+            FROM {source}
+            WHERE interest_name IS NOT NULL
+            GROUP BY lower(interest_name)
+        ) AS named
+        WHERE NOT EXISTS (SELECT 1 FROM interests i WHERE lower(i.name) = lower(named.name))
+        """,
+        [first_id, UPLOADED_CATEGORY, upload.at, upload.upload_id],
+    ).fetchone()[0]
+    if created:
+        create_missing_groups(con, upload)
+    return created
+
+
+def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext) -> None:
+    """Every interest has an Opt-In and an Opt-Out group, each also a segment."""
+    first_id = next_id(con, "segments", "segment_id")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _new_groups AS
+        SELECT ?::BIGINT + row_number() OVER (ORDER BY i.interest_id, k.kind) - 1 AS group_id,
+               i.interest_id, k.kind, i.name || k.suffix AS name
+        FROM interests i
+        CROSS JOIN (VALUES ('opt_in', ' Opt-In'), ('opt_out', ' Opt-Out')) AS k(kind, suffix)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM interest_groups g WHERE g.interest_id = i.interest_id AND g.kind = k.kind
+        )
+        """,
+        [first_id],
+    )
+    con.execute(
+        "INSERT INTO interest_groups SELECT group_id, interest_id, kind, name FROM _new_groups"
+    )
+    con.execute(
+        "INSERT INTO segments SELECT group_id, name, 'interest_group', NULL, ? FROM _new_groups",
+        [upload.at],
+    )
+    con.execute("DROP TABLE _new_groups")
+
+
+def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext) -> int:
+    """Apply (member_id, interest_id, status) rows of `source` to interest_memberships.
+
+    A person is in exactly one of an interest's groups; `since` moves only when the status
+    changes, and every change is written to membership_history. Returns the number of changes.
+    """
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _incoming AS
+        SELECT s.member_id, s.interest_id, s.status,
+               m.status AS previous_status, m.since AS previous_since
+        FROM {source} s
+        LEFT JOIN interest_memberships m
+          ON m.member_id = s.member_id AND m.interest_id = s.interest_id
+        """
+    )
+    changes = con.execute(
+        """
+        INSERT INTO membership_history
+        SELECT ?, ?, member_id, interest_id, NULL, status, ?
+        FROM _incoming WHERE previous_status IS DISTINCT FROM status
+        """,
+        [upload.upload_id, upload.run_id, upload.at],
+    ).fetchone()[0]
+    con.execute(
+        """
+        DELETE FROM interest_memberships m
+        WHERE EXISTS (
+            SELECT 1 FROM _incoming n
+            WHERE n.member_id = m.member_id AND n.interest_id = m.interest_id
+        )
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO interest_memberships
+        SELECT member_id, interest_id, status,
+               CASE WHEN previous_status = status THEN previous_since ELSE ? END, ?, ?
+        FROM _incoming
+        """,
+        [upload.at, upload.upload_id, upload.at],
+    )
+    con.execute("DROP TABLE _incoming")
+    return changes

@@ -1,0 +1,64 @@
+"""The public tables. Their names and meaning are a contract with the people who read them.
+
+No table declares a PRIMARY KEY: DuckDB checks keys eagerly, so the delete-then-insert that
+applies an upload (7x faster than INSERT ... ON CONFLICT here) would trip on them. Keys are kept
+unique by the apply SQL and guarded by asset checks instead.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+TABLES = {
+    "constituents": """
+        member_id BIGINT NOT NULL, email VARCHAR, phone VARCHAR, external_id VARCHAR,
+        first_name VARCHAR, last_name VARCHAR, email_opt_in BOOLEAN, sms_opt_in BOOLEAN,
+        created_at TIMESTAMP, updated_at TIMESTAMP, upload_id VARCHAR""",
+    "interests": """
+        interest_id BIGINT NOT NULL, name VARCHAR NOT NULL, category VARCHAR, kind VARCHAR,
+        created_at TIMESTAMP, upload_id VARCHAR""",
+    "interest_groups": """
+        group_id BIGINT NOT NULL, interest_id BIGINT NOT NULL, kind VARCHAR NOT NULL,
+        name VARCHAR NOT NULL""",
+    "interest_xref": """
+        foreign_source VARCHAR NOT NULL, foreign_value VARCHAR NOT NULL,
+        interest_id BIGINT NOT NULL, upload_id VARCHAR, updated_at TIMESTAMP""",
+    "interest_memberships": """
+        member_id BIGINT NOT NULL, interest_id BIGINT NOT NULL, status VARCHAR NOT NULL,
+        since TIMESTAMP, upload_id VARCHAR, updated_at TIMESTAMP""",
+    "segments": """
+        segment_id BIGINT NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        description VARCHAR, created_at TIMESTAMP""",
+    "segment_memberships": """
+        segment_id BIGINT NOT NULL, member_id BIGINT NOT NULL, since TIMESTAMP,
+        upload_id VARCHAR""",
+    "membership_history": """
+        upload_id VARCHAR, run_id VARCHAR, member_id BIGINT NOT NULL, interest_id BIGINT,
+        segment_id BIGINT, change VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL""",
+    "uploads": """
+        upload_id VARCHAR NOT NULL, file_name VARCHAR NOT NULL, sha256 VARCHAR, kind VARCHAR,
+        status VARCHAR NOT NULL, rows_in BIGINT, rows_applied BIGINT, rows_rejected BIGINT,
+        rows_ignored BIGINT, rows_superseded BIGINT, error VARCHAR, duplicate_of VARCHAR,
+        bytes BIGINT, received_at TIMESTAMP, applied_at TIMESTAMP""",
+}
+
+# Interest groups are segments too; their members derive from interest_memberships, so the
+# public `segment_members` is a view and an opt-in or opt-out is written once, not twice.
+SEGMENT_MEMBERS_VIEW = """
+CREATE OR REPLACE VIEW segment_members AS
+SELECT segment_id, member_id, since FROM segment_memberships
+UNION ALL
+SELECT g.group_id AS segment_id, m.member_id, m.since
+FROM interest_memberships m
+JOIN interest_groups g
+  ON g.interest_id = m.interest_id
+ AND g.kind = CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' END
+"""
+
+PUBLIC_TABLES = [*TABLES, "segment_members"]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for name, columns in TABLES.items():
+        con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({columns})')
+    con.execute(SEGMENT_MEMBERS_VIEW)

@@ -1,0 +1,49 @@
+"""Small helpers every piece of warehouse SQL uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import polars as pl
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB identifier, quoted so that any column name from a file is safe."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def frame(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pl.DataFrame:
+    return con.sql(query, params=params).pl()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None):
+    row = con.execute(query, params or []).fetchone()
+    return row[0] if row else None
+
+
+def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+    return scalar(con, f"SELECT coalesce(max({quote(column)}), 0) + 1 FROM {quote(table)}")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: commit when the block ends, roll back if anything in it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, data: pl.DataFrame):
+    """`data` visible to SQL as the view `name` for the length of the block."""
+    con.register(name, data)
+    try:
+        yield name
+    finally:
+        con.unregister(name)

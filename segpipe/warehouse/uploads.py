@@ -1,0 +1,61 @@
+"""The `uploads` table: one row per received file, with its outcome and counts."""
+
+from __future__ import annotations
+
+import duckdb
+
+from segpipe.warehouse.sql import scalar
+
+COUNT_COLUMNS = ["rows_in", "rows_applied", "rows_rejected", "rows_ignored", "rows_superseded"]
+
+
+def status_of(con: duckdb.DuckDBPyConnection, upload_id: str) -> str | None:
+    return scalar(con, "SELECT status FROM uploads WHERE upload_id = ?", [upload_id])
+
+
+def earlier_copy(con: duckdb.DuckDBPyConnection, upload_id: str, sha256: str) -> str | None:
+    """The upload that already brought these exact bytes, if any."""
+    return scalar(
+        con,
+        """
+        SELECT upload_id FROM uploads
+        WHERE sha256 = ? AND upload_id <> ? AND status <> 'duplicate'
+        ORDER BY upload_id LIMIT 1
+        """,
+        [sha256, upload_id],
+    )
+
+
+def record(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    upload_id: str,
+    file_name: str,
+    sha256: str,
+    kind: str | None,
+    status: str,
+    counts: dict[str, int],
+    size: int,
+    received_at,
+    applied_at,
+    error: str | None = None,
+    duplicate_of: str | None = None,
+) -> None:
+    """Write the upload's row, replacing an earlier attempt at the same upload."""
+    con.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
+    con.execute(
+        "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            upload_id,
+            file_name,
+            sha256,
+            kind,
+            status,
+            *[counts.get(name, 0) for name in COUNT_COLUMNS],
+            error,
+            duplicate_of,
+            size,
+            received_at,
+            applied_at,
+        ],
+    )

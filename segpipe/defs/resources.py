@@ -6,7 +6,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from segpipe.config import DataDir, data_dir_from_env
@@ -41,31 +40,12 @@ class Warehouse(DuckDBResource):
         return self.get_connection()
 
 
-class StagingIOManager(dg.ConfigurableIOManager):
-    """Hands upload frames between steps as Parquet files under <data dir>/staging."""
-
-    root: str
-
-    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        asset = context.asset_key.path[-1]
-        return Path(self.root) / "staging" / asset / f"{context.asset_partition_key}.parquet"
-
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        path = self._path(context)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        obj.write_parquet(path)
-
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return pl.read_parquet(self._path(context))
-
-
 def build_resources(root: Path | None = None) -> dict[str, object]:
     root = (root or data_dir_from_env()).resolve()
     data = DataDir(root)
     return {
         "data_dir": DataDirResource(root=str(root)),
         "warehouse": Warehouse(database=str(data.warehouse), connection_config=dict(SETTINGS)),
-        "staging": StagingIOManager(root=str(root)),
     }
 
 

@@ -3,12 +3,11 @@
 import dagster as dg
 
 from segpipe.defs.resources import WAREHOUSE_POOL, Warehouse
-from segpipe.defs.uploads.assets import applied_upload
 from segpipe.warehouse.segments import segment_sizes
 
 
 @dg.asset(
-    deps=[applied_upload],
+    deps=["applied_upload"],
     pool=WAREHOUSE_POOL,
     group_name="segments",
     owners=["team:audience-data"],

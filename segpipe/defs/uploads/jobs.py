@@ -1,6 +1,10 @@
-"""The run that takes one upload from raw file to applied warehouse change."""
+"""The run that takes received files from raw bytes to applied warehouse changes."""
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from segpipe.defs.uploads.partitions import uploads_partitions
 
@@ -12,5 +16,10 @@ process_upload = dg.define_asset_job(
     selection=dg.AssetSelection.groups("uploads"),
     partitions_def=uploads_partitions,
     tags=SERIAL_TAG,
-    description="Archive, validate, resolve and apply one received file.",
+    description="Validate, resolve and apply received files, in arrival order.",
 )
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run cover the upload partitions from `first` to `last`."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}

@@ -1,10 +1,10 @@
-"""Watch the inbox: every new file becomes an upload partition and a run."""
+"""Watch the inbox: every new file becomes an upload partition, and each batch a run."""
 
 import dagster as dg
 
 from segpipe.defs.instance import ensure_warehouse_pool
 from segpipe.defs.resources import DataDirResource
-from segpipe.defs.uploads.jobs import process_upload
+from segpipe.defs.uploads.jobs import process_upload, range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived, receive_inbox
 
@@ -20,16 +20,17 @@ def unregistered_uploads(data_dir: DataDirResource, registered: set[str]) -> lis
     job=process_upload,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Archives each new inbox file and requests its run, in arrival order.",
+    description="Archives each new inbox file and requests the run that applies it.",
 )
 def receive_inbox_files(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
     ensure_warehouse_pool(context.instance)
     registered = set(context.instance.get_dynamic_partitions(uploads_partitions.name))
     new = unregistered_uploads(data_dir, registered)
     if not new:
-        return dg.SkipReason("inbox is empty")
-    context.log.info(f"received {len(new)} file(s)")
+        return dg.SkipReason("no new files in the inbox")
+    context.log.info(f"received {len(new)} file(s): {', '.join(new)}")
+    # One run for the files found in one tick: it applies them in arrival order.
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in new],
+        run_requests=[dg.RunRequest(run_key=new[-1], tags=range_tags(new[0], new[-1]))],
         dynamic_partitions_requests=[uploads_partitions.build_add_request(new)],
     )

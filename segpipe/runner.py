@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime
 from typing import TextIO
@@ -10,7 +11,7 @@ from typing import TextIO
 import dagster as dg
 import polars as pl
 
-from segpipe.config import DataDir
+from segpipe.config import DATA_DIR_ENV, DataDir
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
@@ -65,6 +66,7 @@ def _show_progress(out: TextIO) -> logging.Handler:
 
 
 def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.stdout) -> int:
+    os.environ[DATA_DIR_ENV] = str(data.root)  # the code location reads its data dir from here
     prepare_home(data)
     handler = _show_progress(out)
     failures = []

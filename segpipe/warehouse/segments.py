@@ -1,11 +1,19 @@
-"""Reading and changing segments and their members."""
+"""Reading and changing segments and their members.
+
+Every change of membership goes through `replace_members` (a segment's members become exactly a
+given set: subscriber deliveries, rule-based segments) or `change_members` (explicit adds and
+removes: manual lists), and each entry and exit is written to membership_history. Callers run
+them inside their own transaction, so readers see a segment before or after, never half-way.
+"""
 
 from __future__ import annotations
 
 import duckdb
 import polars as pl
 
-from segpipe.warehouse.sql import frame
+from segpipe.warehouse.sql import frame, next_id
+
+SEGMENT_KINDS = ("manual", "subscriber", "data_driven", "interest_group")
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -17,3 +25,107 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         GROUP BY ALL ORDER BY s.kind, s.name
         """,
     )
+
+
+def create_missing_segments(
+    con: duckdb.DuckDBPyConnection, names: str, kind: str, at, description: str | None = None
+) -> int:
+    """Create a segment of `kind` for every `name` in the relation `names` that matches no
+    segment (case aside). Returns how many were created."""
+    assert kind in SEGMENT_KINDS, kind
+    first_id = next_id(con, "segments", "segment_id")
+    return con.execute(
+        f"""
+        INSERT INTO segments
+        SELECT ? + row_number() OVER (ORDER BY name) - 1, name, ?, ?, ?
+        FROM (SELECT min(name) AS name FROM {names} GROUP BY lower(name)) AS wanted
+        WHERE NOT EXISTS (SELECT 1 FROM segments s WHERE lower(s.name) = lower(wanted.name))
+        """,
+        [first_id, kind, description, at],
+    ).fetchone()[0]
+
+
+def _history(con, query: str, change: str, upload_id: str | None, run_id: str | None, at) -> int:
+    return con.execute(
+        f"""
+        INSERT INTO membership_history (upload_id, run_id, member_id, interest_id, segment_id,
+                                        change, "at")
+        SELECT ?, ?, member_id, NULL, segment_id, ?, ? FROM ({query})
+        """,
+        [upload_id, run_id, change, at],
+    ).fetchone()[0]
+
+
+def replace_members(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    segments: str,
+    members: str,
+    upload_id: str | None,
+    run_id: str | None,
+    at,
+) -> tuple[int, int]:
+    """The members of every segment in `segments` (a relation with `segment_id`) become exactly
+    the (segment_id, member_id) rows of `members`. Returns (entered, left)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _target AS "
+        f"SELECT DISTINCT segment_id, member_id FROM {members} "
+        f"WHERE segment_id IN (SELECT segment_id FROM {segments})"
+    )
+    leaving = f"""
+        SELECT m.segment_id, m.member_id FROM segment_memberships m
+        WHERE m.segment_id IN (SELECT segment_id FROM {segments})
+          AND NOT EXISTS (SELECT 1 FROM _target t
+                          WHERE t.segment_id = m.segment_id AND t.member_id = m.member_id)
+    """
+    entering = """
+        SELECT t.segment_id, t.member_id FROM _target t
+        WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m
+                          WHERE m.segment_id = t.segment_id AND m.member_id = t.member_id)
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _entering AS {entering}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _leaving AS {leaving}")
+    con.execute("DROP TABLE _target")
+    return _move(con, upload_id, run_id, at)
+
+
+def change_members(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    changes: str,
+    upload_id: str | None,
+    run_id: str | None,
+    at,
+) -> tuple[int, int]:
+    """Apply (segment_id, member_id, action) rows of `changes`, action 'add' or 'remove'; adding a
+    member or removing a non-member changes nothing. Returns (entered, left)."""
+    entering = f"""
+        SELECT DISTINCT c.segment_id, c.member_id FROM {changes} c
+        WHERE c.action = 'add' AND NOT EXISTS (
+            SELECT 1 FROM segment_memberships m
+            WHERE m.segment_id = c.segment_id AND m.member_id = c.member_id)
+    """
+    leaving = f"""
+        SELECT DISTINCT m.segment_id, m.member_id FROM segment_memberships m
+        JOIN {changes} c ON c.segment_id = m.segment_id AND c.member_id = m.member_id
+        WHERE c.action = 'remove'
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _entering AS {entering}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _leaving AS {leaving}")
+    return _move(con, upload_id, run_id, at)
+
+
+def _move(con: duckdb.DuckDBPyConnection, upload_id, run_id, at) -> tuple[int, int]:
+    """Write history for, then apply, the pairs in temp tables _entering and _leaving."""
+    entered = _history(con, "SELECT * FROM _entering", "entered", upload_id, run_id, at)
+    left = _history(con, "SELECT * FROM _leaving", "left", upload_id, run_id, at)
+    con.execute(
+        "DELETE FROM segment_memberships m USING _leaving l "
+        "WHERE m.segment_id = l.segment_id AND m.member_id = l.member_id"
+    )
+    con.execute(
+        "INSERT INTO segment_memberships SELECT segment_id, member_id, ?, ? FROM _entering",
+        [at, upload_id],
+    )
+    con.execute("DROP TABLE _entering; DROP TABLE _leaving")
+    return entered, left

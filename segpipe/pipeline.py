@@ -125,6 +125,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     outcome.counts = counts
     outcome.stages["applied_upload"] = {
         **counts,
+        **_reasons(resolved),
         "errors_file": errors_csv or "",
         "preview": _preview(resolved),
     }

@@ -1,14 +1,174 @@
-"""The README's run command: the sample deployment through `segpipe run`."""
+"""The README's run command: the sample deployment through `segpipe run`, and what it leaves."""
 
-from segpipe_tests.conftest import Deployment
+import re
+import shutil
+
+import dagster as dg
+import polars as pl
+import pytest
+from dagster._serdes import serialize_value
+
+from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.defs.instance import INSTANCE_TEMPLATE
+from segpipe_tests.conftest import SAMPLE, Deployment
 
 
-def test_sample_runs_end_to_end_and_reports_its_bad_file(sample: Deployment):
-    code, printed = sample.run()
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> tuple[Deployment, int, str]:
+    """One run of the whole sample, shared by the tests below."""
+    root = tmp_path_factory.mktemp("sample") / "deployment"
+    (root / ".dagster").mkdir(parents=True)
+    shutil.copy(INSTANCE_TEMPLATE, root / ".dagster" / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(root / ".dagster"))
+        env.setenv(DATA_DIR_ENV, str(root))
+        deployment = Deployment(DataDir(root).ensure())
+        for name in ("segments.yaml",):
+            if (SAMPLE / name).exists():
+                shutil.copy(SAMPLE / name, root / name)
+        for path in sorted((SAMPLE / "inbox").iterdir()):
+            deployment.drop(path.name, path.read_bytes())
+        code, printed = deployment.run()
+        yield deployment, code, printed
 
+
+def test_run_prints_a_summary_and_exits_2_for_the_bad_file(ran):
+    deployment, code, printed = ran
     assert code == 2, printed
-    assert "segmentation_2026-11-06_missing_opt_column.csv" in printed
-    assert "missing required column: one of opt, opt_in" in printed
-    statuses = dict(sample.query("SELECT file_name, status FROM uploads").iter_rows())
-    assert list(statuses.values()).count("applied") == 6
-    assert statuses["segmentation_2026-11-06_missing_opt_column.csv"] == "rejected"
+    assert re.search(
+        r"segmentation_2026-11-06_missing_opt_column\.csv\s+rejected\s+missing "
+        r"required column: one of opt, opt_in",
+        printed,
+    )
+    assert re.search(
+        r"\[1/\d+\] constituents_2026-11-01\.csv\s+applied\s+in 16  applied 13  "
+        r"rejected 3",
+        printed,
+    )
+    assert "Monthly Newsletter Opt-In" in printed
+
+
+def test_people_are_created_updated_and_normalized(ran):
+    deployment, _, _ = ran
+    people = deployment.query("SELECT * FROM constituents ORDER BY member_id")
+    assert people.height == 14  # 13 from the first file, Mia Thompson-Reyes from the update
+    tom = people.filter(pl.col("email") == "tom.becker@example.org").row(0, named=True)
+    # The update renamed him and opted him in; its blank lifetime value kept the old one.
+    assert (tom["first_name"], tom["email_opt_in"], tom["lifetime_value"]) == (
+        "Thomas",
+        True,
+        150.0,
+    )
+    maria = people.filter(pl.col("member_id") == 1001).row(0, named=True)
+    assert maria["phone"] == "+14155550134"
+    mia = people.filter(pl.col("email") == "mia.thompson@example.com")
+    assert mia["last_name"].to_list() == ["Thompson-Reyes"]  # the later row of the file won
+    assert mia["member_id"][0] > 1010  # assigned
+    types = dict(
+        deployment.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'constituents'"
+        ).rows()
+    )
+    assert (types["lifetime_value"], types["first_gift_date"], types["state"]) == (
+        "DOUBLE",
+        "DATE",
+        "VARCHAR",
+    )
+
+
+def test_interests_come_from_names_ids_and_the_cross_reference(ran):
+    deployment, _, _ = ran
+    interests = dict(deployment.query("SELECT name, category FROM interests").rows())
+    assert interests["Planned Giving Updates"] == "Uploaded"  # created by a segmentation upload
+    groups = deployment.query(
+        "SELECT g.name, s.kind FROM interest_groups g JOIN segments s ON s.segment_id = g.group_id "
+        "WHERE g.name LIKE 'Planned Giving Updates%' ORDER BY 1"
+    ).rows()
+    assert groups == [
+        ("Planned Giving Updates Opt-In", "interest_group"),
+        ("Planned Giving Updates Opt-Out", "interest_group"),
+    ]
+    status = dict(
+        deployment.query(
+            """SELECT c.email || ' / ' || i.name, m.status FROM interest_memberships m
+           JOIN constituents c USING (member_id) JOIN interests i USING (interest_id)"""
+        ).rows()
+    )
+    assert status["maria.alvarez@example.org / Monthly Newsletter"] == "opted_in"  # by name
+    assert status["d.nguyen@example.com / Monthly Newsletter"] == "opted_out"  # last row won
+    assert status["maria.alvarez@example.org / Advocacy Alerts"] == "opted_in"  # foreign code
+    assert (
+        status["lena.schmidt@example.de / Volunteer Opportunities"] == "opted_in"
+    )  # default source
+    assert status["tom.becker@example.org / Monthly Newsletter"] == "opted_in"  # by id, later file
+    assert status["j.okafor@example.net / Gala 2026 Invitations"] == "opted_out"
+    members = dict(
+        deployment.query(
+            "SELECT s.name, count(*) FROM segment_members m JOIN segments s USING (segment_id) "
+            "GROUP BY 1"
+        ).rows()
+    )
+    assert members["Monthly Newsletter Opt-In"] == 7
+    assert members["Monthly Newsletter Opt-Out"] == 1
+
+
+def test_counts_add_up_for_every_upload(ran):
+    deployment, _, _ = ran
+    uploads = deployment.query("SELECT * FROM uploads")
+    assert uploads.height == len(list((SAMPLE / "inbox").iterdir()))
+    for row in uploads.iter_rows(named=True):
+        parts = row["rows_applied"] + row["rows_rejected"] + row["rows_ignored"]
+        assert row["rows_in"] == parts + row["rows_superseded"], row["file_name"]
+
+
+def _sample_personal_values() -> set[str]:
+    """Every email and phone number in the sample's files, as written and as normalized."""
+    found: set[str] = set()
+    for path in (SAMPLE / "inbox").glob("*.csv"):
+        text = path.read_text(errors="replace")
+        found |= {m.lower() for m in re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", text)}
+        for phone in re.findall(r"\+?\d[\d ().-]{8,}\d", text):
+            digits = re.sub(r"\D", "", phone)
+            if len(digits) >= 10:
+                found |= {phone, digits, "+" + digits, "+1" + digits[-10:]}
+    return found
+
+
+def test_no_raw_email_or_phone_reaches_the_dagster_event_log(ran):
+    deployment, _, _ = ran
+    with dg.DagsterInstance.from_config(str(deployment.data.dagster_home)) as instance:
+        runs = instance.get_run_records()
+        assert runs
+        log = "\n".join(
+            serialize_value(event)
+            for run in runs
+            for event in instance.all_logs(run.dagster_run.run_id)
+        )
+    assert "m***@example.org" in log  # previews are there, masked
+    assert "***-***-0134" in log
+    leaked = sorted(value for value in _sample_personal_values() if value in log)
+    assert leaked == []
+
+
+def test_materializations_carry_counts_and_segment_sizes_as_numbers(ran):
+    deployment, _, _ = ran
+    with dg.DagsterInstance.from_config(str(deployment.data.dagster_home)) as instance:
+        upload_id = deployment.upload("segmentation_2026-11-03_newsletter.csv")["upload_id"]
+        applied = (
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(
+                    asset_key=dg.AssetKey("applied_upload"), asset_partitions=[upload_id]
+                ),
+                limit=1,
+            )
+            .records[0]
+            .asset_materialization.metadata
+        )
+        segments = instance.fetch_materializations(dg.AssetKey("segments"), limit=1).records[0]
+    assert applied["rows_applied"].value == 10
+    assert applied["rows_ignored"].value == 1
+    assert applied["errors_file"].value == f"rejected/{upload_id}.errors.csv"
+    assert "constituent not found: no one has that email | 1" in applied["reasons"].value
+    size = segments.asset_materialization.metadata["size: Monthly Newsletter Opt-In"]
+    assert isinstance(size, dg.IntMetadataValue) and size.value == 7

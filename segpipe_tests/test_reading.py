@@ -1,0 +1,85 @@
+"""Whole-file rules: names, encodings, headers (SPEC section 2), without Dagster."""
+
+import gzip
+
+import pytest
+
+from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.filenames import UploadKind, delivery_of, kind_of
+from segpipe.ingest.reader import normalize_header, read_rows
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("constituents.csv", UploadKind.CONSTITUENT),
+        ("Constituents_2026-11-01.CSV", UploadKind.CONSTITUENT),
+        ("segmentation_jan.csv.gz", UploadKind.SEGMENTATION),
+        ("interest_xref_partners.csv", UploadKind.INTEREST_XREF),
+        ("events_web.csv", UploadKind.EVENTS),
+        ("manual_segment_vip.csv", UploadKind.MANUAL_SEGMENT),
+        ("sirendenim_subscriber_segment_20261101.csv", UploadKind.SUBSCRIBER_SEGMENT),
+    ],
+)
+def test_kind_comes_from_the_file_name(name, kind):
+    assert kind_of(name) == kind
+
+
+@pytest.mark.parametrize("name", ["donors.csv", "segmentation.xlsx", "constituents.txt"])
+def test_other_names_are_rejected_with_the_accepted_patterns(name):
+    with pytest.raises(UploadRejected) as error:
+        kind_of(name)
+    assert str(error.value).startswith(f"{name}: file name matches no upload kind")
+    assert "segmentation*.csv" in str(error.value)
+    assert "{domain}_subscriber_segment_{YYYYMMDD}[_{n}].csv" in str(error.value)
+
+
+def test_delivery_dates_must_be_real_and_zero_padded():
+    delivery = delivery_of("SirenDenim_subscriber_segment_20261104_2.csv")
+    assert (delivery.domain, delivery.day.isoformat(), delivery.part) == (
+        "sirendenim",
+        "2026-11-04",
+        2,
+    )
+    for bad in ("x_subscriber_segment_20260231.csv", "x_subscriber_segment_2026111.csv"):
+        with pytest.raises(UploadRejected):
+            delivery_of(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [(" Interest Name ", "interest_name"), ("Opt-In", "opt_in"), ("EMAIL", "email")],
+)
+def test_headers_ignore_case_spaces_and_hyphens(raw, normalized):
+    assert normalize_header(raw) == normalized
+
+
+def test_rows_keep_their_line_numbers_and_blank_cells_are_null():
+    frame = read_rows("s.csv", b"\xef\xbb\xbfEmail, Opt \na@b.org , in\n,out\n", header=True)
+    assert frame.columns == ["_line", "email", "opt"]
+    assert frame.to_dicts() == [
+        {"_line": 2, "email": "a@b.org", "opt": "in"},
+        {"_line": 3, "email": None, "opt": "out"},
+    ]
+
+
+def test_gzip_files_are_read():
+    frame = read_rows("s.csv.gz", gzip.compress(b"email,opt\na@b.org,in\n"), header=True)
+    assert frame.height == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"", "file is empty"),
+        (b"  \n", "file is empty"),
+        (b"email,opt\n", "file has no data rows"),
+        (b"email,opt\na@b.org,in\n\xff\xfe,out\n", "not valid UTF-8 (line 3"),
+        (b"email,Email\na@b.org,x\n", "header names column 'email' twice"),
+    ],
+)
+def test_whole_file_problems_name_the_file_and_the_problem(payload, problem):
+    with pytest.raises(UploadRejected) as error:
+        read_rows("segmentation_x.csv", payload, header=True)
+    assert str(error.value).startswith("segmentation_x.csv: ")
+    assert problem in str(error.value)

@@ -1,0 +1,171 @@
+"""SPEC section 3, each guarantee through the real pipeline: a DuckDB file, a Dagster instance,
+files in an inbox, `segpipe run`."""
+
+import hashlib
+
+import pytest
+
+from segpipe.warehouse.schema import TABLES
+from segpipe_tests.conftest import Deployment, csv
+
+PEOPLE = csv(
+    "member_id,email,phone,first_name,email_opt_in,sms_opt_in",
+    "1,ana@example.org,202-555-0101,Ana,yes,yes",
+    "2,ben@example.org,(202) 555-0102,Ben,yes,no",
+)
+OPT_INS = csv(
+    "email,interest_name,opt",
+    "ana@example.org,Weekly Digest,in",
+    "ben@example.org,Weekly Digest,out",
+)
+
+
+def snapshot(deployment: Deployment) -> dict[str, list]:
+    """Every public table's rows, in a stable order."""
+    return {
+        table: deployment.query(f'SELECT * FROM "{table}" ORDER BY ALL').rows()
+        for table in TABLES
+        if table != "uploads"
+    }
+
+
+def test_every_file_is_archived_unchanged_first(deployment: Deployment):
+    good = deployment.drop("constituents_a.csv", PEOPLE)
+    bad = deployment.drop(
+        "segmentation_latin1.csv", "email,interest_name,opt\nJosé,x,in\n".encode("latin-1")
+    )
+    sent = {good.name: good.read_bytes(), bad.name: bad.read_bytes()}
+
+    code, _ = deployment.run()
+
+    assert code == 2
+    assert list(deployment.data.inbox.iterdir()) == []
+    for name, payload in sent.items():
+        row = deployment.upload(name)
+        archived = deployment.data.archive / row["upload_id"] / name
+        assert archived.read_bytes() == payload
+        assert row["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+def test_duplicate_bytes_are_recorded_and_change_nothing(deployment: Deployment):
+    deployment.drop("constituents_a.csv", PEOPLE)
+    deployment.drop("segmentation_a.csv", OPT_INS)
+    deployment.run()
+    before = snapshot(deployment)
+
+    deployment.drop("segmentation_resent.csv", OPT_INS)
+    code, printed = deployment.run()
+
+    assert code == 0, printed
+    resent = deployment.upload("segmentation_resent.csv")
+    assert resent["status"] == "duplicate"
+    assert resent["duplicate_of"] == deployment.upload("segmentation_a.csv")["upload_id"]
+    assert snapshot(deployment) == before
+
+
+@pytest.mark.parametrize(("people_first", "applied"), [(True, 2), (False, 0)])
+def test_files_apply_in_arrival_order_not_name_order(deployment: Deployment, people_first, applied):
+    # By name the segmentation file comes first; by modification time it may come second.
+    deployment.drop("segmentation_a.csv", OPT_INS, arrival=10 if people_first else 0)
+    deployment.drop("constituents_z.csv", PEOPLE, arrival=0 if people_first else 10)
+
+    deployment.run()
+
+    segmentation = deployment.upload("segmentation_a.csv")
+    assert segmentation["rows_applied"] == applied
+    assert segmentation["rows_ignored"] == 2 - applied
+
+
+def test_a_failure_while_applying_leaves_every_table_unchanged(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+):
+    from segpipe.warehouse import interests
+
+    deployment.drop("constituents_a.csv", PEOPLE)
+    deployment.run()
+    before = snapshot(deployment)
+    real_set_statuses = interests.set_statuses
+
+    def fail_half_way(con, source, upload):
+        real_set_statuses(con, source, upload)  # interests, groups, memberships, history written
+        raise RuntimeError("injected failure after the writes")
+
+    monkeypatch.setattr(interests, "set_statuses", fail_half_way)
+    deployment.drop("segmentation_a.csv", OPT_INS)
+    code, printed = deployment.run()
+
+    assert code == 1
+    assert "injected failure after the writes" in printed
+    assert snapshot(deployment) == before
+    assert deployment.query(
+        "SELECT * FROM uploads WHERE file_name = 'segmentation_a.csv'"
+    ).is_empty()
+
+    monkeypatch.setattr(interests, "set_statuses", real_set_statuses)
+    code, printed = deployment.run()  # the archived, unsettled file is picked up again
+
+    assert code == 0, printed
+    assert deployment.upload("segmentation_a.csv")["rows_applied"] == 2
+
+
+def test_whole_file_problems_reject_only_that_file(deployment: Deployment):
+    deployment.drop("constituents_a.csv", PEOPLE)
+    deployment.drop("donors_export.csv", "donor,amount\nana,5\n")
+    deployment.drop("segmentation_empty.csv", "")
+    deployment.drop("segmentation_header_only.csv", "email,interest_name,opt\n")
+    deployment.drop("segmentation_no_opt.csv", "email,interest_name\nana@example.org,Digest\n")
+    deployment.drop("segmentation_binary.csv", b"email,interest_name,opt\n\x89PNG\x00\xff,x,in\n")
+    deployment.drop("segmentation_good.csv", OPT_INS)
+
+    code, printed = deployment.run()
+
+    assert code == 2
+    expected = {
+        "donors_export.csv": "file name matches no upload kind; accepted patterns: constituents",
+        "segmentation_empty.csv": "file is empty",
+        "segmentation_header_only.csv": "file has no data rows",
+        "segmentation_no_opt.csv": "missing required column: one of opt, opt_in",
+        "segmentation_binary.csv": "not valid UTF-8 (line 2",
+    }
+    for name, problem in expected.items():
+        row = deployment.upload(name)
+        assert row["status"] == "rejected"
+        assert row["error"].startswith(problem)
+        assert name in printed and problem in printed
+        assert deployment.errors(name)["reason"][0].startswith(problem)
+    assert deployment.upload("constituents_a.csv")["status"] == "applied"
+    assert deployment.upload("segmentation_good.csv")["rows_applied"] == 2
+
+
+def test_rows_in_equal_applied_rejected_ignored_and_superseded(deployment: Deployment):
+    deployment.drop("constituents_a.csv", PEOPLE)
+    deployment.drop(
+        "segmentation_mixed.csv",
+        csv(
+            "email,interest_name,opt",
+            "ana@example.org,Digest,in",  # superseded by line 6
+            "nobody@example.org,Digest,in",  # ignored
+            "not an email,Digest,in",  # rejected
+            "ben@example.org,Digest,maybe",  # rejected
+            "ana@example.org,Digest,out",  # applied
+            "ben@example.org,Digest,in",  # applied
+        ),
+    )
+
+    deployment.run()
+
+    row = deployment.upload("segmentation_mixed.csv")
+    assert (row["rows_in"], row["rows_applied"], row["rows_rejected"]) == (6, 2, 2)
+    assert (row["rows_ignored"], row["rows_superseded"]) == (1, 1)
+    errors = deployment.errors("segmentation_mixed.csv")
+    assert errors.select("line", "outcome", "reason").rows() == [
+        ("3", "ignored", "constituent not found: no one has that email"),
+        ("4", "rejected", "invalid email"),
+        (
+            "5",
+            "rejected",
+            "unrecognized opt value; use in/out, yes/no, y/n, true/false, 1/0, add/remove "
+            "or subscribe/unsubscribe",
+        ),
+    ]
+    assert errors["opt"].to_list() == ["in", "in", "maybe"]  # the row as received

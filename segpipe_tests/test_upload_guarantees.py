@@ -169,3 +169,17 @@ def test_rows_in_equal_applied_rejected_ignored_and_superseded(deployment: Deplo
         ),
     ]
     assert errors["opt"].to_list() == ["in", "in", "maybe"]  # the row as received
+
+
+def test_bytes_rejected_under_a_wrong_name_apply_when_sent_again_under_a_right_one(
+    deployment: Deployment,
+):
+    deployment.drop("people.csv", PEOPLE)
+    deployment.run()
+    deployment.drop("constituents_people.csv", PEOPLE)
+
+    code, printed = deployment.run()
+
+    assert code == 0, printed
+    assert deployment.upload("people.csv")["status"] == "rejected"
+    assert deployment.upload("constituents_people.csv")["status"] == "applied"

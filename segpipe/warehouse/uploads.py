@@ -14,12 +14,13 @@ def status_of(con: duckdb.DuckDBPyConnection, upload_id: str) -> str | None:
 
 
 def earlier_copy(con: duckdb.DuckDBPyConnection, upload_id: str, sha256: str) -> str | None:
-    """The upload that already brought these exact bytes, if any."""
+    """The applied upload that already brought these exact bytes, if any. Bytes that were
+    rejected before are processed again: renamed to a valid kind, they may apply."""
     return scalar(
         con,
         """
         SELECT upload_id FROM uploads
-        WHERE sha256 = ? AND upload_id <> ? AND status <> 'duplicate'
+        WHERE sha256 = ? AND upload_id <> ? AND status = 'applied'
         ORDER BY upload_id LIMIT 1
         """,
         [sha256, upload_id],

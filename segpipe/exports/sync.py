@@ -221,7 +221,7 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
         key = f"CASE WHEN {us_number} THEN substr({key}, 3) ELSE {key} END"
     rows = con.execute(
         "SELECT count(*) FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if rows == 0:
         return 0
     con.execute(

@@ -12,10 +12,13 @@ import dagster as dg
 import polars as pl
 
 from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
+from segpipe.exports.destinations import DestinationError
+from segpipe.exports.report import latest_syncs, print_exports
 from segpipe.ingest.receive import archived, receive_inbox
 from segpipe.pipeline import REJECTED_PREFIX, progress
 from segpipe.warehouse.connection import connect
@@ -91,6 +94,8 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
                 tags={AS_OF_TAG: as_of.isoformat()} if as_of else None,
             )
             failures += _unexpected_failures(refresh)
+            if not failures:  # exports follow fresh segments, never stale ones
+                failures += _sync_exports(defs, instance, data)
     finally:
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
@@ -103,6 +108,21 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
         print("segpipe: some files were rejected; see above and rejected/", file=out)
         return EXIT_REJECTED
     return EXIT_OK
+
+
+def _sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+    """One run of `sync_destinations` over every configured destination and segment."""
+    try:
+        with connect(data.warehouse) as con:
+            tags = register_pairs(instance, current_pairs(con, data))
+    except DestinationError as error:
+        return [f"{data.segments_yaml.name}: {error}"]
+    if tags is None:
+        return []
+    result = defs.resolve_job_def("sync_destinations").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET, tags=tags
+    )
+    return _unexpected_failures(result)
 
 
 def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -154,6 +174,8 @@ def print_segments(data: DataDir, out: TextIO) -> None:
         print("  (none)", file=out)
     for name, kind, members in sizes.select("name", "kind", "members").iter_rows():
         print(f"  {name:<48} {kind:<15} {members:>8}", file=out)
+    with connect(data.warehouse) as con:
+        print_exports(latest_syncs(con), out)
 
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:

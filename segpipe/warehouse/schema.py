@@ -40,6 +40,17 @@ TABLES = {
         status VARCHAR NOT NULL, rows_in BIGINT, rows_applied BIGINT, rows_rejected BIGINT,
         rows_ignored BIGINT, rows_superseded BIGINT, error VARCHAR, duplicate_of VARCHAR,
         bytes BIGINT, received_at TIMESTAMP, applied_at TIMESTAMP""",
+    # One row per destination and segment per successful sync (SPEC 6).
+    "syncs": """
+        destination VARCHAR NOT NULL, segment VARCHAR NOT NULL, segment_id BIGINT NOT NULL,
+        "at" TIMESTAMP NOT NULL, members BIGINT NOT NULL, adds BIGINT NOT NULL,
+        removes BIGINT NOT NULL, skipped_no_key BIGINT NOT NULL, path VARCHAR NOT NULL,
+        mode VARCHAR, run_id VARCHAR""",
+    # The diff baseline: the key values each destination holds for each segment since its last
+    # successful sync; written in the transaction that records the sync.
+    "sync_members": """
+        destination VARCHAR NOT NULL, segment_id BIGINT NOT NULL, key_value VARCHAR NOT NULL,
+        member_id BIGINT, since TIMESTAMP""",
 }
 
 # Interest groups are segments too; their members derive from interest_memberships, so the

@@ -1,0 +1,92 @@
+"""Exports: each destination's copy of each segment, kept in step with adds and removes."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from segpipe.defs.exports.partitions import current_pairs, exports_partitions
+from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.exports.sync import sync_destination
+from segpipe.pipeline import progress
+
+
+def _spec() -> dg.AssetSpec:
+    # Built in a function: the defs loader would take a module-level spec for an asset of its own.
+    return dg.AssetSpec(
+        "segment_export",
+        description=(
+            "One destination's copy of one segment: the full list, and who entered and left "
+            "since the last successful sync."
+        ),
+        deps=["segments"],
+        group_name="exports",
+        owners=["team:audience-data"],
+        kinds={"duckdb", "csv"},
+        partitions_def=exports_partitions,
+        skippable=True,
+    )
+
+
+@dg.multi_asset(
+    name="sync_exports",
+    specs=[_spec()],
+    partitions_def=exports_partitions,
+    # One step for the whole range: each destination's segments are written by one statement.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+    pool=WAREHOUSE_POOL,
+)
+def sync_exports(
+    context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
+):
+    """Writes members, adds and removes for every destination and segment in the run."""
+    data = data_dir.paths
+    requested = set(context.partition_keys)
+    at = datetime.now(UTC).replace(tzinfo=None)
+    failed = []
+    with warehouse.get_connection() as con:
+        pairs = [p for p in current_pairs(con, data) if p.partition_key in requested]
+        if stale := requested - {p.partition_key for p in pairs}:
+            context.log.info(f"{len(stale)} pair(s) no longer configured, not synced")
+        destinations = list(dict.fromkeys(p.destination for p in pairs))
+        for destination in destinations:
+            mine = [p for p in pairs if p.destination == destination]
+            try:
+                synced = sync_destination(
+                    con, data, destination, mine, at=at, run_id=context.run.run_id
+                )
+            except Exception as error:  # one destination failing leaves the others to sync
+                context.log.error(f"destination {destination.name}: sync failed: {error}")
+                failed.append(destination.name)
+                continue
+            for pair in synced.pairs:
+                context.log_event(
+                    dg.AssetMaterialization(
+                        "segment_export",
+                        partition=pair.pair.partition_key,
+                        metadata=_metadata(pair.metadata(), synced.delivery_files),
+                    )
+                )
+            line = (
+                f"exported {destination.name}: {len(synced.pairs)} segment(s), "
+                f"{sum(p.adds for p in synced.pairs)} add(s), "
+                f"{sum(p.removes for p in synced.pairs)} remove(s)"
+            )
+            if synced.skipped_segments:
+                line += f"; {len(synced.skipped_segments)} segment name(s) attentive cannot carry"
+            progress.info(line)
+            context.log.info(line)
+    if failed:
+        raise dg.Failure(description=f"sync failed for destination(s): {', '.join(failed)}")
+    yield from ()
+
+
+def _metadata(values: dict, delivery_files: list[str]) -> dict:
+    metadata = {
+        key: dg.MetadataValue.int(value) if isinstance(value, int) else value
+        for key, value in values.items()
+    }
+    metadata["path"] = dg.MetadataValue.path(values["path"])
+    if delivery_files:
+        metadata["delivery_files"] = dg.MetadataValue.json(delivery_files)
+    return metadata

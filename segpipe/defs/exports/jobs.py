@@ -1,0 +1,54 @@
+"""Syncing every destination: after each `segpipe run`, and daily."""
+
+import dagster as dg
+import duckdb
+
+from segpipe.config import DataDir
+from segpipe.defs.exports.partitions import current_pairs, exports_partitions, register_pairs
+from segpipe.defs.resources import DataDirResource
+from segpipe.defs.uploads.jobs import SERIAL_TAG, range_tags
+
+sync_destinations = dg.define_asset_job(
+    "sync_destinations",
+    selection=dg.AssetSelection.groups("exports"),
+    partitions_def=exports_partitions,
+    tags=SERIAL_TAG,
+    description="Export every destination's segments with their adds and removes.",
+)
+
+
+def _peek_pairs(data: DataDir):
+    """The configured pairs, read without taking the writer's lock; when a run holds the
+    warehouse, the pairs already registered (new segments wait for the next run or tick)."""
+    try:
+        con = duckdb.connect(str(data.warehouse), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return current_pairs(con, data)
+    except duckdb.Error:  # a warehouse not yet created by any run
+        return None
+    finally:
+        con.close()
+
+
+@dg.schedule(
+    cron_schedule="0 6 * * *",
+    job=sync_destinations,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Syncs every destination once a day, whether or not files arrived.",
+)
+def daily_destination_sync(context: dg.ScheduleEvaluationContext, data_dir: DataDirResource):
+    data = data_dir.paths
+    pairs = _peek_pairs(data) if data.warehouse.exists() else None
+    if pairs is None:
+        known = context.instance.get_dynamic_partitions(exports_partitions.name)
+        if not known:
+            return dg.SkipReason("no destination segments to sync yet")
+        tags = range_tags(known[0], known[-1])
+    else:
+        tags = register_pairs(context.instance, pairs)
+        if tags is None:
+            return dg.SkipReason("no destinations configured in segments.yaml")
+    return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat(), tags=tags)

@@ -1,0 +1,389 @@
+"""Syncing segments to a destination: full lists, adds and removes since the last sync.
+
+The diff baseline is `sync_members`: per destination and segment, the key values the destination
+was last sent successfully (with the member they came from). Adds are current minus baseline,
+removes baseline minus current (mirror mode only). It is keyed on the key VALUE rather than the
+member: the destination knows people by that value, so a person whose email changed is a remove
+of the old address and an add of the new one, and two people sharing a value are one row.
+
+One sync of a destination: every table and file is computed in DuckDB for all of its segments at
+once (one partitioned COPY writes every segment's three files), staged, then in one transaction
+the baseline and `syncs` rows are written and the files swapped into place; anything failing
+before the commit restores the previous files (see files.py), so baseline and files stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from segpipe.config import DataDir
+from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Destination, Pair
+from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
+from segpipe.warehouse.sql import frame, quote, registered, transaction
+
+ATTENTIVE_MAX_ROWS = 500_000  # Attentive's limit per subscriber segment file
+FILES = ("members", "adds", "removes")
+# A value a spreadsheet would run as a formula starts with one of these (OWASP CSV injection);
+# a valid E.164 phone starts with `+` too and is left alone.
+_FORMULA_START = "^[=+\\-@\\t\\r]"
+_E164 = "^\\+[1-9][0-9]{6,14}$"
+STAGING_PREFIX = ".staging-"
+
+
+@dataclass(frozen=True)
+class PairSync:
+    pair: Pair
+    members: int
+    adds: int
+    removes: int
+    skipped_no_key: int
+    path: str  # the audience folder, relative to the data dir
+
+    def metadata(self) -> dict:
+        """Counts and paths only: never a key value."""
+        return {
+            "destination": self.pair.destination.name,
+            "segment": self.pair.segment,
+            "members": self.members,
+            "adds": self.adds,
+            "removes": self.removes,
+            "skipped_no_key": self.skipped_no_key,
+            "path": self.path,
+        }
+
+
+@dataclass
+class DestinationSync:
+    destination: Destination
+    stamp: str
+    pairs: list[PairSync] = field(default_factory=list)
+    delivery_files: list[str] = field(default_factory=list)  # attentive files, data-dir relative
+    skipped_segments: list[str] = field(default_factory=list)  # names attentive cannot carry
+
+
+def sync_stamp(at: datetime) -> str:
+    return at.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def neutralized(expression: str) -> str:
+    """SQL that prefixes `'` to a text value a spreadsheet would execute (valid E.164 aside)."""
+    return (
+        f"CASE WHEN regexp_matches({expression}, '{_FORMULA_START}') "
+        f"AND NOT regexp_matches({expression}, '{_E164}') "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'constituents'"
+    ).fetchall()
+    return dict(rows)
+
+
+def _output_columns(con: duckdb.DuckDBPyConnection, destination: Destination) -> str:
+    """The key, then the chosen fields, text neutralized, in the destination's column order."""
+    types = _column_types(con)
+    columns = [f"{neutralized('o.key_value')} AS {quote(destination.key)}"]
+    for name in destination.columns[1:]:
+        value = f"c.{quote(name)}"
+        if types.get(name) == "VARCHAR":
+            value = neutralized(value)
+        columns.append(f"{value} AS {quote(name)}")
+    return ", ".join(columns)
+
+
+def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
+    """Temp tables _sync_pairs, _sync_people, _sync_current, _sync_out for these pairs."""
+    pair_rows = pl.DataFrame(
+        {
+            "pair": list(range(len(pairs))),
+            "segment_id": [p.segment_id for p in pairs],
+            "segment": [p.segment for p in pairs],
+            "attentive_ok": [bool(ATTENTIVE_SEGMENT_NAME.match(p.segment)) for p in pairs],
+        },
+        schema={
+            "pair": pl.Int64,
+            "segment_id": pl.Int64,
+            "segment": pl.String,
+            "attentive_ok": pl.Boolean,
+        },
+    )
+    with registered(con, "_sync_pairs_frame", pair_rows):
+        con.execute("CREATE OR REPLACE TEMP TABLE _sync_pairs AS SELECT * FROM _sync_pairs_frame")
+    key = quote(destination.key)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _sync_people AS
+        SELECT m.pair, c.member_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value
+        FROM (SELECT DISTINCT p.pair, s.member_id
+              FROM _sync_pairs p JOIN segment_members s ON s.segment_id = p.segment_id) m
+        JOIN constituents c ON c.member_id = m.member_id
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _sync_current AS
+        SELECT pair, key_value, min(member_id) AS member_id
+        FROM _sync_people WHERE key_value IS NOT NULL GROUP BY pair, key_value
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _sync_baseline AS
+        SELECT p.pair, b.key_value, b.member_id
+        FROM sync_members b JOIN _sync_pairs p ON p.segment_id = b.segment_id
+        WHERE b.destination = ?
+        """,
+        [destination.name],
+    )
+    # Upsert destinations are never told to remove anyone.
+    removes = "TRUE" if destination.mode == "mirror" else "FALSE"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _sync_out AS
+        SELECT pair, 'members' AS file, key_value, member_id FROM _sync_current
+        UNION ALL
+        SELECT pair, 'adds', key_value, member_id FROM _sync_current c
+        WHERE NOT EXISTS (SELECT 1 FROM _sync_baseline b
+                          WHERE b.pair = c.pair AND b.key_value = c.key_value)
+        UNION ALL
+        SELECT pair, 'removes', key_value, member_id FROM _sync_baseline b
+        WHERE {removes} AND NOT EXISTS (SELECT 1 FROM _sync_current c
+                                         WHERE c.pair = b.pair AND c.key_value = b.key_value)
+        """
+    )
+
+
+def _counts(con) -> pl.DataFrame:
+    return frame(
+        con,
+        """
+        SELECT p.pair,
+               (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'members')
+                   AS members,
+               (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'adds')
+                   AS adds,
+               (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'removes')
+                   AS removes,
+               (SELECT count(*) FROM _sync_people s WHERE s.pair = p.pair AND s.key_value IS NULL)
+                   AS skipped_no_key
+        FROM _sync_pairs p ORDER BY p.pair
+        """,
+    )
+
+
+def _write_lists(con, destination: Destination, stage: Path, count: int) -> None:
+    """Every pair's members, adds and removes in one partitioned COPY, then one file each."""
+    parts = stage / "parts"
+    con.execute(
+        f"""
+        COPY (
+            SELECT o.pair, o.file, {_output_columns(con, destination)}
+            FROM _sync_out o LEFT JOIN constituents c ON c.member_id = o.member_id
+            ORDER BY o.pair, o.file, o.key_value
+        ) TO {_literal(parts)} (FORMAT csv, HEADER true, PARTITION_BY (pair, file))
+        """
+    )
+    header = header_line(destination.columns)
+    for pair in range(count):
+        for name in FILES:
+            gather_parts(
+                parts / f"pair={pair}" / f"file={name}",
+                stage / "pairs" / str(pair) / f"{name}.csv",
+                header=header,
+            )
+
+
+def attentive_name(domain: str, at: datetime, n: int) -> str:
+    return f"{domain}_subscriber_segment_{at:%Y%m%d}_{n}.csv"
+
+
+def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) -> int:
+    """Headerless `key,segment name` rows of every segment, split at `max_rows` a file;
+    returns how many files. US phones go as their 10 national digits, as Attentive takes them."""
+    key = "o.key_value"
+    if destination.key == "phone":
+        us_number = f"regexp_full_match({key}, '\\+1[0-9]{{10}}')"
+        key = f"CASE WHEN {us_number} THEN substr({key}, 3) ELSE {key} END"
+    rows = con.execute(
+        "SELECT count(*) FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok"
+    ).fetchall()[0][0]
+    if rows == 0:
+        return 0
+    con.execute(
+        f"""
+        COPY (
+            SELECT (row_number() OVER (ORDER BY p.segment, o.key_value) - 1) // {int(max_rows)} + 1
+                       AS file_n,
+                   {key} AS key, p.segment
+            FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok
+        ) TO {_literal(stage / "attentive")} (FORMAT csv, HEADER false, PARTITION_BY (file_n))
+        """
+    )
+    files = math.ceil(rows / max_rows)
+    for n in range(1, files + 1):
+        gather_parts(stage / "attentive" / f"file_n={n}", stage / "delivery" / str(n), header=None)
+    return files
+
+
+def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) -> None:
+    """The syncs rows, and the new baseline: what the destination now has."""
+    rows = pl.DataFrame(
+        [
+            {
+                "destination": destination.name,
+                "segment": s.pair.segment,
+                "segment_id": s.pair.segment_id,
+                "at": at,
+                "members": s.members,
+                "adds": s.adds,
+                "removes": s.removes,
+                "skipped_no_key": s.skipped_no_key,
+                "path": s.path,
+                "mode": destination.mode,
+                "run_id": run_id,
+            }
+            for s in pairs
+        ]
+    )
+    with registered(con, "_sync_rows", rows):
+        con.execute(
+            'INSERT INTO syncs (destination, segment, segment_id, "at", members, adds, removes, '
+            "skipped_no_key, path, mode, run_id) "
+            'SELECT destination, segment, segment_id, "at", members, adds, removes, '
+            "skipped_no_key, path, mode, run_id FROM _sync_rows"
+        )
+    if destination.mode == "mirror":
+        con.execute(
+            "DELETE FROM sync_members WHERE destination = ? "
+            "AND segment_id IN (SELECT segment_id FROM _sync_pairs)",
+            [destination.name],
+        )
+        entering = "SELECT * FROM _sync_out WHERE file = 'members'"
+    else:
+        entering = "SELECT * FROM _sync_out WHERE file = 'adds'"
+    con.execute(
+        f"""
+        INSERT INTO sync_members (destination, segment_id, key_value, member_id, since)
+        SELECT ?, p.segment_id, o.key_value, o.member_id, ?
+        FROM ({entering}) o JOIN _sync_pairs p USING (pair)
+        """,
+        [destination.name, at],
+    )
+
+
+def _swap_in(swap: Swap, data: DataDir, result: DestinationSync, stage: Path, at) -> None:
+    folder = data.exports / result.destination.name
+    for position, synced in enumerate(result.pairs):
+        staged = stage / "pairs" / str(position)
+        target = folder / synced.pair.audience
+        swap.put(staged / "history", target / "history" / result.stamp)
+        for name in FILES:
+            swap.put(staged / f"{name}.csv", target / f"{name}.csv")
+    if result.destination.format == "attentive":
+        # The last sync of a day is that day's delivery: earlier files of the day go, so a
+        # delivery never mixes two syncs' lists.
+        today = f"{result.destination.domain}_subscriber_segment_{at:%Y%m%d}_"
+        for old in sorted(folder.glob(today + "*.csv")):
+            swap.remove(old)
+        for n, name in enumerate(result.delivery_files, start=1):
+            swap.put(stage / "delivery" / str(n), data.root / name)
+
+
+def _cleanup_stale_staging(folder: Path) -> None:
+    """A sync killed before its cleanup leaves its staging folder; nothing there is needed."""
+    for stale in folder.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def sync_destination(
+    con: duckdb.DuckDBPyConnection,
+    data: DataDir,
+    destination: Destination,
+    pairs: list[Pair],
+    *,
+    at: datetime,
+    run_id: str | None = None,
+    attentive_max_rows: int = ATTENTIVE_MAX_ROWS,
+    checkpoint: Callable[[str], None] | None = None,
+) -> DestinationSync:
+    """Sync `pairs` (segments of `destination`): files, syncs rows and baseline, all or none.
+
+    `checkpoint(stage)` is called after staging ("staged") and after the files are swapped in,
+    before the commit ("swapped"); whatever it raises fails the sync like any other error."""
+    result = DestinationSync(destination, sync_stamp(at))
+    if not pairs:
+        return result
+    folder = data.exports / destination.name
+    folder.mkdir(parents=True, exist_ok=True)
+    _cleanup_stale_staging(folder)
+    stage = folder / (STAGING_PREFIX + result.stamp)
+    swap = Swap(stage / "backup")
+    try:
+        stage.mkdir()
+        _stage_tables(con, destination, pairs)
+        counts = _counts(con)
+        _write_lists(con, destination, stage, len(pairs))
+        for position, pair in enumerate(pairs):
+            row = counts.row(position, named=True)
+            for name in FILES:
+                link_or_copy(
+                    stage / "pairs" / str(position) / f"{name}.csv",
+                    stage / "pairs" / str(position) / "history" / f"{name}.csv",
+                )
+            path = (folder / pair.audience).relative_to(data.root)
+            result.pairs.append(
+                PairSync(
+                    pair,
+                    row["members"],
+                    row["adds"],
+                    row["removes"],
+                    row["skipped_no_key"],
+                    str(path),
+                )
+            )
+        if destination.format == "attentive":
+            files = _write_attentive(con, destination, stage, attentive_max_rows)
+            result.delivery_files = [
+                str((folder / attentive_name(destination.domain, at, n)).relative_to(data.root))
+                for n in range(1, files + 1)
+            ]
+            result.skipped_segments = [
+                p.segment for p in pairs if not ATTENTIVE_SEGMENT_NAME.match(p.segment)
+            ]
+        if checkpoint:
+            checkpoint("staged")
+        try:
+            with transaction(con):
+                _record(con, destination, result.pairs, at, run_id)
+                _swap_in(swap, data, result, stage, at)
+                if checkpoint:
+                    checkpoint("swapped")
+        except BaseException:
+            swap.undo()
+            raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        for table in (
+            "_sync_pairs",
+            "_sync_people",
+            "_sync_current",
+            "_sync_baseline",
+            "_sync_out",
+        ):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    return result

@@ -1,0 +1,108 @@
+"""Destination syncs through `segpipe run` and the Dagster assets, driven by real uploads."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from segpipe_tests.conftest import Deployment, csv
+
+SEGMENTS_YAML = """
+destinations:
+  - name: selligent
+    format: csv
+    key: external_id
+    fields: [email, first_name]
+    segments: [Monthly Newsletter Opt-In]
+"""
+PEOPLE = csv(
+    "member_id,email,external_id,first_name",
+    "1,ann@example.org,X1,Ann",
+    "2,bob@example.org,X2,Bob",
+    "3,cy@example.org,,Cy",
+)
+
+
+def _opt(deployment: Deployment, day: int, *rows: str) -> None:
+    deployment.drop(f"segmentation_2026-11-{day:02d}.csv", csv("email,interest_name,opt", *rows))
+
+
+def _keys(deployment: Deployment, name: str) -> list[str]:
+    path = deployment.data.exports / "selligent" / "Monthly_Newsletter_Opt-In" / f"{name}.csv"
+    return sorted(pl.read_csv(path, infer_schema=False)["external_id"].to_list())
+
+
+def test_syncs_follow_people_entering_leaving_and_reentering(deployment: Deployment):
+    (deployment.data.root / "segments.yaml").write_text(SEGMENTS_YAML)
+    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+    _opt(deployment, 2, "ann@example.org,Monthly Newsletter,in",
+         "cy@example.org,Monthly Newsletter,in")  # fmt: skip
+    code, printed = deployment.run()
+    assert code == 0, printed
+    assert _keys(deployment, "adds") == ["X1"]  # Cy has no external_id: skipped
+    assert "selligent / Monthly Newsletter Opt-In" in printed
+
+    _opt(deployment, 3, "ann@example.org,Monthly Newsletter,out",
+         "bob@example.org,Monthly Newsletter,in")  # fmt: skip
+    assert deployment.run()[0] == 0
+    assert (_keys(deployment, "adds"), _keys(deployment, "removes")) == (["X2"], ["X1"])
+
+    _opt(deployment, 4, "ann@example.org,Monthly Newsletter,in")
+    assert deployment.run()[0] == 0
+    assert (_keys(deployment, "adds"), _keys(deployment, "removes")) == (["X1"], [])
+    assert _keys(deployment, "members") == ["X1", "X2"]
+
+    syncs = deployment.query(
+        'SELECT members, adds, removes, skipped_no_key FROM syncs ORDER BY "at"'
+    )
+    assert syncs.rows() == [(1, 1, 0, 1), (1, 1, 1, 1), (2, 1, 0, 1)]  # Cy: no key
+
+    with deployment.instance() as instance:
+        events = instance.fetch_materializations(dg.AssetKey("segment_export"), limit=10).records
+        metadata = [e.asset_materialization for e in events]
+    assert {m.partition for m in metadata} == {"selligent/Monthly_Newsletter_Opt-In"}
+    assert sorted(m.metadata["adds"].value for m in metadata) == [1, 1, 1]
+    assert not any("@" in str(v.value) for m in metadata for v in m.metadata.values())
+
+
+def test_a_wrong_destination_fails_the_run_naming_it(deployment: Deployment):
+    (deployment.data.root / "segments.yaml").write_text(
+        "destinations:\n  - {name: crm, key: email, segments: [No such segment]}\n"
+    )
+    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+    code, printed = deployment.run()
+    assert code == 1
+    assert "destination 'crm': unknown segment(s) No such segment" in printed
+
+
+def test_the_syncs_run_daily_by_default():
+    from segpipe.definitions import defs
+
+    schedule = defs().resolve_schedule_def("daily_destination_sync")
+    assert schedule.cron_schedule == "0 6 * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "sync_destinations"
+
+
+def test_the_sample_exports_to_selligent_and_attentive(sample: Deployment):
+    from segpipe.ingest.filenames import delivery_of
+
+    code, printed = sample.run()
+    assert code == 2, printed  # the sample's deliberately bad file
+    exports = sample.data.exports
+    members = pl.read_csv(
+        exports / "selligent" / "Monthly_Newsletter_Opt-In" / "members.csv", infer_schema=False
+    )
+    assert members.columns == ["external_id", "email", "first_name"]
+    assert (
+        members.height
+        == sample.query(
+            "SELECT count(*) AS n FROM segment_members JOIN segments USING (segment_id) "
+            "JOIN constituents USING (member_id) "
+            "WHERE name = 'Monthly Newsletter Opt-In' AND external_id IS NOT NULL"
+        )["n"][0]
+    )
+    deliveries = sorted((exports / "attentive").glob("*.csv"))
+    assert [delivery_of(p.name).domain for p in deliveries] == ["sirendenim"]
+    rows = pl.read_csv(deliveries[0], has_header=False, new_columns=["phone", "segment"])
+    assert rows["phone"].cast(pl.String).str.contains(r"^(\d{10}|\+\d{8,15})$").all()

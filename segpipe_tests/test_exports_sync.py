@@ -1,0 +1,366 @@
+"""Destination syncs on a real DuckDB warehouse and real files, without Dagster."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from segpipe.config import DataDir
+from segpipe.exports.destinations import (
+    Destination,
+    DestinationError,
+    audience_of,
+    configured_pairs,
+    load_destinations,
+    resolve_pairs,
+)
+from segpipe.exports.sync import sync_destination
+from segpipe.ingest.filenames import delivery_of
+from segpipe.ingest.normalize import phone_e164
+from segpipe.warehouse.connection import connect
+from segpipe.warehouse.segments import replace_members
+from segpipe.warehouse.sql import frame, registered
+
+START = datetime(2026, 11, 7, 6, 0)
+SEGMENT_NAME_RULE = re.compile(r"^[A-Za-z0-9 _-]{1,64}$")
+
+
+class Warehouse:
+    """A deployment's warehouse with people and segments set directly, synced by hand."""
+
+    def __init__(self, root: Path):
+        self.data = DataDir(root).ensure()
+        self.clock = START
+
+    def people(self, *rows: dict) -> None:
+        columns = ["member_id", "email", "phone", "external_id", "first_name"]
+        people = pl.DataFrame(
+            [{c: row.get(c) for c in columns} for row in rows],
+            schema={"member_id": pl.Int64, **{c: pl.String for c in columns[1:]}},
+        )
+        with connect(self.data.warehouse) as con, registered(con, "_people", people):
+            con.execute(
+                "INSERT INTO constituents (member_id, email, phone, external_id, first_name) "
+                "SELECT * FROM _people"
+            )
+
+    def members(self, segment: str, *member_ids: int) -> None:
+        """The segment's members become exactly `member_ids` (created if missing)."""
+        with connect(self.data.warehouse) as con:
+            segment_id = con.execute(
+                "SELECT segment_id FROM segments WHERE name = ?", [segment]
+            ).fetchall()
+            segment_id = segment_id[0] if segment_id else None
+            if segment_id is None:
+                segment_id = (con.execute("SELECT count(*) + 1 FROM segments").fetchall()[0][0],)
+                con.execute(
+                    "INSERT INTO segments VALUES (?, ?, 'manual', NULL, ?)",
+                    [segment_id[0], segment, self.clock],
+                ).fetchall()
+            rows = pl.DataFrame(
+                {"segment_id": [segment_id[0]] * len(member_ids), "member_id": list(member_ids)},
+                schema={"segment_id": pl.Int64, "member_id": pl.Int64},
+            )
+            target = pl.DataFrame({"segment_id": [segment_id[0]]})
+            with registered(con, "_wanted", target), registered(con, "_rows", rows):
+                replace_members(
+                    con,
+                    segments="_wanted",
+                    members="_rows",
+                    upload_id=None,
+                    run_id="t",
+                    at=self.clock,
+                )
+
+    def sync(self, destination: Destination, **options):
+        self.clock += timedelta(hours=1)
+        with connect(self.data.warehouse) as con:
+            pairs = resolve_pairs(con, destination)
+            return sync_destination(con, self.data, destination, pairs, at=self.clock, **options)
+
+    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        with connect(self.data.warehouse) as con:
+            return frame(con, sql, params)
+
+    def read(self, destination: str, audience: str, name: str) -> pl.DataFrame:
+        path = self.data.exports / destination / audience / f"{name}.csv"
+        return pl.read_csv(path, infer_schema=False)
+
+    def keys(self, destination: str, audience: str, name: str) -> list[str]:
+        return sorted(self.read(destination, audience, name)[:, 0].to_list())
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    house = Warehouse(tmp_path / "deployment")
+    house.people(
+        {
+            "member_id": 1,
+            "email": "ann@example.org",
+            "external_id": "X1",
+            "first_name": "Ann",
+            "phone": "+12025550101",
+        },
+        {
+            "member_id": 2,
+            "email": "bob@example.org",
+            "external_id": "X2",
+            "first_name": "Bob",
+            "phone": "+12025550102",
+        },
+        {
+            "member_id": 3,
+            "email": "cy@example.org",
+            "external_id": "X3",
+            "first_name": "Cy",
+            "phone": "+442071838750",
+        },
+        {"member_id": 4, "email": "dee@example.org", "external_id": None, "first_name": "Dee"},
+        {"member_id": 5, "email": "eve@example.org", "external_id": "  ", "first_name": "Eve"},
+    )
+    return house
+
+
+SELLIGENT = Destination("selligent", "external_id", ("VIP list",), fields=("email", "first_name"))
+
+
+def test_first_sync_adds_everyone_and_later_syncs_add_and_remove_exactly(warehouse: Warehouse):
+    warehouse.members("VIP list", 1, 2)
+    first = warehouse.sync(SELLIGENT)
+    assert warehouse.keys("selligent", "VIP_list", "adds") == ["X1", "X2"]
+    assert warehouse.keys("selligent", "VIP_list", "removes") == []
+
+    warehouse.members("VIP list", 2, 3)
+    warehouse.sync(SELLIGENT)
+    assert warehouse.keys("selligent", "VIP_list", "members") == ["X2", "X3"]
+    assert warehouse.keys("selligent", "VIP_list", "adds") == ["X3"]
+    assert warehouse.keys("selligent", "VIP_list", "removes") == ["X1"]
+
+    warehouse.sync(SELLIGENT)  # nothing changed: nothing to add or remove
+    assert warehouse.keys("selligent", "VIP_list", "adds") == []
+    assert warehouse.keys("selligent", "VIP_list", "removes") == []
+
+    history = sorted((warehouse.data.exports / "selligent" / "VIP_list" / "history").iterdir())
+    assert [h.name for h in history][0] == first.stamp
+    assert len(history) == 3
+    first_adds = pl.read_csv(history[0] / "adds.csv", infer_schema=False)
+    assert sorted(first_adds["external_id"]) == ["X1", "X2"]
+    assert first_adds.columns == ["external_id", "email", "first_name"]
+
+
+def test_people_without_the_key_are_skipped_and_counted(warehouse: Warehouse):
+    warehouse.members("VIP list", 1, 4, 5)
+    result = warehouse.sync(SELLIGENT)
+
+    assert warehouse.keys("selligent", "VIP_list", "members") == ["X1"]
+    assert result.pairs[0].skipped_no_key == 2
+    syncs = warehouse.query('SELECT * FROM syncs ORDER BY "at"')
+    assert syncs.select("destination", "segment", "members", "adds", "removes", "skipped_no_key",
+                        "path").row(0) == (
+        "selligent", "VIP list", 1, 1, 0, 2, "exports/selligent/VIP_list",
+    )  # fmt: skip
+
+
+def test_a_changed_key_is_a_remove_of_the_old_value_and_an_add_of_the_new(warehouse: Warehouse):
+    warehouse.members("VIP list", 1)
+    warehouse.sync(SELLIGENT)
+    warehouse.query("UPDATE constituents SET external_id = 'X1-NEW' WHERE member_id = 1")
+    warehouse.sync(SELLIGENT)
+    assert warehouse.keys("selligent", "VIP_list", "adds") == ["X1-NEW"]
+    assert warehouse.keys("selligent", "VIP_list", "removes") == ["X1"]
+
+
+def test_upsert_destinations_only_ever_add(warehouse: Warehouse):
+    upsert = Destination("crm", "email", ("VIP list",), mode="upsert")
+    warehouse.members("VIP list", 1, 2)
+    warehouse.sync(upsert), warehouse.sync(SELLIGENT)
+    warehouse.members("VIP list", 2)
+    warehouse.sync(upsert), warehouse.sync(SELLIGENT)
+    assert warehouse.keys("crm", "VIP_list", "removes") == []
+    assert warehouse.keys("selligent", "VIP_list", "removes") == ["X1"]
+    assert warehouse.keys("crm", "VIP_list", "members") == ["bob@example.org"]
+
+    warehouse.members("VIP list", 1, 2)  # back in: the upsert destination still has Ann
+    warehouse.sync(upsert), warehouse.sync(SELLIGENT)
+    assert warehouse.keys("crm", "VIP_list", "adds") == []
+    assert warehouse.keys("selligent", "VIP_list", "adds") == ["X1"]
+
+
+def test_spreadsheet_formulas_are_neutralized_but_e164_phones_are_not(warehouse: Warehouse):
+    warehouse.people(
+        {"member_id": 10, "external_id": "=HYPERLINK(1)", "first_name": "+SUM(A1)",
+         "phone": "+12025550110"},
+        {"member_id": 11, "external_id": "Y11", "first_name": "-2+3", "phone": "@cmd"},
+        {"member_id": 12, "external_id": "Y12", "first_name": "\tTab", "phone": "+1 202 555"},
+        {"member_id": 13, "external_id": "Y13", "first_name": "\rCR", "phone": "+12025550113"},
+        {"member_id": 14, "external_id": "Y14", "first_name": "Ann-Marie", "phone": "202-555"},
+    )  # fmt: skip
+    warehouse.members("Risky", 10, 11, 12, 13, 14)
+    destination = Destination("sheet", "external_id", ("Risky",), fields=("first_name", "phone"))
+    warehouse.sync(destination)
+
+    rows = warehouse.read("sheet", "Risky", "members").sort("external_id")
+    assert rows.rows() == [
+        ("'=HYPERLINK(1)", "'+SUM(A1)", "+12025550110"),
+        ("Y11", "'-2+3", "'@cmd"),
+        ("Y12", "'\tTab", "'+1 202 555"),
+        ("Y13", "'\rCR", "+12025550113"),
+        ("Y14", "Ann-Marie", "202-555"),
+    ]
+
+
+def _snapshot(warehouse: Warehouse, destination: str) -> dict[str, bytes]:
+    folder = warehouse.data.exports / destination
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("failing_at", ["staged", "swapped"])
+def test_a_failed_sync_leaves_files_and_baseline_as_they_were(
+    warehouse: Warehouse, failing_at: str
+):
+    warehouse.members("VIP list", 1, 2)
+    warehouse.sync(SELLIGENT)
+    before = _snapshot(warehouse, "selligent")
+    baseline = warehouse.query("SELECT * FROM sync_members ORDER BY key_value")
+
+    warehouse.members("VIP list", 2, 3)
+    seen = []
+
+    def fail(stage: str):
+        if stage == failing_at:
+            # at "swapped" the new files are in place, and must be taken back
+            seen.append(warehouse.keys("selligent", "VIP_list", "members"))
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        warehouse.sync(SELLIGENT, checkpoint=fail)
+
+    assert _snapshot(warehouse, "selligent") == before
+    assert warehouse.query("SELECT * FROM sync_members ORDER BY key_value").equals(baseline)
+    assert warehouse.query("SELECT count(*) AS n FROM syncs")["n"][0] == 1
+    assert not list((warehouse.data.exports / "selligent").glob(".staging-*"))
+    assert seen == [["X1", "X2"] if failing_at == "staged" else ["X2", "X3"]]
+
+    warehouse.sync(SELLIGENT)  # the next sync is still exact against the last good one
+    assert warehouse.keys("selligent", "VIP_list", "adds") == ["X3"]
+    assert warehouse.keys("selligent", "VIP_list", "removes") == ["X1"]
+
+
+def test_attentive_files_round_trip_through_the_subscriber_upload_rules(warehouse: Warehouse):
+    warehouse.members("VIP list", 1, 2, 3, 4)
+    warehouse.members("Gala-2026 guests", 2)
+    warehouse.members("Bad/Name?", 1)
+    attentive = Destination("attentive", "phone", ("*",), format="attentive", domain="sirendenim")
+
+    result = warehouse.sync(attentive, attentive_max_rows=2)
+
+    names = [Path(f).name for f in result.delivery_files]
+    assert names == [f"sirendenim_subscriber_segment_20261107_{n}.csv" for n in (1, 2)]
+    assert result.skipped_segments == ["Bad/Name?"]
+    rows = []
+    for name in names:
+        delivery = delivery_of(name)
+        assert (delivery.domain, delivery.day.isoformat()) == ("sirendenim", "2026-11-07")
+        lines = (warehouse.data.exports / "attentive" / name).read_text().splitlines()
+        assert 1 <= len(lines) <= 2
+        rows += [line.split(",") for line in lines]
+    assert sorted(rows) == sorted(
+        [
+            ["2025550101", "VIP list"],
+            ["2025550102", "Gala-2026 guests"],
+            ["2025550102", "VIP list"],
+            ["+442071838750", "VIP list"],  # not a US number: E.164 as it is
+        ]
+    )
+    phones = pl.DataFrame({"raw": [r[0] for r in rows]}).select(e164=phone_e164(pl.col("raw")))
+    assert sorted(phones["e164"]) == sorted(
+        ["+12025550101", "+12025550102", "+12025550102", "+442071838750"]
+    )
+    assert all(SEGMENT_NAME_RULE.match(segment) for _, segment in rows)
+
+    # A second sync the same day is that day's delivery: one file now, the stale _2 is gone.
+    warehouse.members("VIP list", 1)
+    warehouse.members("Gala-2026 guests")
+    again = warehouse.sync(attentive, attentive_max_rows=2)
+    assert [Path(f).name for f in again.delivery_files] == [names[0]]
+    left = sorted(p.name for p in (warehouse.data.exports / "attentive").glob("*.csv"))
+    assert left == [names[0]]
+    assert (warehouse.data.exports / "attentive" / names[0]).read_text() == "2025550101,VIP list\n"
+
+
+def test_attentive_by_email(warehouse: Warehouse):
+    warehouse.members("VIP list", 1, 2)
+    attentive = Destination("att", "email", ("VIP list",), format="attentive", domain="brand.com")
+    result = warehouse.sync(attentive)
+    text = (warehouse.data.root / result.delivery_files[0]).read_text()
+    assert text.splitlines() == ["ann@example.org,VIP list", "bob@example.org,VIP list"]
+    assert delivery_of(Path(result.delivery_files[0]).name).part == 1
+
+
+def _yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "segments.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_destinations_load_and_ignore_the_segments_key(tmp_path: Path):
+    path = _yaml(
+        tmp_path,
+        """
+segments:
+  - name: High value donors
+    all: [{attribute: lifetime_value, op: gt, value: 25000}]
+destinations:
+  - {name: selligent, format: csv, key: external_id, fields: [email, first_name], segments: [A]}
+  - {name: attentive, format: attentive, domain: sirendenim, key: phone, segments: ["*"]}
+""",
+    )
+    selligent, attentive = load_destinations(path)
+    assert selligent.columns == ("external_id", "email", "first_name")
+    assert selligent.mode == "mirror"
+    assert attentive.all_segments and attentive.domain == "sirendenim"
+    assert load_destinations(tmp_path / "missing.yaml") == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{name: s, key: fax, segments: [A]}", "destination 's': unknown key 'fax'"),
+        ("{name: s, key: email, format: xml, segments: [A]}", "unknown format 'xml'"),
+        ("{name: s, key: email, mode: sync, segments: [A]}", "unknown mode 'sync'"),
+        ("{name: s, key: email}", "`segments` must list"),
+        ("{name: s, key: email, format: attentive, segments: [A]}", "attentive needs a `domain`"),
+        ("{name: s, key: member_id, format: attentive, domain: d, segments: [A]}", "phone or an"),
+        ("{name: ../up, key: email, segments: [A]}", "needs a `name`"),
+        ("{name: s, key: email, segments: [A], colour: red}", "unknown setting(s) colour"),
+    ],
+)
+def test_bad_destinations_are_refused_naming_the_destination(tmp_path, entry, message):
+    with pytest.raises(DestinationError, match=re.escape(message)):
+        load_destinations(_yaml(tmp_path, f"destinations:\n  - {entry}\n"))
+
+
+def test_unknown_segments_and_fields_are_refused_once_the_warehouse_is_known(
+    warehouse: Warehouse,
+):
+    warehouse.members("VIP list", 1)
+    with connect(warehouse.data.warehouse) as con:
+        with pytest.raises(DestinationError, match="'s': unknown segment\\(s\\) Nope"):
+            configured_pairs(con, [Destination("s", "email", ("VIP list", "Nope"))])
+        with pytest.raises(DestinationError, match="'s': unknown field\\(s\\) shoe_size"):
+            configured_pairs(con, [Destination("s", "email", ("VIP list",), fields=("shoe_size",))])
+        pairs = configured_pairs(con, [Destination("s", "email", ("vip LIST",))])
+    assert [(p.segment, p.audience, p.partition_key) for p in pairs] == [
+        ("VIP list", "VIP_list", "s/VIP_list")
+    ]
+
+
+def test_audience_names_stay_inside_the_export_folder():
+    assert audience_of("Monthly Newsletter Opt-In") == "Monthly_Newsletter_Opt-In"
+    assert audience_of("../../etc") == "____etc"
+    assert audience_of(".hidden") == "_hidden"
+    assert audience_of("a/b\\c") == "a_b_c"

@@ -40,6 +40,13 @@ TABLES = {
         status VARCHAR NOT NULL, rows_in BIGINT, rows_applied BIGINT, rows_rejected BIGINT,
         rows_ignored BIGINT, rows_superseded BIGINT, error VARCHAR, duplicate_of VARCHAR,
         bytes BIGINT, received_at TIMESTAMP, applied_at TIMESTAMP""",
+    # Append-only; "timestamp" is UTC. Properties are the file's other columns, as text.
+    "events": """
+        member_id BIGINT NOT NULL, event VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL,
+        properties MAP(VARCHAR, VARCHAR), upload_id VARCHAR""",
+    # Which properties each event has carried: what a segment rule may filter that event on.
+    "event_properties": """
+        event VARCHAR NOT NULL, property VARCHAR NOT NULL""",
 }
 
 # Interest groups are segments too; their members derive from interest_memberships, so the

@@ -265,3 +265,18 @@ def test_changes_between_runs_are_history_and_bad_rules_change_nothing(
     assert "segment 'Typo': unknown attribute 'lifetme_value'" in printed
     assert members(deployment) == after
     assert before != after
+
+
+def test_sample_segments_from_its_events(sample: Deployment):
+    """The sample's rules as of the day after its events: see data/inbox/events_*.csv."""
+    code, printed = sample.run(as_of=datetime(2026, 11, 7))
+    assert code == 2, printed  # the sample's deliberately bad segmentation file
+    found = members(sample)
+    assert found["High value donors"] == {1001, 1006}  # 1003 bought the gold offer
+    assert found["Offer window shoppers"] == {1001, 1002, 1006}  # 1009: two views this week
+    assert found["Donate page visitors"] == {1001, 1002, 1004, 1007, 1009}
+    errors = sample.errors("events_2026-11-06_web.csv")
+    assert errors["reason"].to_list() == [
+        "constituent not found: no member_id 9999",
+        "invalid timestamp; use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00",
+    ]

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
+# The sample's events are from the week before this instant; rule windows count back from it.
+SAMPLE_AS_OF ?= 2026-11-07T00:00:00
 
 .PHONY: demo test lint dev clean
 
@@ -17,7 +19,7 @@ demo: $(BIN)/segpipe
 	@rm -rf $(DEMO)
 	@$(BIN)/segpipe sample $(DEMO)
 	@# exit 2 means "ran, and some file was rejected": the sample has one bad file on purpose.
-	@$(BIN)/segpipe run --data-dir $(DEMO); status=$$?; \
+	@$(BIN)/segpipe run --data-dir $(DEMO) --as-of $(SAMPLE_AS_OF); status=$$?; \
 	  if [ $$status -eq 2 ]; then echo "(exit 2: the sample's deliberately bad file was rejected, as it should be)"; exit 0; fi; \
 	  exit $$status
 

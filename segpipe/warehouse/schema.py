@@ -51,6 +51,13 @@ TABLES = {
     "sync_members": """
         destination VARCHAR NOT NULL, segment_id BIGINT NOT NULL, key_value VARCHAR NOT NULL,
         member_id BIGINT, since TIMESTAMP""",
+    # Append-only; "timestamp" is UTC. Properties are the file's other columns, as text.
+    "events": """
+        member_id BIGINT NOT NULL, event VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL,
+        properties MAP(VARCHAR, VARCHAR), upload_id VARCHAR""",
+    # Which properties each event has carried: what a segment rule may filter that event on.
+    "event_properties": """
+        event VARCHAR NOT NULL, property VARCHAR NOT NULL""",
 }
 
 # Interest groups are segments too; their members derive from interest_memberships, so the

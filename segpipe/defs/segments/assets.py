@@ -1,27 +1,78 @@
 """Segments: every list, interest group and rule-based audience, with its current members."""
 
+import hashlib
+from datetime import UTC, datetime
+
 import dagster as dg
 
-from segpipe.defs.resources import WAREHOUSE_POOL, Warehouse
+from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.segments.jobs import AS_OF_TAG
+from segpipe.segments.refresh import refresh_segments
+from segpipe.segments.rules import SegmentDefinitionError
 from segpipe.warehouse.segments import segment_sizes
+
+OWNERS = ["team:audience-data"]
+
+
+@dg.observable_source_asset(
+    group_name="segments",
+    owners=OWNERS,
+    kinds={"yaml"},
+    # Under `dagster dev` the file is looked at every five minutes; `segments` (eager) follows
+    # a new data version. `segpipe run` observes it in the refresh_segments job.
+    automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),
+)
+def segment_definitions(data_dir: DataDirResource) -> dg.ObserveResult:
+    """The data-driven segment rules in segments.yaml; a new version when the file changes."""
+    path = data_dir.paths.segments_yaml
+    content = path.read_bytes() if path.exists() else b""
+    version = hashlib.sha256(content).hexdigest() if path.exists() else "missing"
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(version),
+        metadata={"path": str(path), "exists": path.exists(), "bytes": len(content)},
+    )
+
+
+def _as_of(context: dg.AssetExecutionContext) -> datetime:
+    """Rule windows count back from `--as-of` when the run carries it, else from now (UTC)."""
+    tagged = context.run.tags.get(AS_OF_TAG)
+    moment = datetime.fromisoformat(tagged) if tagged else datetime.now(UTC)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 @dg.asset(
-    deps=["applied_upload"],
+    deps=["applied_upload", segment_definitions],
     pool=WAREHOUSE_POOL,
     group_name="segments",
-    owners=["team:audience-data"],
+    owners=OWNERS,
     kinds={"duckdb"},
     automation_condition=dg.AutomationCondition.eager(),
 )
-def segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every segment and its current size, refreshed whenever an upload changes members."""
+def segments(
+    context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Every segment and its current size; data-driven segments recomputed from their rules."""
+    as_of = _as_of(context)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.connect() as con:
+        try:
+            refresh = refresh_segments(
+                con, data_dir.paths.segments_yaml, as_of=as_of, run_id=context.run.run_id, at=now
+            )
+        except SegmentDefinitionError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         sizes = segment_sizes(con)
     return dg.MaterializeResult(
         metadata={
             "segments": sizes.height,
             "members_total": int(sizes["members"].sum()) if sizes.height else 0,
+            "as_of": as_of.isoformat(),
+            "data_driven_segments": len(refresh.sizes),
+            "entered": refresh.entered,
+            "left": refresh.left,
+            "deleted_segments": ", ".join(refresh.deleted) or "none",
             **{
                 f"size: {name}": dg.MetadataValue.int(n)
                 for name, n in sizes.select("name", "members").iter_rows()

@@ -1,0 +1,167 @@
+"""Events upload: what people did (page views, offers viewed, purchases), for data-driven rules.
+
+Events are append-only: every applied row becomes one row of `events`. Within one file, a row
+identical to a later one (same person, event, timestamp and properties) is superseded, so a feed
+that repeats a line does not double-count it; across files nothing is deduplicated (a file with
+the same bytes as an earlier one is already refused as a duplicate).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from segpipe.ingest import normalize
+from segpipe.ingest.filenames import UploadKind
+from segpipe.ingest.reader import LINE
+from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds.base import (
+    KindRules,
+    UploadContext,
+    column_or_null,
+    latest_row_wins,
+    require_columns,
+    resolve_accepted,
+)
+from segpipe.warehouse.sql import quote, registered
+
+STANDARD = ("member_id", "email", "event", "timestamp")
+TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00"
+
+SCHEMA = pa.DataFrameSchema(
+    {
+        "member_id": pa.Column(
+            pl.String,
+            pa.Check.str_matches(
+                normalize.WHOLE_NUMBER_PATTERN, error="member_id is not a whole number"
+            ),
+            nullable=True,
+        ),
+        "email": pa.Column(
+            pl.String,
+            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
+            nullable=True,
+        ),
+        "names_person": pa.Column(
+            pl.Boolean,
+            pa.Check.eq(True, error="row names no person: email and member_id are empty"),
+        ),
+        "event": pa.Column(pl.String, nullable=False),
+        "timestamp": pa.Column(pl.String, nullable=False),
+        "timestamp_valid": pa.Column(
+            pl.Boolean, pa.Check.eq(True, error=f"invalid timestamp; {TIMESTAMP_HINT}")
+        ),
+    },
+    name="events",
+    strict=False,
+)
+
+
+def property_columns(frame: pl.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in STANDARD and not c.startswith("_")]
+
+
+def utc_timestamp(value: pl.Expr) -> pl.Expr:
+    """ISO 8601 text -> naive UTC datetime; an offset (or Z) is honoured, none means UTC.
+    Accepts `T` or a space between date and time, fractions of seconds, minutes-only times and
+    bare dates (midnight). Anything else is null, for the schema to reject."""
+    text = value.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T").str.replace(r"[Zz]$", "+00:00")
+    with_offset = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_zone="UTC")
+    return pl.coalesce(
+        with_offset.dt.replace_time_zone(None),
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        text.str.to_datetime("%Y-%m-%dT%H:%M", strict=False),
+        text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+    )
+
+
+def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
+    require_columns(file_name, raw, ("member_id", "email"), ("event",), ("timestamp",))
+    member_id = column_or_null(raw, "member_id")
+    canonical = raw.select(
+        LINE,
+        member_id.alias("member_id"),
+        # member_id wins when both are given, as in the segmentation upload.
+        pl.when(member_id.is_null())
+        .then(normalize.email(column_or_null(raw, "email")))
+        .alias("email"),
+        pl.col("event"),
+        pl.col("timestamp"),
+        utc_timestamp(pl.col("timestamp")).alias("occurred_at"),
+        *property_columns(raw),
+    ).with_columns(
+        (pl.col("member_id").is_not_null() | pl.col("email").is_not_null()).alias("names_person"),
+        (pl.col("timestamp").is_null() | pl.col("occurred_at").is_not_null()).alias(
+            "timestamp_valid"
+        ),
+    )
+    checked = reject_failures(canonical, SCHEMA)
+    return checked.drop("names_person", "timestamp_valid", "timestamp").with_columns(
+        pl.col("member_id").cast(pl.Int64, strict=False)
+    )
+
+
+JUDGE_SQL = f"""
+    SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
+           coalesce(by_id.member_id, by_email.member_id) AS resolved_member_id,
+           CASE WHEN coalesce(by_id.member_id, by_email.member_id) IS NULL
+                THEN 'ignored' END AS {OUTCOME},
+           CASE WHEN coalesce(by_id.member_id, by_email.member_id) IS NOT NULL THEN NULL
+                WHEN v.member_id IS NOT NULL
+                THEN 'constituent not found: no member_id ' || v.member_id
+                ELSE 'constituent not found: no one has that email' END AS {REASON}
+    FROM validated v
+    LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
+LEFT JOIN constituents by_email ON v.member_id IS NULL AND by_email.email = v.email
+"""
+
+
+def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+    # An exact repeat of a row (same person, event, time and properties) is superseded by it.
+    key = ", ".join(
+        ["resolved_member_id", "event", "occurred_at", *map(quote, property_columns(validated))]
+    )
+    return resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key=key))
+
+
+def _properties_map(properties: list[str]) -> tuple[str, list[str]]:
+    """SQL for a MAP(VARCHAR, VARCHAR) of a row's non-empty properties; keys are parameters."""
+    if not properties:
+        return "MAP {}::MAP(VARCHAR, VARCHAR)", []
+    entries = ", ".join(f"struct_pack(k := ?, v := {quote(name)})" for name in properties)
+    return (
+        f"map_from_entries(list_filter([{entries}], lambda e: e.v IS NOT NULL))"
+        "::MAP(VARCHAR, VARCHAR)",
+        list(properties),
+    )
+
+
+def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
+    rows = resolved.filter(pl.col(OUTCOME).is_null())
+    properties = property_columns(rows.drop("resolved_member_id", "occurred_at"))
+    mapping, keys = _properties_map(properties)
+    with registered(con, "applied_rows", rows):
+        con.execute(
+            f"""
+            INSERT INTO events (member_id, event, "timestamp", properties, upload_id)
+            SELECT resolved_member_id, event, occurred_at, {mapping}, ?
+            FROM applied_rows ORDER BY {LINE}
+            """,
+            [*keys, upload.upload_id],
+        )
+        # The catalogue of properties each event carries: rules may only filter on these.
+        for name in properties:
+            con.execute(
+                f"""
+                INSERT INTO event_properties (event, property)
+                SELECT DISTINCT r.event, ?::VARCHAR FROM applied_rows r
+                WHERE r.{quote(name)} IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM event_properties p
+                    WHERE p.event = r.event AND p.property = ?)
+                """,
+                [name, name],
+            )
+
+
+RULES = KindRules(UploadKind.EVENTS, header=True, validate=validate, resolve=resolve, apply=apply)

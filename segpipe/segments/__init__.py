@@ -1,0 +1,1 @@
+"""Data-driven segments: rules from segments.yaml, compiled to DuckDB SQL, refreshed together."""

@@ -1,0 +1,121 @@
+"""Recompute every data-driven segment of segments.yaml, in one transaction.
+
+Segments that other segments name are computed first, so a segment of segments sees its
+dependencies' new members. A data-driven segment no longer in segments.yaml is deleted: its
+members leave (recorded in membership_history, so destinations sync the removal) and the segment
+goes; people are never deleted. Segments of other kinds are never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from segpipe.segments.compile import CompiledSegment, compile_segment, load_catalog
+from segpipe.segments.rules import (
+    SegmentDefinition,
+    SegmentDefinitionError,
+    dependency_order,
+    read_definitions,
+)
+from segpipe.warehouse.segments import create_missing_segments, replace_members
+from segpipe.warehouse.sql import frame, transaction
+
+KIND = "data_driven"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    sizes: dict[str, int]  # segment name -> members, in evaluation order
+    entered: int
+    left: int
+    deleted: list[str]
+
+
+def compile_definitions(
+    con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], as_of: datetime
+) -> list[CompiledSegment]:
+    """Every definition checked against the warehouse and compiled, in dependency order."""
+    catalog = load_catalog(con)
+    for definition in definitions:
+        kind = catalog.segments.get(definition.name.lower())
+        if kind not in (None, KIND):
+            raise SegmentDefinitionError(
+                definition.name, f"a {kind} segment of that name exists; choose another name"
+            )
+    defined = {d.name.lower() for d in definitions}
+    return [compile_segment(con, d, catalog, defined, as_of) for d in dependency_order(definitions)]
+
+
+def refresh_segments(
+    con: duckdb.DuckDBPyConnection, path: Path, *, as_of: datetime, run_id: str | None, at
+) -> Refresh:
+    definitions = read_definitions(path)
+    with transaction(con):
+        compiled = compile_definitions(con, definitions, as_of)
+        deleted = _delete_undefined(con, [c.name for c in compiled], run_id, at)
+        _create_defined(con, compiled, at)
+        sizes, entered, left = {}, 0, 0
+        for segment in compiled:
+            moved, size = _refresh_one(con, segment, run_id, at)
+            entered, left, sizes[segment.name] = entered + moved[0], left + moved[1], size
+    return Refresh(sizes, entered, left, deleted)
+
+
+def _create_defined(con: duckdb.DuckDBPyConnection, compiled: list[CompiledSegment], at) -> None:
+    names = [c.name for c in compiled]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _defined AS SELECT unnest(?::VARCHAR[]) AS name", [names]
+    )
+    create_missing_segments(con, "_defined", KIND, at)
+    con.execute("DROP TABLE _defined")
+    for segment in compiled:  # a handful of segments: the description follows the YAML
+        con.execute(
+            "UPDATE segments SET description = ? WHERE lower(name) = lower(?) AND kind = ?",
+            [segment.description, segment.name, KIND],
+        )
+
+
+def _delete_undefined(con, names: list[str], run_id, at) -> list[str]:
+    gone = frame(
+        con,
+        "SELECT segment_id, name FROM segments WHERE kind = ? "
+        "AND lower(name) NOT IN (SELECT lower(unnest(?::VARCHAR[]))) ORDER BY name",
+        [KIND, names],
+    )
+    if gone.is_empty():
+        return []
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _gone AS SELECT unnest(?::BIGINT[]) AS segment_id",
+        [gone["segment_id"].to_list()],
+    )
+    empty = "(SELECT NULL::BIGINT AS segment_id, NULL::BIGINT AS member_id WHERE false)"
+    replace_members(con, segments="_gone", members=empty, upload_id=None, run_id=run_id, at=at)
+    con.execute("DELETE FROM segments WHERE segment_id IN (SELECT segment_id FROM _gone)")
+    con.execute("DROP TABLE _gone")
+    return gone["name"].to_list()
+
+
+def _refresh_one(con, segment: CompiledSegment, run_id, at) -> tuple[tuple[int, int], int]:
+    segment_id = frame(
+        con,
+        "SELECT segment_id FROM segments WHERE lower(name) = lower(?) AND kind = ?",
+        [segment.name, KIND],
+    ).item()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _rule_members AS "
+        f"SELECT DISTINCT ?::BIGINT AS segment_id, member_id FROM ({segment.sql})",
+        [segment_id, *segment.params],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _refreshing AS SELECT ?::BIGINT AS segment_id", [segment_id]
+    )
+    moved = replace_members(
+        con, segments="_refreshing", members="_rule_members", upload_id=None, run_id=run_id, at=at
+    )
+    size = frame(con, "SELECT count(*) AS n FROM _rule_members").item()
+    con.execute("DROP TABLE _rule_members; DROP TABLE _refreshing")
+    return moved, size

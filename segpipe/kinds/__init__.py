@@ -2,11 +2,18 @@
 
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
-from segpipe.kinds import constituent, interest_xref, segmentation
+from segpipe.kinds import constituent, interest_xref, manual, segmentation, subscriber
 from segpipe.kinds.base import KindRules, UploadContext
 
 RULES: dict[UploadKind, KindRules] = {
-    rules.kind: rules for rules in (constituent.RULES, segmentation.RULES, interest_xref.RULES)
+    rules.kind: rules
+    for rules in (
+        constituent.RULES,
+        segmentation.RULES,
+        interest_xref.RULES,
+        manual.RULES,
+        subscriber.RULES,
+    )
 }
 
 

@@ -40,6 +40,12 @@ TABLES = {
         status VARCHAR NOT NULL, rows_in BIGINT, rows_applied BIGINT, rows_rejected BIGINT,
         rows_ignored BIGINT, rows_superseded BIGINT, error VARCHAR, duplicate_of VARCHAR,
         bytes BIGINT, received_at TIMESTAMP, applied_at TIMESTAMP""",
+    # What each applied file of an Attentive delivery contributed (its matched subscribers per
+    # segment; member_id NULL marks a segment the file named, segment_id NULL the file itself):
+    # a delivery's target is the union over its files. Only each domain's latest date is kept.
+    "subscriber_deliveries": """
+        domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
+        upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
 }
 
 # Interest groups are segments too; their members derive from interest_memberships, so the

@@ -183,9 +183,17 @@ def test_every_entry_and_exit_is_in_history_with_its_upload(attentive: Deploymen
     ]
 
 
-def test_no_phone_or_email_reaches_the_printed_report(attentive: Deployment):
-    for secret in ("555-0101", "2025550101", "ann@example.org"):
+def test_no_phone_or_email_reaches_the_printed_report_or_the_dagster_event_log(
+    attentive: Deployment,
+):
+    with attentive.instance() as instance:
+        events = "\n".join(
+            str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)
+        )
+    assert "***-***-0101" in events  # the masked previews are there
+    for secret in ("555-0101", "2025550101", "ann@example.org", "7946 0958", "442079460958"):
         assert secret not in attentive.printed
+        assert secret not in events
 
 
 def test_a_later_run_extends_the_delivery_and_a_resent_part_replaces_its_earlier_version(

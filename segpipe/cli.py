@@ -6,7 +6,7 @@ import argparse
 import os
 import shutil
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from segpipe.config import DATA_DIR_ENV, DataDir, data_dir_from_env
@@ -32,6 +32,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     from segpipe.runner import print_status
 
     print_status(_data_dir(args), out=sys.stdout)
+    return EXIT_OK
+
+
+def cmd_segment_delete(args: argparse.Namespace) -> int:
+    """Remove a manual or subscriber segment and its memberships (never the people)."""
+    from segpipe.warehouse.connection import connect
+    from segpipe.warehouse.segments import SegmentNotDeletable, delete_segment
+    from segpipe.warehouse.sql import transaction
+
+    data = _data_dir(args)
+    try:
+        with connect(data.warehouse) as con, transaction(con):
+            name, kind, removed = delete_segment(
+                con, args.name, datetime.now(UTC).replace(tzinfo=None)
+            )
+    except SegmentNotDeletable as refusal:
+        print(f"segpipe: cannot delete segment: {refusal}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"deleted {kind} segment {name!r}: {removed} membership(s) removed, no people deleted")
     return EXIT_OK
 
 
@@ -68,6 +87,15 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     status = with_data_dir(commands.add_parser("status", help="recent uploads and segment sizes"))
     status.set_defaults(handler=cmd_status)
+    segment = commands.add_parser("segment", help="manage segments")
+    segment_commands = segment.add_subparsers(dest="segment_command", required=True)
+    delete = with_data_dir(
+        segment_commands.add_parser(
+            "delete", help="remove a manual or subscriber segment and its memberships"
+        )
+    )
+    delete.add_argument("name", help="the segment's name (case does not matter)")
+    delete.set_defaults(handler=cmd_segment_delete)
     sample = commands.add_parser("sample", help="copy the sample deployment into a folder")
     sample.add_argument("target")
     sample.set_defaults(handler=cmd_sample)

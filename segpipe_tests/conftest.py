@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -94,3 +95,16 @@ Csv = Callable[..., str]
 def csv(*rows: str) -> str:
     """Lines joined into file content: csv("email,opt", "a@b.org,in")."""
     return "\n".join(rows) + "\n"
+
+
+@contextmanager
+def deployment_at(root: Path) -> Iterator[Deployment]:
+    """A deployment in `root` with its own Dagster home, the environment set for the block: for
+    module-scoped fixtures that share one pipeline run across many assertions."""
+    home = root / ".dagster"
+    home.mkdir(parents=True)
+    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        patch.setenv(DATA_DIR_ENV, str(root))
+        yield Deployment(DataDir(root).ensure())

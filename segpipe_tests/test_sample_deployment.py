@@ -16,6 +16,12 @@ from segpipe_tests.conftest import SAMPLE, Deployment
 # The sample's events are from the week before; `make demo` runs it as of the same instant.
 SAMPLE_AS_OF = datetime(2026, 11, 7)
 
+REJECTED = {
+    "segmentation_2026-11-06_missing_opt_column.csv": "missing required column: one of opt, opt_in",
+    "sirendenim_subscriber_segment_20261101.csv": "stale delivery: 2026-11-01 is older than",
+    "sirenoutlet_subscriber_segment_20261105.csv": "file mixes phone numbers and emails",
+}
+
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory) -> tuple[Deployment, int, str]:
@@ -36,20 +42,45 @@ def ran(tmp_path_factory) -> tuple[Deployment, int, str]:
         yield deployment, code, printed
 
 
-def test_run_prints_a_summary_and_exits_2_for_the_bad_file(ran):
+REJECTED = {
+    "segmentation_2026-11-06_missing_opt_column.csv": "missing required column: one of opt, opt_in",
+    "sirendenim_subscriber_segment_20261101.csv": "stale delivery: 2026-11-01 is older than",
+    "sirenoutlet_subscriber_segment_20261105.csv": "file mixes phone numbers and emails",
+}
+
+
+def test_run_prints_a_summary_and_exits_2_for_the_bad_files(ran):
     deployment, code, printed = ran
     assert code == 2, printed
+    for file_name, problem in REJECTED.items():
+        assert re.search(rf"{re.escape(file_name)}\s+rejected\s+{re.escape(problem)}", printed)
     assert re.search(
-        r"segmentation_2026-11-06_missing_opt_column\.csv\s+rejected\s+missing "
-        r"required column: one of opt, opt_in",
-        printed,
-    )
-    assert re.search(
-        r"\[1/\d+\] constituents_2026-11-01\.csv\s+applied\s+in 16  applied 13  "
-        r"rejected 3",
+        r"\[1/\d+\] constituents_2026-11-01\.csv\s+applied\s+in 16  applied 13  rejected 3",
         printed,
     )
     assert "Monthly Newsletter Opt-In" in printed
+    statuses = dict(deployment.query("SELECT file_name, status FROM uploads").iter_rows())
+    assert {name for name, status in statuses.items() if status != "applied"} == set(REJECTED)
+
+
+def test_lists_hold_their_manual_edits_and_latest_deliveries(ran):
+    deployment, _, _ = ran
+    sizes = dict(
+        deployment.query(
+            "SELECT s.name, count(m.member_id) FROM segments s "
+            "LEFT JOIN segment_members m USING (segment_id) "
+            "WHERE s.kind IN ('manual', 'subscriber') GROUP BY s.name"
+        ).iter_rows()
+    )
+    # VIP Shoppers is the 2026-11-04 delivery's two files together, not the 11-03 one.
+    assert sizes == {
+        "Board Prospects": 3,
+        "Gala Volunteers": 2,
+        "VIP Shoppers": 3,
+        "Cart Abandoners": 2,
+        "Winter Sale": 1,
+        "Outlet Newsletter": 2,
+    }
 
 
 def test_people_are_created_updated_and_normalized(ran):

@@ -2,12 +2,19 @@
 
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
-from segpipe.kinds import constituent, events, interest_xref, segmentation
+from segpipe.kinds import constituent, events, interest_xref, manual, segmentation, subscriber
 from segpipe.kinds.base import KindRules, UploadContext
 
 RULES: dict[UploadKind, KindRules] = {
     rules.kind: rules
-    for rules in (constituent.RULES, segmentation.RULES, interest_xref.RULES, events.RULES)
+    for rules in (
+        constituent.RULES,
+        segmentation.RULES,
+        interest_xref.RULES,
+        events.RULES,
+        manual.RULES,
+        subscriber.RULES,
+    )
 }
 
 

@@ -58,6 +58,12 @@ TABLES = {
     # Which properties each event has carried: what a segment rule may filter that event on.
     "event_properties": """
         event VARCHAR NOT NULL, property VARCHAR NOT NULL""",
+    # What each applied file of an Attentive delivery contributed (its matched subscribers per
+    # segment; member_id NULL marks a segment the file named, segment_id NULL the file itself):
+    # a delivery's target is the union over its files. Only each domain's latest date is kept.
+    "subscriber_deliveries": """
+        domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
+        upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
 }
 
 # Interest groups are segments too; their members derive from interest_memberships, so the

@@ -129,3 +129,49 @@ def _move(con: duckdb.DuckDBPyConnection, upload_id, run_id, at) -> tuple[int, i
     )
     con.execute("DROP TABLE _entering; DROP TABLE _leaving")
     return entered, left
+
+
+# Who removed a segment by hand, in membership_history's run_id (there is no upload or run).
+DELETE_RUN_ID = "segpipe segment delete"
+
+
+class SegmentNotDeletable(Exception):
+    """The segment does not exist, or is not a list a person may delete."""
+
+
+def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, str, int]:
+    """Remove the segment named `name` (case aside) and its memberships, never the people; each
+    member's exit goes to membership_history. Returns (name, kind, members removed). Callers
+    run it inside a transaction."""
+    found = con.execute(
+        "SELECT segment_id, name, kind FROM segments WHERE lower(name) = lower(?)", [name]
+    ).fetchall()
+    if not found:
+        raise SegmentNotDeletable(f"no segment named {name!r}")
+    segment_id, stored_name, kind = found[0]
+    if kind == "interest_group":
+        interest = con.execute(
+            "SELECT i.name FROM interest_groups g JOIN interests i USING (interest_id) "
+            "WHERE g.group_id = ?",
+            [segment_id],
+        ).fetchone()
+        raise SegmentNotDeletable(
+            f"{stored_name!r} is an interest group of the interest "
+            f"{interest[0] if interest else '?'!r}; it lives as long as its interest "
+            "(change its members with a segmentation upload)"
+        )
+    if kind == "data_driven":
+        raise SegmentNotDeletable(
+            f"{stored_name!r} is a data-driven segment defined in segments.yaml; "
+            "remove it from segments.yaml instead"
+        )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _leaving AS "
+        "SELECT segment_id, member_id FROM segment_memberships WHERE segment_id = ?",
+        [segment_id],
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _entering AS SELECT * FROM _leaving LIMIT 0")
+    _, removed = _move(con, None, DELETE_RUN_ID, at)
+    con.execute("DELETE FROM subscriber_deliveries WHERE segment_id = ?", [segment_id])
+    con.execute("DELETE FROM segments WHERE segment_id = ?", [segment_id])
+    return stored_name, kind, removed

@@ -1,0 +1,168 @@
+"""Manual segment upload (Customer.io, Lumen): add people to, or remove them from, lists."""
+
+from __future__ import annotations
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from segpipe.ingest import normalize
+from segpipe.ingest.filenames import UploadKind
+from segpipe.ingest.reader import LINE
+from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds.base import (
+    KindRules,
+    UploadContext,
+    column_or_null,
+    latest_row_wins,
+    require_columns,
+    resolve_accepted,
+)
+from segpipe.warehouse.segments import change_members, create_missing_segments
+from segpipe.warehouse.sql import registered
+
+IDENTIFIERS = ("email", "member_id", "external_id")
+
+SCHEMA = pa.DataFrameSchema(
+    {
+        "segment": pa.Column(pl.String),
+        "member_id": pa.Column(
+            pl.String,
+            pa.Check.str_matches(
+                normalize.WHOLE_NUMBER_PATTERN, error="member_id is not a whole number"
+            ),
+            nullable=True,
+        ),
+        "email": pa.Column(
+            pl.String,
+            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
+            nullable=True,
+        ),
+        "names_person": pa.Column(
+            pl.Boolean,
+            pa.Check.eq(
+                True, error="row names no person: member_id, external_id and email are empty"
+            ),
+        ),
+        "action": pa.Column(
+            pl.String,
+            pa.Check.isin(["add", "remove"], error="unrecognized action; use add or remove"),
+        ),
+    },
+    name="manual_segment",
+    strict=False,
+)
+
+
+def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
+    require_columns(file_name, raw, ("segment",), IDENTIFIERS)
+    member_id = column_or_null(raw, "member_id")
+    external_id = column_or_null(raw, "external_id")
+    action = column_or_null(raw, "action").str.to_lowercase()
+    canonical = raw.select(
+        LINE,
+        pl.col("segment"),
+        # A row uses its first non-empty identifier: member_id, then external_id, then email.
+        member_id.alias("member_id"),
+        pl.when(member_id.is_null()).then(external_id).alias("external_id"),
+        pl.when(member_id.is_null() & external_id.is_null())
+        .then(normalize.email(column_or_null(raw, "email")))
+        .alias("email"),
+        action.fill_null("add").alias("action"),
+    ).with_columns(
+        pl.any_horizontal(pl.col(IDENTIFIERS).is_not_null()).alias("names_person"),
+    )
+    checked = reject_failures(canonical, SCHEMA)
+    return checked.drop("names_person").with_columns(
+        pl.col("member_id").cast(pl.Int64, strict=False)
+    )
+
+
+# Lookups are grouped first so that a row never matches two people (external_id and email are
+# not unique keys in constituents): the lowest member_id wins.
+JUDGE_SQL = f"""
+WITH by_external AS (
+    SELECT external_id, min(member_id) AS member_id FROM constituents
+    WHERE external_id IN (SELECT external_id FROM validated) GROUP BY external_id
+),
+by_email AS (
+    SELECT email, min(member_id) AS member_id FROM constituents
+    WHERE email IN (SELECT email FROM validated) GROUP BY email
+),
+named AS (
+    SELECT lower(name) AS key, min(segment_id) AS segment_id, arg_min(kind, segment_id) AS kind
+    FROM segments GROUP BY lower(name)
+),
+added AS (SELECT DISTINCT lower(segment) AS key FROM validated WHERE action = 'add'),
+matched AS (
+    SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
+           s.segment_id, s.kind AS segment_kind,
+           -- a segment this file creates (by an add row) may also be removed from in it
+           s.segment_id IS NULL AND a.key IS NULL AS segment_unknown,
+           coalesce(by_id.member_id, x.member_id, e.member_id) AS resolved_member_id
+    FROM validated v
+    LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
+    LEFT JOIN by_external x ON x.external_id = v.external_id
+    LEFT JOIN by_email e ON e.email = v.email
+    LEFT JOIN named s ON s.key = lower(v.segment)
+    LEFT JOIN added a ON a.key = lower(v.segment)
+)
+SELECT * EXCLUDE (segment_unknown),
+    CASE
+        WHEN segment_kind IN ('data_driven', 'interest_group', 'subscriber') THEN 'rejected'
+        WHEN resolved_member_id IS NULL THEN 'ignored'
+        WHEN segment_unknown THEN 'ignored'
+    END AS {OUTCOME},
+    CASE
+        WHEN segment_kind = 'data_driven'
+            THEN 'segment ' || segment || ' is data-driven (defined in segments.yaml) and cannot '
+                 || 'be edited by hand'
+        WHEN segment_kind = 'interest_group'
+            THEN 'segment ' || segment || ' is an interest group; change it with a segmentation '
+                 || 'upload'
+        WHEN segment_kind = 'subscriber'
+            THEN 'segment ' || segment || ' is a subscriber segment; each Attentive delivery '
+                 || 'replaces it'
+        WHEN resolved_member_id IS NULL AND member_id IS NOT NULL
+            THEN 'constituent not found: no member_id ' || member_id
+        WHEN resolved_member_id IS NULL AND external_id IS NOT NULL
+            THEN 'constituent not found: no external_id ' || external_id
+        WHEN resolved_member_id IS NULL THEN 'constituent not found: no one has that email'
+        WHEN segment_unknown
+            THEN 'no segment named ' || segment || ' to remove from'
+    END AS {REASON}
+FROM matched
+"""
+
+
+def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+    return resolve_accepted(
+        con, validated, latest_row_wins(JUDGE_SQL, key="resolved_member_id, lower(segment)")
+    )
+
+
+def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
+    rows = resolved.filter(pl.col(OUTCOME).is_null())
+    with registered(con, "applied_rows", rows):
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _named AS "
+            "SELECT segment AS name FROM applied_rows WHERE action = 'add'"
+        )
+        create_missing_segments(con, "_named", "manual", upload.at)
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _changes AS
+            SELECT s.segment_id, r.resolved_member_id AS member_id, r.action
+            FROM applied_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
+            WHERE s.kind = 'manual'
+            """
+        )
+    change_members(
+        con, changes="_changes", upload_id=upload.upload_id, run_id=upload.run_id, at=upload.at
+    )
+    con.execute("DROP TABLE _named; DROP TABLE _changes")
+
+
+RULES = KindRules(
+    UploadKind.MANUAL_SEGMENT, header=True, validate=validate, resolve=resolve, apply=apply
+)

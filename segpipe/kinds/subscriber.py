@@ -1,0 +1,272 @@
+"""Subscriber segment upload (Attentive): headerless `identifier,segment` rows, full replace.
+
+A delivery is every file of one domain and date. For each segment a delivery names, the
+segment's members become exactly the subscribers its files matched; a later file of the same
+delivery extends it, a re-sent file (same part number) replaces its earlier version, and a file
+older than the domain's latest applied delivery is refused as stale.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from segpipe.ingest import normalize
+from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
+from segpipe.ingest.reader import LINE, normalize_header
+from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds.base import KindRules, UploadContext, latest_row_wins, resolve_accepted
+from segpipe.warehouse.segments import create_missing_segments, replace_members
+from segpipe.warehouse.sql import registered
+
+IDENTIFIER, SEGMENT = "column_1", "column_2"
+SEGMENT_NAME_PATTERN = r"^[A-Za-z0-9 _-]+$"
+SEGMENT_NAME_MAX = 64
+# What the cells of a header row say; a first row whose identifier is not a phone or an email
+# and that reads like column names is a header, which these files never carry.
+IDENTIFIER_HEADERS = {
+    "phone", "phone_number", "phonenumber", "mobile", "mobile_number", "cell", "sms",
+    "email", "email_address", "e_mail", "identifier", "id", "subscriber", "subscriber_id",
+}  # fmt: skip
+SEGMENT_HEADERS = {"segment", "segment_name", "segments", "name", "list", "audience"}
+PHONE_CHARACTERS = r"^\+?[0-9\s().\-]+$"
+
+SCHEMA = pa.DataFrameSchema(
+    {
+        "phone": pa.Column(
+            pl.String,
+            pa.Check.str_matches(normalize.E164_PATTERN, error="invalid phone number"),
+            nullable=True,
+        ),
+        "email": pa.Column(
+            pl.String,
+            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
+            nullable=True,
+        ),
+        "names_subscriber": pa.Column(
+            pl.Boolean,
+            pa.Check.eq(True, error="row names no subscriber: the first column is empty"),
+        ),
+        "segment": pa.Column(
+            pl.String,
+            [
+                pa.Check.str_length(
+                    max_value=SEGMENT_NAME_MAX,
+                    error=f"segment name is longer than {SEGMENT_NAME_MAX} characters",
+                ),
+                pa.Check.str_matches(
+                    SEGMENT_NAME_PATTERN,
+                    error="segment name may contain only letters, digits, spaces, _ and -",
+                ),
+            ],
+        ),
+    },
+    name="subscriber_segment",
+    strict=False,
+)
+
+
+def _looks_like_email(identifier: pl.Expr) -> pl.Expr:
+    return identifier.str.contains("@")
+
+
+def _looks_like_phone(identifier: pl.Expr) -> pl.Expr:
+    return identifier.str.contains(PHONE_CHARACTERS) & identifier.str.contains("[0-9]")
+
+
+def _refuse_header(file_name: str, raw: pl.DataFrame) -> None:
+    first = raw.row(0, named=True)
+    identifier, segment = first[IDENTIFIER] or "", first[SEGMENT] or ""
+    if "@" in identifier or raw.head(1).select(_looks_like_phone(pl.col(IDENTIFIER))).item():
+        return
+    if normalize_header(identifier) in IDENTIFIER_HEADERS or (
+        normalize_header(segment) in SEGMENT_HEADERS
+    ):
+        raise UploadRejected(
+            file_name,
+            "line 1 is a header row; subscriber segment files carry no header: "
+            "every line is identifier,segment name",
+            rows_in=raw.height,
+        )
+
+
+def _identifier_kind(file_name: str, raw: pl.DataFrame) -> str:
+    """'email' or 'phone': the one kind of identifier the file carries, else UploadRejected."""
+    identifier = pl.col(IDENTIFIER)
+    first_lines = raw.select(
+        pl.col(LINE).filter(_looks_like_email(identifier)).min().alias("email"),
+        pl.col(LINE).filter(_looks_like_phone(identifier)).min().alias("phone"),
+    ).row(0, named=True)
+    if first_lines["email"] is not None and first_lines["phone"] is not None:
+        raise UploadRejected(
+            file_name,
+            "file mixes phone numbers and emails (first phone on line "
+            f"{first_lines['phone']}, first email on line {first_lines['email']}); "
+            "a subscriber segment file carries one kind of identifier",
+            rows_in=raw.height,
+        )
+    return "email" if first_lines["email"] is not None else "phone"
+
+
+def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
+    delivery_of(file_name)  # the name's grammar and date, before anything is read
+    _refuse_header(file_name, raw)
+    kind = _identifier_kind(file_name, raw)
+    identifier = pl.col(IDENTIFIER)
+    canonical = raw.select(
+        LINE,
+        (normalize.phone_e164(identifier) if kind == "phone" else pl.lit(None, pl.String)).alias(
+            "phone"
+        ),
+        (normalize.email(identifier) if kind == "email" else pl.lit(None, pl.String)).alias(
+            "email"
+        ),
+        identifier.is_not_null().alias("names_subscriber"),
+        pl.col(SEGMENT).alias("segment"),
+    )
+    return reject_failures(canonical, SCHEMA).drop("names_subscriber")
+
+
+# One person per phone (or email): the lowest member_id among those opted in, so a row never
+# turns into two. `someone` tells "nobody has it" from "nobody with it opted in".
+JUDGE_SQL = f"""
+WITH by_phone AS (
+    SELECT phone, min(member_id) FILTER (WHERE sms_opt_in) AS subscriber,
+           min(member_id) AS someone
+    FROM constituents WHERE phone IN (SELECT phone FROM validated) GROUP BY phone
+),
+by_email AS (
+    SELECT email, min(member_id) FILTER (WHERE email_opt_in) AS subscriber,
+           min(member_id) AS someone
+    FROM constituents WHERE email IN (SELECT email FROM validated) GROUP BY email
+),
+named AS (
+    SELECT lower(name) AS key, min(segment_id) AS segment_id, arg_min(kind, segment_id) AS kind
+    FROM segments GROUP BY lower(name)
+),
+matched AS (
+    SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
+           s.segment_id, s.kind AS segment_kind,
+           coalesce(p.subscriber, e.subscriber) AS resolved_member_id,
+           coalesce(p.someone, e.someone) AS someone
+    FROM validated v
+    LEFT JOIN by_phone p ON p.phone = v.phone
+    LEFT JOIN by_email e ON e.email = v.email
+    LEFT JOIN named s ON s.key = lower(v.segment)
+)
+SELECT * EXCLUDE (someone),
+    CASE
+        WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber' THEN 'rejected'
+        WHEN resolved_member_id IS NULL THEN 'ignored'
+    END AS {OUTCOME},
+    CASE
+        WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber'
+            THEN 'segment ' || segment || ' is a ' || replace(segment_kind, '_', '-')
+                 || ' segment; subscriber files only replace subscriber segments'
+        WHEN someone IS NULL AND phone IS NOT NULL THEN 'no constituent with that phone number'
+        WHEN someone IS NULL THEN 'no constituent with that email'
+        WHEN resolved_member_id IS NULL AND phone IS NOT NULL
+            THEN 'constituent has not opted in to SMS (sms_opt_in)'
+        WHEN resolved_member_id IS NULL
+            THEN 'constituent has not opted in to email (email_opt_in)'
+    END AS {REASON}
+FROM matched
+"""
+
+
+def latest_delivery(con: duckdb.DuckDBPyConnection, domain: str) -> date | None:
+    # fetchall, not fetchone: a half-read result would block the next statement on `con`.
+    rows = con.execute(
+        "SELECT max(delivery_date) FROM subscriber_deliveries WHERE domain = ?", [domain]
+    ).fetchall()
+    return rows[0][0]
+
+
+def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+    delivery = delivery_of(upload.file_name)
+    latest = latest_delivery(con, delivery.domain)
+    if latest is not None and delivery.day < latest:
+        raise UploadRejected(
+            upload.file_name,
+            f"stale delivery: {delivery.day:%Y-%m-%d} is older than the {latest:%Y-%m-%d} "
+            f"delivery already applied for domain {delivery.domain}",
+            rows_in=validated.height,
+        )
+    return resolve_accepted(
+        con, validated, latest_row_wins(JUDGE_SQL, key="resolved_member_id, lower(segment)")
+    )
+
+
+def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None:
+    """This file's part of its delivery, from the view `named_rows`: the file itself, each
+    segment it names and each subscriber it matched. A re-sent part replaces its earlier
+    version; older deliveries of the domain are dropped (their changes are in history)."""
+    con.execute(
+        "DELETE FROM subscriber_deliveries WHERE domain = ? "
+        "AND (delivery_date < ? OR (delivery_date = ? AND part = ?))",
+        [delivery.domain, delivery.day, delivery.day, delivery.part],
+    )
+    key = [delivery.domain, delivery.day, delivery.part, upload.upload_id]
+    con.execute(
+        f"""
+        INSERT INTO subscriber_deliveries
+        SELECT ?, ?, ?, ?, NULL, NULL
+        UNION ALL
+        SELECT DISTINCT ?, ?, ?, ?, s.segment_id,
+               CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_member_id END
+        FROM named_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
+        WHERE s.kind = 'subscriber'
+        """,
+        key + key,
+    )
+
+
+def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
+    delivery = delivery_of(upload.file_name)
+    # A row names its segment unless it was rejected: a segment named only by people who did
+    # not match is emptied, as Attentive's full replace would.
+    named = resolved.filter(pl.col(OUTCOME).ne_missing("rejected"))
+    with registered(con, "named_rows", named):
+        con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
+        create_missing_segments(con, "_named", "subscriber", upload.at)
+        _record_contribution(con, delivery, upload)
+    this_delivery = [delivery.domain, delivery.day]
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _delivery_segments AS
+        SELECT DISTINCT segment_id FROM subscriber_deliveries
+        WHERE domain = ? AND delivery_date = ? AND segment_id IS NOT NULL
+        """,
+        this_delivery,
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _delivery_members AS
+        SELECT DISTINCT segment_id, member_id FROM subscriber_deliveries
+        WHERE domain = ? AND delivery_date = ? AND member_id IS NOT NULL
+        """,
+        this_delivery,
+    )
+    replace_members(
+        con,
+        segments="_delivery_segments",
+        members="_delivery_members",
+        upload_id=upload.upload_id,
+        run_id=upload.run_id,
+        at=upload.at,
+    )
+    con.execute("DROP TABLE _named; DROP TABLE _delivery_segments; DROP TABLE _delivery_members")
+
+
+RULES = KindRules(
+    UploadKind.SUBSCRIBER_SEGMENT,
+    header=False,
+    columns=2,
+    validate=validate,
+    resolve=resolve,
+    apply=apply,
+)

@@ -1,6 +1,6 @@
 """One benchmark stage, run in a child process of its own so its peak memory is its own.
 
-`python -m segpipe.bench.stages <stage> <bench folder> <scale> <result.json>`: sets the stage up (a fresh
+`python -m segpipe.bench.stages <stage> <folder> <scale> <result.json>`: sets the stage up (a fresh
 copy of the base warehouse, files in the inbox), then times only the work a user waits for, and
 writes {"seconds", "rows", ...} to result.json.
 """

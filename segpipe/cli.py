@@ -68,6 +68,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from segpipe.bench.run import main as bench
+
+    return bench(args.scale, Path(args.dir), Path(args.json) if args.json else None)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="segpipe", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -99,6 +105,11 @@ def parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="copy the sample deployment into a folder")
     sample.add_argument("target")
     sample.set_defaults(handler=cmd_sample)
+    bench = commands.add_parser("bench", help="benchmark the pipeline against bare DuckDB")
+    bench.add_argument("--scale", choices=["small", "full", "tiny"], default="small")
+    bench.add_argument("--dir", default="build/bench", help="where data and runs go")
+    bench.add_argument("--json", help="also write the results to this file")
+    bench.set_defaults(handler=cmd_bench)
     return root
 
 

@@ -64,12 +64,14 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
 
     A person is in exactly one of an interest's groups; `since` moves only when the status
     changes, and every change is written to membership_history. Returns the number of changes.
+    The rows replaced are deleted by the row ids the lookup join already found (same
+    transaction, so they are stable): one pass over the big table instead of a second semi-join.
     """
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _incoming AS
         SELECT s.member_id, s.interest_id, s.status,
-               m.status AS previous_status, m.since AS previous_since
+               m.status AS previous_status, m.since AS previous_since, m.rowid AS previous_row
         FROM {source} s
         LEFT JOIN interest_memberships m
           ON m.member_id = s.member_id AND m.interest_id = s.interest_id
@@ -85,11 +87,8 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
     ).fetchone()[0]
     con.execute(
         """
-        DELETE FROM interest_memberships m
-        WHERE EXISTS (
-            SELECT 1 FROM _incoming n
-            WHERE n.member_id = m.member_id AND n.interest_id = m.interest_id
-        )
+        DELETE FROM interest_memberships
+        WHERE rowid IN (SELECT previous_row FROM _incoming WHERE previous_row IS NOT NULL)
         """
     )
     con.execute(

@@ -1,5 +1,7 @@
 """The life of received files: raw -> validated -> resolved -> applied, one partition each."""
 
+from contextlib import nullcontext
+
 import dagster as dg
 
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
@@ -88,16 +90,15 @@ def process_uploads(
     """Takes each received file through validation, resolution and its one transaction."""
     upload_ids = sorted(context.partition_keys)  # upload_ids sort in arrival order
     rejected = []
-    for position, upload_id in enumerate(upload_ids, start=1):
-        outcome = process_upload(
-            data_dir.paths, warehouse.get_connection, upload_id, context.run.run_id
-        )
-        _materialize(context, outcome)
-        line = f"[{position}/{len(upload_ids)}] {describe(outcome)}"
-        progress.info(line)
-        context.log.info(line)
-        if outcome.status == "rejected":
-            rejected.append(f"{outcome.file_name}: {outcome.error}")
+    # One connection for the whole batch: reopening the DuckDB file per upload checkpoints and
+    # reloads it each time, which is most of a small file's cost. Each file keeps its own
+    # transaction, so it still applies fully or not at all.
+    with warehouse.get_connection() as con:
+        for position, upload_id in enumerate(upload_ids, start=1):
+            outcome = process_upload(
+                data_dir.paths, lambda: nullcontext(con), upload_id, context.run.run_id
+            )
+            rejected += _report(context, outcome, position, len(upload_ids))
     if rejected:
         raise dg.Failure(
             description=REJECTED_PREFIX + "; ".join(rejected),
@@ -105,3 +106,12 @@ def process_uploads(
             allow_retries=False,
         )
     yield from ()
+
+
+def _report(context: dg.AssetExecutionContext, outcome: UploadOutcome, position: int, total: int):
+    """Materializations and a progress line for one file; its rejection, if it was rejected."""
+    _materialize(context, outcome)
+    line = f"[{position}/{total}] {describe(outcome)}"
+    progress.info(line)
+    context.log.info(line)
+    return [f"{outcome.file_name}: {outcome.error}"] if outcome.status == "rejected" else []

@@ -1,0 +1,158 @@
+"""One benchmark stage, run in a child process of its own so its peak memory is its own.
+
+`python -m segpipe.bench.stages <stage> <folder> <scale> <result.json>`: sets the stage up (a fresh
+copy of the base warehouse, files in the inbox), then times only the work a user waits for, and
+writes {"seconds", "rows", ...} to result.json.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from segpipe.bench import generate
+from segpipe.config import DATA_DIR_ENV, DataDir
+
+# Files arrive one second apart from here, in name order (the runner orders by mtime).
+FIRST_ARRIVAL = 1_790_000_000
+
+
+def deployment(folder: Path, name: str, *, fresh: bool = True) -> DataDir:
+    """A data directory with its own Dagster home and a copy of the base warehouse."""
+    data = DataDir(folder / "runs" / name)
+    if fresh:
+        shutil.rmtree(data.root, ignore_errors=True)
+        data.ensure()
+        shutil.copy(generate.base_warehouse(folder), data.warehouse)
+    os.environ[DATA_DIR_ENV] = str(data.root)
+    os.environ.pop("DAGSTER_HOME", None)  # prepare_home makes <data dir>/.dagster
+    return data
+
+
+def drop(data: DataDir, files: list[Path]) -> None:
+    for offset, source in enumerate(sorted(files)):
+        target = data.inbox / source.name
+        shutil.copy(source, target)
+        os.utime(target, (FIRST_ARRIVAL + offset, FIRST_ARRIVAL + offset))
+
+
+def floor(folder: Path, upload: str) -> dict:
+    from segpipe.bench.floor import apply_upload
+
+    data = deployment(folder, f"floor-{upload}")
+    started = time.perf_counter()
+    applied = apply_upload(data.warehouse, generate.files(folder) / upload)
+    return {"seconds": time.perf_counter() - started, "applied": applied}
+
+
+def uploads(folder: Path, name: str, files: list[Path]) -> dict:
+    """The files through the process_upload job, the way `segpipe run` drives it."""
+    data = deployment(folder, name)
+    drop(data, files)
+    import dagster as dg  # noqa: F401  (imported before the clock starts, as a CLI would)
+
+    from segpipe import runner
+
+    started = time.perf_counter()
+    with _instance(data) as instance:
+        defs = runner._definitions()
+        pending = runner.pending_uploads(data)
+        result = defs.resolve_job_def("process_upload").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=runner.QUIET,
+            tags=runner.range_tags(*runner._register(instance, pending)),
+        )
+        _fail_on(runner._unexpected_failures(result))
+    seconds = time.perf_counter() - started
+    table = runner.uploads_table(data)
+    return {
+        "seconds": seconds,
+        "files": table.height,
+        "applied": int(table["rows_applied"].sum()),
+        "statuses": sorted(set(table["status"].to_list())),
+    }
+
+
+def after_uploads(folder: Path, name: str) -> dict:
+    """Every job `segpipe run` runs once uploads are in (segment refresh, and exports where
+    this build has them), over the deployment the `name` stage left."""
+    data = deployment(folder, name, fresh=False)
+    from segpipe import runner
+
+    started = time.perf_counter()
+    with _instance(data) as instance:
+        defs = runner._definitions()
+        jobs = jobs_after_uploads(defs)
+        for job in jobs:
+            result = defs.resolve_job_def(job).execute_in_process(
+                instance=instance, raise_on_error=False, run_config=runner.QUIET
+            )
+            _fail_on(runner._unexpected_failures(result))
+    return {"seconds": time.perf_counter() - started, "jobs": jobs}
+
+
+def jobs_after_uploads(defs) -> list[str]:
+    """The unpartitioned jobs besides process_upload: what a run does after the files."""
+    names = []
+    for job in defs.resolve_all_job_defs():
+        if job.name.startswith("__") or job.name == "process_upload" or job.partitions_def:
+            continue
+        names.append(job.name)
+    return names
+
+
+def _instance(data: DataDir):
+    import dagster as dg
+
+    from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
+
+    prepare_home(data)
+    instance = dg.DagsterInstance.get()
+    ensure_warehouse_pool(instance)
+    return instance
+
+
+def _fail_on(failures: list[str]) -> None:
+    if failures:
+        raise RuntimeError("; ".join(failures))
+
+
+def run_stage(stage: str, folder: Path, scale: str) -> dict:
+    files = generate.files(folder)
+    if stage == "generate":
+        from segpipe.bench.scales import SCALES
+
+        started = time.perf_counter()
+        rows = generate.generate(folder, SCALES[scale])
+        return {"seconds": time.perf_counter() - started, "rows": rows}
+    if stage == "floor_upload":
+        return floor(folder, generate.BIG_UPLOAD)
+    if stage == "floor_10k":
+        return floor(folder, generate.SMALL_UPLOAD)
+    if stage == "upload":
+        return uploads(folder, "upload", [files / generate.BIG_UPLOAD])
+    if stage == "after_uploads":
+        return after_uploads(folder, "upload")
+    if stage == "upload_10k":
+        return uploads(folder, "upload_10k", [files / generate.SMALL_UPLOAD])
+    if stage == "small_files":
+        return uploads(folder, "small_files", sorted((files / "small").glob("*.csv")))
+    raise ValueError(f"unknown stage {stage}")
+
+
+def main(argv: list[str]) -> int:
+    stage, folder, scale, result = argv
+    outcome = run_stage(stage, Path(folder), scale)
+    Path(result).write_text(json.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout = io.TextIOWrapper(sys.stdout.buffer, line_buffering=True)
+    sys.exit(main(sys.argv[1:]))

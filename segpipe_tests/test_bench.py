@@ -1,0 +1,71 @@
+"""`segpipe bench` end to end at the tiny scale: every stage runs through the real jobs and the
+JSON a user compares runs with has every stage, with time and rows. Timing is not asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from segpipe.bench.generate import BIG_UPLOAD, files
+from segpipe.cli import main
+from segpipe.warehouse.connection import connect
+
+STAGES = {
+    "generate",
+    "floor_upload",
+    "upload",
+    "after_uploads",
+    "upload_and_after_uploads",
+    "floor_10k",
+    "upload_10k",
+    "small_files",
+}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("bench")
+    extra = folder / "copy.json"
+    assert main(["bench", "--scale", "tiny", "--dir", str(folder), "--json", str(extra)]) == 0
+    report = json.loads((folder / "bench.json").read_text())
+    assert json.loads(extra.read_text()) == report
+    return folder, report
+
+
+def test_every_stage_is_timed_with_rows_and_memory(bench_run):
+    _, report = bench_run
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert set(stages) == STAGES
+    for stage in stages.values():
+        assert stage["seconds"] > 0, stage
+        assert stage["rows"] > 0, stage
+        assert stage["peak_rss_mib"] > 0, stage
+    assert stages["upload"]["vs_floor"] > 0
+    assert {t["target"] for t in report["targets"]} >= {"upload <= 1.5x floor"}
+
+
+def test_pipeline_and_floor_apply_the_same_upload_alike(bench_run):
+    """The floor is only a fair floor if it does the same work: same memberships afterwards."""
+    folder, report = bench_run
+    stages = {s["stage"]: s for s in report["stages"]}
+    runs = folder / "runs"
+    counts = []
+    for run in (runs / f"floor-{BIG_UPLOAD}", runs / "upload"):
+        with connect(run / "warehouse.duckdb") as con:
+            counts.append(
+                con.execute(
+                    "SELECT status, count(*) FROM interest_memberships GROUP BY ALL ORDER BY 1"
+                ).fetchall()
+            )
+    assert counts[0] == counts[1]
+    assert stages["upload"]["detail"]["applied"] == stages["floor_upload"]["detail"]["applied"]
+
+
+def test_small_files_all_apply_in_one_run(bench_run):
+    folder, report = bench_run
+    small = next(s for s in report["stages"] if s["stage"] == "small_files")
+    expected = len(list((files(folder) / "small").glob("*.csv")))
+    assert small["detail"]["files"] == expected == report["scale"]["small_files"]
+    assert small["detail"]["statuses"] == ["applied"]

@@ -12,7 +12,11 @@ from segpipe.warehouse.segments import segment_sizes
     group_name="segments",
     owners=["team:audience-data"],
     kinds={"duckdb"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=dg.AutomationCondition.eager().without(
+        # A rejected file never materializes its applied_upload partition; eager's "no upstream
+        # partition missing" would then hold segments back forever after the first bad file.
+        ~dg.AutomationCondition.any_deps_missing()
+    ),
 )
 def segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every segment and its current size, refreshed whenever an upload changes members."""

@@ -6,6 +6,7 @@ while a second batch arrives, so the second run must queue behind it for the Duc
 """
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -202,3 +203,71 @@ def test_warehouse_holds_every_applied_upload(dev, delivered):
     assert counts["opted_out"] == PEOPLE // 4 * INTERESTS
     assert counts["opted_in"] == (PEOPLE - PEOPLE // 4) * INTERESTS + 1
     # Exports land here once the exports branch is merged: assert on dev.data.exports.
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield browser.new_page(viewport={"width": 1500, "height": 800})
+        browser.close()
+
+
+def _open(page, url: str) -> None:
+    """Go to `url`, past the first-visit welcome dialog when it shows up."""
+    page.goto(url)
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(timeout=3_000)
+        skip.click()
+    except Exception:  # playwright's TimeoutError: no dialog this time
+        pass
+
+
+def _screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=path)
+    return path
+
+
+def test_ui_shows_the_lineage_from_raw_upload_to_segments(dev, delivered, page):
+    from playwright.sync_api import expect
+
+    # segments' upstream lineage: every upload stage, so the chain is connected end to end.
+    _open(page, f"{dev.url}/assets/segments?view=lineage&lineageScope=upstream&lineageDepth=5")
+    for asset in [*UPLOAD_STAGES, "segments"]:
+        expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Loading...")).to_have_count(0, timeout=30_000)
+    page.wait_for_timeout(1000)  # let the graph settle before the picture
+    graph = _screenshot(page, "asset_graph.png")
+    README_GRAPH.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(graph, README_GRAPH)
+
+
+def test_ui_shows_an_upload_partitions_metadata(dev, delivered, page):
+    from playwright.sync_api import expect
+
+    key = _upload_id(_partitions(dev), BIG_SEGMENTATION)
+    _open(page, f"{dev.url}/assets/applied_upload?view=partitions&partition={key}")
+    for label in ("rows_in", "rows_applied", "preview"):
+        expect(page.get_by_text(label, exact=True).first).to_be_visible(timeout=30_000)
+    _screenshot(page, "applied_upload_partition.png")
+    rows = PEOPLE * INTERESTS  # shown as 240000 or 240,000 depending on the UI's locale
+    expect(page.get_by_text(re.compile(rf"^{rows:,}$|^{rows}$")).first).to_be_visible()

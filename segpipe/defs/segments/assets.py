@@ -48,7 +48,11 @@ def _as_of(context: dg.AssetExecutionContext) -> datetime:
     group_name="segments",
     owners=OWNERS,
     kinds={"duckdb"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=dg.AutomationCondition.eager().without(
+        # A rejected file never materializes its applied_upload partition; eager's "no upstream
+        # partition missing" would then hold segments back forever after the first bad file.
+        ~dg.AutomationCondition.any_deps_missing()
+    ),
 )
 def segments(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse

@@ -1,0 +1,112 @@
+"""Asset checks on `segments`: they pass on good data and fail on data corrupted in the
+warehouse, run by `segpipe run` in the same job as the asset they guard."""
+
+import dagster as dg
+import pytest
+
+from segpipe_tests.conftest import Deployment
+
+NEWSLETTER_OPT_IN = "Monthly Newsletter Opt-In"
+
+
+def latest_check(deployment: Deployment, name: str) -> dg.AssetCheckEvaluation:
+    key = dg.AssetCheckKey(dg.AssetKey("segments"), name)
+    with deployment.instance() as instance:
+        records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+    assert records, f"check {name} never ran"
+    return records[0].event.dagster_event.event_specific_data
+
+
+def metadata(evaluation: dg.AssetCheckEvaluation, key: str):
+    return evaluation.metadata[key].value
+
+
+@pytest.fixture
+def applied(sample: Deployment) -> Deployment:
+    code, printed = sample.run()
+    assert code == 2, printed  # the sample's deliberately bad file
+    return sample
+
+
+def corrupt(deployment: Deployment, *statements: str) -> None:
+    from segpipe.warehouse.connection import connect
+
+    with connect(deployment.data.warehouse) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def test_every_check_passes_on_the_sample(applied: Deployment):
+    for name in ("upload_counts_add_up", "references_resolve", "segment_sizes_are_steady"):
+        assert latest_check(applied, name).passed, name
+    assert metadata(latest_check(applied, "references_resolve"), "rows_broken") == 0
+
+
+def test_counts_check_fails_when_an_upload_loses_a_row(applied: Deployment):
+    corrupt(
+        applied,
+        "UPDATE uploads SET rows_applied = rows_applied - 1 "
+        "WHERE file_name = 'segmentation_2026-11-03_newsletter.csv'",
+    )
+
+    code, printed = applied.run()
+
+    counts = latest_check(applied, "upload_counts_add_up")
+    assert not counts.passed
+    assert counts.severity == dg.AssetCheckSeverity.ERROR
+    assert metadata(counts, "uploads_unbalanced") == 1
+    assert "segmentation_2026-11-03_newsletter.csv" in metadata(counts, "first_unbalanced")
+    assert code == 0, printed  # a failed check is reported in the UI; it does not fail the run
+    assert latest_check(applied, "segment_sizes_are_steady").passed  # nothing moved
+
+
+def test_references_check_fails_on_unknown_people_interests_and_duplicate_emails(
+    applied: Deployment,
+):
+    segment_id = applied.query(
+        "SELECT segment_id FROM segments WHERE kind = 'interest_group' LIMIT 1"
+    ).item()
+    corrupt(
+        applied,
+        f"INSERT INTO segment_memberships VALUES ({segment_id}, 987654, NULL, NULL)",
+        "INSERT INTO interest_memberships SELECT member_id, 424242, 'opted_in', NULL, NULL, NULL "
+        "FROM constituents LIMIT 1",
+        "INSERT INTO constituents SELECT * REPLACE (member_id + 100000 AS member_id) "
+        "FROM constituents WHERE email IS NOT NULL LIMIT 1",
+    )
+
+    applied.run()
+
+    references = latest_check(applied, "references_resolve")
+    assert not references.passed
+    assert metadata(references, "rows_broken") == 3
+    problems = metadata(references, "problems")
+    for problem in (
+        "segment member names an unknown person",
+        "interest membership names an unknown interest",
+        "email shared by several constituents",
+    ):
+        assert problem in problems
+
+
+def test_size_alert_warns_when_a_segment_loses_most_of_its_members(applied: Deployment):
+    before = applied.query(
+        "SELECT count(*) FROM segment_members JOIN segments USING (segment_id) WHERE name = ?",
+        [NEWSLETTER_OPT_IN],
+    ).item()
+    corrupt(
+        applied,
+        "DELETE FROM interest_memberships WHERE member_id IN ("
+        "  SELECT member_id FROM interest_memberships JOIN interests USING (interest_id)"
+        "  WHERE name = 'Monthly Newsletter' AND status = 'opted_in' ORDER BY member_id LIMIT 4)"
+        " AND interest_id = (SELECT interest_id FROM interests WHERE name = 'Monthly Newsletter')",
+    )
+
+    applied.run()
+
+    alert = latest_check(applied, "segment_sizes_are_steady")
+    assert not alert.passed
+    assert alert.severity == dg.AssetCheckSeverity.WARN
+    assert metadata(alert, "segments_moved") >= 1
+    assert NEWSLETTER_OPT_IN in metadata(alert, "moves")
+    assert f"| {before} |" in metadata(alert, "moves")

@@ -32,6 +32,21 @@ def _peek_pairs(data: DataDir):
         con.close()
 
 
+def sync_request(instance: dg.DagsterInstance, data: DataDir, run_key: str):
+    """The run that syncs every configured destination segment, or why there is none."""
+    pairs = _peek_pairs(data) if data.warehouse.exists() else None
+    if pairs is None:
+        known = instance.get_dynamic_partitions(exports_partitions.name)
+        if not known:
+            return dg.SkipReason("no destination segments to sync yet")
+        tags = range_tags(known[0], known[-1])
+    else:
+        tags = register_pairs(instance, pairs)
+        if tags is None:
+            return dg.SkipReason("no destinations configured in segments.yaml")
+    return dg.RunRequest(run_key=run_key, tags=tags)
+
+
 @dg.schedule(
     cron_schedule="0 6 * * *",
     job=sync_destinations,
@@ -40,15 +55,19 @@ def _peek_pairs(data: DataDir):
     description="Syncs every destination once a day, whether or not files arrived.",
 )
 def daily_destination_sync(context: dg.ScheduleEvaluationContext, data_dir: DataDirResource):
-    data = data_dir.paths
-    pairs = _peek_pairs(data) if data.warehouse.exists() else None
-    if pairs is None:
-        known = context.instance.get_dynamic_partitions(exports_partitions.name)
-        if not known:
-            return dg.SkipReason("no destination segments to sync yet")
-        tags = range_tags(known[0], known[-1])
-    else:
-        tags = register_pairs(context.instance, pairs)
-        if tags is None:
-            return dg.SkipReason("no destinations configured in segments.yaml")
-    return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat(), tags=tags)
+    return sync_request(
+        context.instance, data_dir.paths, context.scheduled_execution_time.isoformat()
+    )
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("segments"),
+    job=sync_destinations,
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Syncs the destinations after segments change, as `segpipe run` does.",
+)
+def sync_destinations_after_segments(
+    context: dg.SensorEvaluationContext, asset_event, data_dir: DataDirResource
+):
+    return sync_request(context.instance, data_dir.paths, f"after-segments-{asset_event.run_id}")

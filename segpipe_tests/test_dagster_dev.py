@@ -264,12 +264,12 @@ def _screenshot(page, name: str) -> Path:
     return path
 
 
-def test_ui_shows_the_lineage_from_raw_upload_to_segments(dev, delivered, page):
+def test_ui_shows_the_lineage_from_raw_upload_to_exports(dev, delivered, page):
     from playwright.sync_api import expect
 
-    # segments' upstream lineage: every upload stage, so the chain is connected end to end.
-    _open(page, f"{dev.url}/assets/segments?view=lineage&lineageScope=upstream&lineageDepth=5")
-    for asset in [*UPLOAD_STAGES, "segments"]:
+    # Around segments: every upload stage upstream of it, the exports downstream.
+    _open(page, f"{dev.url}/assets/segments?view=lineage&lineageScope=neighbors&lineageDepth=5")
+    for asset in [*UPLOAD_STAGES, "segments", "segment_export"]:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Loading...")).to_have_count(0, timeout=30_000)
     page.wait_for_timeout(1000)  # let the graph settle before the picture

@@ -110,3 +110,18 @@ def test_size_alert_warns_when_a_segment_loses_most_of_its_members(applied: Depl
     assert metadata(alert, "segments_moved") >= 1
     assert NEWSLETTER_OPT_IN in metadata(alert, "moves")
     assert f"| {before} |" in metadata(alert, "moves")
+
+
+def test_mixed_subscriber_check_passes_then_catches_a_tampered_archive(applied: Deployment):
+    assert latest_check(applied, "subscriber_files_are_never_mixed").passed
+    assert metadata(latest_check(applied, "subscriber_files_are_never_mixed"), "mixed_files") == 0
+    # An applied phone file whose archived bytes now hold an email too: the invariant is broken.
+    phones = applied.upload("sirenDenim_subscriber_segment_20261104_1.csv")
+    archived = applied.data.archive / phones["upload_id"] / phones["file_name"]
+    archived.write_text(archived.read_text() + "someone@example.org,VIP Shoppers\n")
+
+    applied.run()
+
+    check = latest_check(applied, "subscriber_files_are_never_mixed")
+    assert not check.passed
+    assert metadata(check, "first_mixed") == "sirenDenim_subscriber_segment_20261104_1.csv"

@@ -9,6 +9,7 @@ older than the domain's latest applied delivery is refused as stale.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pandera.polars as pa
@@ -17,7 +18,7 @@ import polars as pl
 from segpipe.ingest import normalize
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
-from segpipe.ingest.reader import LINE, normalize_header
+from segpipe.ingest.reader import LINE, normalize_header, read_file
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
 from segpipe.kinds.base import KindRules, UploadContext, latest_row_wins, resolve_accepted
 from segpipe.warehouse.segments import create_missing_segments, replace_members
@@ -76,6 +77,16 @@ def _looks_like_email(identifier: pl.Expr) -> pl.Expr:
 
 def _looks_like_phone(identifier: pl.Expr) -> pl.Expr:
     return identifier.str.contains(PHONE_CHARACTERS) & identifier.str.contains("[0-9]")
+
+
+def identifier_kinds(path: Path) -> set[str]:
+    """Which kinds of identifier ("phone", "email") a subscriber file's rows carry."""
+    raw = read_file(path, header=False, columns=2)
+    found = raw.select(
+        email=_looks_like_email(pl.col(IDENTIFIER)).any(),
+        phone=_looks_like_phone(pl.col(IDENTIFIER)).any(),
+    ).row(0, named=True)
+    return {kind for kind, present in found.items() if present}
 
 
 def _refuse_header(file_name: str, raw: pl.DataFrame) -> None:

@@ -10,8 +10,10 @@ covers every upload ever applied.
 import dagster as dg
 import polars as pl
 
-from segpipe.defs.resources import WAREHOUSE_POOL, Warehouse
+from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
+from segpipe.kinds.subscriber import identifier_kinds
 from segpipe.warehouse.sql import frame
 
 SEGMENTS = dg.AssetKey("segments")
@@ -91,6 +93,37 @@ def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
         metadata={
             "rows_broken": int(found["rows"].sum()) if found.height else 0,
             "problems": dg.MetadataValue.md(_table(found)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=SEGMENTS,
+    pool=WAREHOUSE_POOL,
+    description="No applied Attentive subscriber file carries both phone numbers and emails: "
+    "such a file is rejected whole, never half-applied (SPEC section 2).",
+)
+def subscriber_files_are_never_mixed(
+    warehouse: Warehouse, data_dir: DataDirResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        applied = frame(
+            con,
+            "SELECT upload_id, file_name FROM uploads "
+            "WHERE kind = 'subscriber_segment' AND status = 'applied' ORDER BY upload_id",
+        )
+    # One vectorized read per file; the archive keeps each file's bytes as received.
+    mixed = [
+        name
+        for upload_id, name in applied.iter_rows()
+        if identifier_kinds(archived_file(data_dir.paths, upload_id).path) == {"phone", "email"}
+    ]
+    return dg.AssetCheckResult(
+        passed=not mixed,
+        metadata={
+            "subscriber_files_checked": applied.height,
+            "mixed_files": len(mixed),
+            "first_mixed": ", ".join(mixed[:5]),
         },
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from segpipe_tests.conftest import Deployment, csv
+from segpipe_tests.conftest import SAMPLE, Deployment, csv
 
 SEGMENTS_YAML = """
 destinations:
@@ -106,3 +106,42 @@ def test_the_sample_exports_to_selligent_and_attentive(sample: Deployment):
     assert [delivery_of(p.name).domain for p in deliveries] == ["sirendenim"]
     rows = pl.read_csv(deliveries[0], has_header=False, new_columns=["phone", "segment"])
     assert rows["phone"].cast(pl.String).str.contains(r"^(\d{10}|\+\d{8,15})$").all()
+
+
+def test_attentive_exports_are_accepted_by_segpipes_own_subscriber_upload(
+    sample: Deployment, tmp_path
+):
+    from segpipe_tests.conftest import deployment_at
+
+    code, printed = sample.run()
+    assert code == 2, printed
+    (delivery,) = sorted((sample.data.exports / "attentive").glob("*.csv"))
+    sent = pl.read_csv(
+        delivery, has_header=False, new_columns=["phone", "segment"], infer_schema=False
+    )
+    opted_in = set(
+        sample.query("SELECT phone FROM constituents WHERE sms_opt_in")["phone"].to_list()
+    )
+
+    # A second deployment with the same people receives the file as Attentive would send it.
+    with deployment_at(tmp_path / "receiver") as receiver:
+        for path in sorted((SAMPLE / "inbox").glob("constituents_*.csv")):
+            receiver.drop(path.name, path.read_bytes())
+        receiver.drop(delivery.name, delivery.read_bytes())
+        code, printed = receiver.run()
+        assert code == 0, printed
+        upload = receiver.upload(delivery.name)
+        assert upload["kind"] == "subscriber_segment" and upload["status"] == "applied"
+        assert (upload["rows_in"], upload["rows_rejected"]) == (sent.height, 0)
+        received = receiver.query(
+            "SELECT c.phone, s.name AS segment FROM segment_members m "
+            "JOIN segments s USING (segment_id) JOIN constituents c USING (member_id) "
+            "WHERE s.kind = 'subscriber'"
+        )
+    e164 = sent.with_columns(
+        phone=pl.when(pl.col("phone").str.len_chars() == 10)
+        .then("+1" + pl.col("phone"))
+        .otherwise(pl.col("phone"))
+    )
+    expected = {row for row in e164.rows() if row[0] in opted_in}
+    assert expected and set(received.rows()) == expected

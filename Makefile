@@ -6,7 +6,7 @@ DEMO ?= build/demo
 # The sample's events are from the week before this instant; rule windows count back from it.
 SAMPLE_AS_OF ?= 2026-11-07T00:00:00
 
-.PHONY: demo test lint dev clean
+.PHONY: demo test lint dev bench clean
 
 $(BIN)/segpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,9 @@ $(BIN)/segpipe: pyproject.toml
 demo: $(BIN)/segpipe
 	@rm -rf $(DEMO)
 	@$(BIN)/segpipe sample $(DEMO)
-	@# exit 2 means "ran, and some file was rejected": the sample has one bad file on purpose.
+	@# exit 2 means "ran, and some file was rejected": the sample has bad files on purpose.
 	@$(BIN)/segpipe run --data-dir $(DEMO) --as-of $(SAMPLE_AS_OF); status=$$?; \
-	  if [ $$status -eq 2 ]; then echo "(exit 2: the sample's deliberately bad file was rejected, as it should be)"; exit 0; fi; \
+	  if [ $$status -eq 2 ]; then echo "(exit 2: the sample's deliberately bad files were rejected, as they should be)"; exit 0; fi; \
 	  exit $$status
 
 test: $(BIN)/segpipe
@@ -34,6 +34,11 @@ dev: $(BIN)/segpipe
 	@test -d $(DEMO) || $(BIN)/segpipe sample $(DEMO)
 	@mkdir -p $(DEMO)/.dagster && cp -n segpipe/dagster.yaml $(DEMO)/.dagster/dagster.yaml || true
 	SEGPIPE_DATA_DIR=$(abspath $(DEMO)) DAGSTER_HOME=$(abspath $(DEMO))/.dagster $(BIN)/dagster dev -w workspace.yaml
+
+## `segpipe bench` (SCALE=small|full); results in build/bench-$(SCALE)/bench.json.
+SCALE ?= small
+bench: $(BIN)/segpipe
+	$(BIN)/segpipe bench --scale $(SCALE) --dir build/bench-$(SCALE)
 
 clean:
 	rm -rf $(VENV) build

@@ -18,7 +18,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadRejected
-from segpipe.ingest.filenames import kind_of
+from segpipe.ingest.filenames import UploadKind, kind_of
 from segpipe.ingest.reader import read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, outcome_counts, reason_counts
@@ -28,6 +28,7 @@ from segpipe.warehouse.sql import transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 PREVIEW_ROWS = 5
+SUBSCRIBER = UploadKind.SUBSCRIBER_SEGMENT
 progress = logging.getLogger("segpipe.progress")
 # Starts the Failure a run raises after applying a batch in which some files were rejected.
 REJECTED_PREFIX = "Rejected: "
@@ -67,7 +68,7 @@ def process_upload(
         if uploads.status_of(con, upload_id) in ("applied", "duplicate"):
             outcome.status = "skipped"
             return outcome
-        original = uploads.earlier_copy(con, upload_id, sha256)
+        original = uploads.earlier_copy(con, upload_id, sha256, _name_that_matters(received))
         if original:
             _record(
                 con,
@@ -92,6 +93,15 @@ def process_upload(
             _reject(data, con, received, sha256, error, outcome)
             outcome.stages.setdefault("raw_upload", facts)["status"] = "rejected"
     return outcome
+
+
+def _name_that_matters(received: ReceivedFile) -> str | None:
+    """An Attentive file's name carries its delivery (domain, date, part): the same bytes under
+    another delivery's name are new news (an unchanged part of today's delivery), not a repeat."""
+    try:
+        return received.file_name if kind_of(received.file_name) == SUBSCRIBER else None
+    except UploadRejected:
+        return None
 
 
 def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id):

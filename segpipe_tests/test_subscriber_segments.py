@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,30 @@ def test_a_later_run_extends_the_delivery_and_a_resent_part_replaces_its_earlier
 
     assert code == 0, printed
     assert members(deployment, "VIP") == {1, 5, 6}
+
+
+def test_an_unchanged_part_of_a_new_delivery_still_counts(tmp_path: Path):
+    people = csv(
+        "member_id,phone,sms_opt_in",
+        "1,2025550101,yes",
+        "2,2025550102,yes",
+        "3,2025550103,yes",
+    )
+    with deployment_at(tmp_path / "parts") as deployment:
+        deployment.drop("constituents.csv", people)
+        deployment.drop("shop_subscriber_segment_20261103_1.csv", csv("2025550101,VIP"))
+        deployment.drop("shop_subscriber_segment_20261103_2.csv", csv("2025550102,VIP"))
+        deployment.run()
+        # The next day's first part has the same bytes as yesterday's: it is part of today.
+        deployment.drop("shop_subscriber_segment_20261104_1.csv", csv("2025550101,VIP"))
+        deployment.drop("shop_subscriber_segment_20261104_2.csv", csv("2025550103,VIP"))
+
+        code, printed = deployment.run()
+
+        assert code == 0, printed
+        assert deployment.upload("shop_subscriber_segment_20261104_1.csv")["status"] == "applied"
+        vip = deployment.query(
+            "SELECT member_id FROM segment_members JOIN segments USING (segment_id) "
+            "WHERE name = 'VIP' ORDER BY member_id"
+        )
+        assert vip["member_id"].to_list() == [1, 3]

@@ -183,3 +183,32 @@ def test_bytes_rejected_under_a_wrong_name_apply_when_sent_again_under_a_right_o
     assert code == 0, printed
     assert deployment.upload("people.csv")["status"] == "rejected"
     assert deployment.upload("constituents_people.csv")["status"] == "applied"
+
+
+def test_new_people_never_take_an_id_the_same_file_gives_someone_else(deployment: Deployment):
+    deployment.drop("constituents_first.csv", csv("member_id,email", "1,one@example.org"))
+    deployment.drop(
+        "constituents_second.csv",
+        csv("member_id,email", ",new@example.org", "2,two@example.org"),
+    )
+
+    deployment.run()
+
+    people = deployment.query("SELECT member_id, email FROM constituents ORDER BY member_id")
+    assert people["member_id"].is_unique().all()
+    assert people.rows() == [(1, "one@example.org"), (2, "two@example.org"), (3, "new@example.org")]
+
+
+def test_a_blank_attribute_column_keeps_the_column_and_its_type(deployment: Deployment):
+    deployment.drop("constituents_a.csv", csv("email,lifetime_value", "a@example.org,25000"))
+    deployment.drop("constituents_b.csv", csv("email,lifetime_value", "b@example.org,"))
+
+    deployment.run()
+
+    kind = deployment.query(
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'constituents' AND column_name = 'lifetime_value'"
+    )
+    assert kind.item() == "BIGINT"
+    values = deployment.query("SELECT email, lifetime_value FROM constituents ORDER BY email")
+    assert values.rows() == [("a@example.org", 25000), ("b@example.org", None)]

@@ -33,7 +33,16 @@ STANDARD = [
     "interest_id",
 ]
 BOOLEAN_HINT = "use yes/no, y/n, true/false, t/f or 1/0"
-BOOKKEEPING = {"created_at", "updated_at", "upload_id"}
+# Kept by segpipe, or used while resolving a file: a file may not carry them as attributes.
+BOOKKEEPING = {
+    "created_at",
+    "updated_at",
+    "upload_id",
+    "target_member_id",
+    "email_owner",
+    "interest_known",
+    "person_key",
+}
 
 
 def _whole(name: str) -> pa.Column:
@@ -186,8 +195,18 @@ def _merged_column(name: str, sql_type: str, incoming: set[str]) -> str:
     return f"c.{quote(name)}"
 
 
+def _first_new_member_id(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
+    """New people's ids start above every id in the warehouse and every id the file names."""
+    named = rows["target_member_id"].max()
+    return max(next_id(con, "constituents", "member_id"), (named or 0) + 1)
+
+
 def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
     rows = resolved.filter(pl.col(OUTCOME).is_null()).drop(OUTCOME, REASON)
+    # A column the file left blank says nothing: it must not add or retype a warehouse column.
+    attributes_sent = attribute_columns(rows.drop("target_member_id"))
+    blank = [c for c in attributes_sent if rows[c].null_count() == rows.height]
+    rows = rows.drop(blank)
     columns = _widen_attribute_columns(con, rows)
     with registered(con, "applied_rows", rows):
         con.execute(
@@ -200,7 +219,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: Upload
                    ) AS member_id
             FROM applied_rows
             """,
-            [next_id(con, "constituents", "member_id")],
+            [_first_new_member_id(con, rows)],
         )
     incoming = set(rows.columns) - {"member_id", LINE, "target_member_id", "interest_id"}
     select = ", ".join(

@@ -13,17 +13,21 @@ def status_of(con: duckdb.DuckDBPyConnection, upload_id: str) -> str | None:
     return scalar(con, "SELECT status FROM uploads WHERE upload_id = ?", [upload_id])
 
 
-def earlier_copy(con: duckdb.DuckDBPyConnection, upload_id: str, sha256: str) -> str | None:
-    """The applied upload that already brought these exact bytes, if any. Bytes that were
-    rejected before are processed again: renamed to a valid kind, they may apply."""
+def earlier_copy(
+    con: duckdb.DuckDBPyConnection, upload_id: str, sha256: str, file_name: str | None = None
+) -> str | None:
+    """The applied upload that already brought these exact bytes (and, when `file_name` is
+    given, under that name), if any. Bytes that were rejected before are processed again:
+    renamed to a valid kind, they may apply."""
     return scalar(
         con,
         """
         SELECT upload_id FROM uploads
         WHERE sha256 = ? AND upload_id <> ? AND status = 'applied'
+          AND (?::VARCHAR IS NULL OR lower(file_name) = lower(?))
         ORDER BY upload_id LIMIT 1
         """,
-        [sha256, upload_id],
+        [sha256, upload_id, file_name, file_name],
     )
 
 

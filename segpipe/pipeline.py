@@ -21,7 +21,7 @@ from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind, kind_of
 from segpipe.ingest.reader import read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
-from segpipe.ingest.validate import OUTCOME, outcome_counts, reason_counts
+from segpipe.ingest.validate import OUTCOME, outcome_counts, reason_counts, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
 from segpipe.warehouse import uploads
 from segpipe.warehouse.sql import transaction
@@ -109,7 +109,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     raw = read_file(received.path, header=rules.header, columns=rules.columns)
     outcome.stages["raw_upload"] = {**facts, "kind": str(rules.kind), "rows_in": raw.height}
     try:
-        validated = rules.validate(received.file_name, raw)
+        validated = reject_malformed(rules.validate(received.file_name, raw), raw)
     except UploadRejected as error:
         error.rows_in = raw.height
         raise

@@ -55,11 +55,25 @@ def test_headers_ignore_case_spaces_and_hyphens(raw, normalized):
 
 
 def test_rows_keep_their_line_numbers_and_blank_cells_are_null():
-    frame = read_rows("s.csv", b"\xef\xbb\xbfEmail, Opt \na@b.org , in\n,out\n", header=True)
+    frame = read_rows(
+        "s.csv", b"\xef\xbb\xbfEmail, Opt \na@b.org , in\n\n,out\n", header=True
+    ).drop("_malformed")
     assert frame.columns == ["_line", "email", "opt"]
-    assert frame.to_dicts() == [
+    assert frame.to_dicts() == [  # the blank line 3 is no row, and numbering goes on
         {"_line": 2, "email": "a@b.org", "opt": "in"},
-        {"_line": 3, "email": None, "opt": "out"},
+        {"_line": 4, "email": None, "opt": "out"},
+    ]
+
+
+def test_a_row_with_the_wrong_number_of_fields_is_marked_not_the_whole_file():
+    frame = read_rows(
+        "s.csv", b'email,opt\na@b.org,in\nc@d.org,out,extra\ne@f.org\n"g,h@i.org",in\n', header=True
+    )
+    assert frame.select("_line", "_malformed").rows() == [
+        (2, None),
+        (3, "line has 3 fields, the header has 2"),
+        (4, "line has 1 fields, the header has 2"),
+        (5, None),  # a quoted comma is part of the value
     ]
 
 
@@ -76,6 +90,8 @@ def test_gzip_files_are_read():
         (b"email,opt\n", "file has no data rows"),
         (b"email,opt\na@b.org,in\n\xff\xfe,out\n", "not valid UTF-8 (line 3"),
         (b"email,Email\na@b.org,x\n", "header names column 'email' twice"),
+        (b"email,email\na@b.org,x\n", "header names column 'email' twice"),
+        (b'email,opt\n"jane@example.org,in\n', "not a readable CSV file"),
     ],
 )
 def test_whole_file_problems_name_the_file_and_the_problem(payload, problem):
@@ -83,3 +99,4 @@ def test_whole_file_problems_name_the_file_and_the_problem(payload, problem):
         read_rows("segmentation_x.csv", payload, header=True)
     assert str(error.value).startswith("segmentation_x.csv: ")
     assert problem in str(error.value)
+    assert "@" not in str(error.value)  # the message never quotes a row

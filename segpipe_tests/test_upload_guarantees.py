@@ -212,3 +212,22 @@ def test_a_blank_attribute_column_keeps_the_column_and_its_type(deployment: Depl
     assert kind.item() == "BIGINT"
     values = deployment.query("SELECT email, lifetime_value FROM constituents ORDER BY email")
     assert values.rows() == [("a@example.org", 25000), ("b@example.org", None)]
+
+
+def test_a_ragged_row_is_rejected_alone_with_its_line(deployment: Deployment):
+    deployment.drop("constituents_a.csv", PEOPLE)
+    deployment.drop(
+        "segmentation_ragged.csv",
+        csv(
+            "email,interest_name,opt",
+            "ana@example.org,Digest,in",
+            "ben@example.org,Digest,in,surplus",
+        ),
+    )
+
+    deployment.run()
+
+    row = deployment.upload("segmentation_ragged.csv")
+    assert (row["status"], row["rows_applied"], row["rows_rejected"]) == ("applied", 1, 1)
+    errors = deployment.errors("segmentation_ragged.csv")
+    assert errors.select("line", "reason").rows() == [("3", "line has 4 fields, the header has 3")]

@@ -16,6 +16,8 @@ import polars as pl
 from segpipe.ingest.errors import UploadRejected
 
 LINE = "_line"
+MALFORMED = "_malformed"
+FIELDS = "_fields"
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -46,31 +48,68 @@ def decode(file_name: str, payload: bytes) -> bytes:
 
 
 def read_rows(file_name: str, payload: bytes, *, header: bool, columns: int | None = None):
-    """Parse CSV bytes into string columns plus `_line`, the 1-based line number in the file."""
+    """Parse CSV bytes into string columns plus `_line`, the 1-based line number in the file,
+    and `_malformed`, the problem of a row whose field count differs from the header's."""
     text = decode(file_name, payload)
     try:
-        frame = pl.read_csv(
-            io.BytesIO(text),
-            has_header=header,
-            infer_schema=False,
-            new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,
+        records = pl.read_csv(
+            io.BytesIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True
         )
-    except pl.exceptions.PolarsError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise UploadRejected(file_name, f"not a readable CSV file: {first_line}") from None
-    if header:
-        frame = _normalize_headers(file_name, frame)
-    if frame.height == 0:
-        raise UploadRejected(file_name, "file has no data rows")
-    first_data_line = 2 if header else 1
-    return frame.select(
-        pl.int_range(first_data_line, frame.height + first_data_line, dtype=pl.Int64).alias(LINE),
+    except pl.exceptions.PolarsError:
+        # polars' message quotes the raw record, which may hold emails or phones: not passed on.
+        raise UploadRejected(
+            file_name, "not a readable CSV file: a quoted value is never closed"
+        ) from None
+    numbered = records.with_columns(
         pl.all().str.strip_chars().replace("", None),
+        **_physical_lines(text, records.height),
     )
+    expected = columns if not header else records.width
+    if header:
+        names = _header_names(file_name, numbered.row(0)[: records.width])
+        numbered = numbered.slice(1).rename(dict(zip(records.columns, names, strict=True)))
+    else:
+        numbered = _exactly(numbered, records.columns, columns)
+    data = numbered.filter(~pl.all_horizontal(pl.exclude(LINE, FIELDS).is_null()))
+    if data.height == 0:
+        raise UploadRejected(file_name, "file has no data rows")
+    malformed = pl.when(pl.col(FIELDS).is_not_null() & (pl.col(FIELDS) != expected)).then(
+        pl.format("line has {} fields, the header has {}", pl.col(FIELDS), pl.lit(expected))
+        if header
+        else pl.format("line has {} fields, expected {}", pl.col(FIELDS), pl.lit(expected))
+    )
+    return data.select(LINE, pl.exclude(LINE, FIELDS), malformed.alias(MALFORMED))
 
 
-def _normalize_headers(file_name: str, frame: pl.DataFrame) -> pl.DataFrame:
-    names = [normalize_header(name) for name in frame.columns]
+def _physical_lines(text: bytes, records: int) -> dict[str, pl.Expr]:
+    """Each record's line number and field count, when every record is one physical line; when
+    a quoted value spans lines, the record number and no count (nothing reliable to compare)."""
+    lines = pl.Series(text.decode("utf-8").removesuffix("\n").split("\n"), dtype=pl.String)
+    if lines.len() != records:
+        return {
+            LINE: pl.int_range(1, records + 1, dtype=pl.Int64),
+            FIELDS: pl.lit(None, pl.Int64),
+        }
+    unquoted = lines.str.strip_suffix("\r").str.replace_all(r'"[^"]*"', "")
+    fields = (unquoted.str.count_matches(",") + 1).cast(pl.Int64)
+    return {
+        LINE: pl.int_range(1, records + 1, dtype=pl.Int64),
+        FIELDS: pl.lit(fields),
+    }
+
+
+def _exactly(frame: pl.DataFrame, read: list[str], columns: int) -> pl.DataFrame:
+    """A headerless file's first `columns` columns, named column_1.., null-filled if short."""
+    wanted = [f"column_{i + 1}" for i in range(columns)]
+    cells = [
+        pl.col(read[i]).alias(name) if i < len(read) else pl.lit(None, pl.String).alias(name)
+        for i, name in enumerate(wanted)
+    ]
+    return frame.select(LINE, *cells, FIELDS)
+
+
+def _header_names(file_name: str, row: tuple) -> list[str]:
+    names = [normalize_header(name or "") for name in row]
     seen: set[str] = set()
     for name in names:
         if not name:
@@ -80,7 +119,7 @@ def _normalize_headers(file_name: str, frame: pl.DataFrame) -> pl.DataFrame:
         if name.startswith("_"):
             raise UploadRejected(file_name, f"column names may not start with '_' ('{name}')")
         seen.add(name)
-    return frame.rename(dict(zip(frame.columns, names, strict=True)))
+    return names
 
 
 def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.DataFrame:

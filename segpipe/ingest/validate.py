@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from segpipe.ingest.reader import LINE
+from segpipe.ingest.reader import LINE, MALFORMED
 
 OUTCOME = "_outcome"
 REASON = "_reason"
@@ -59,6 +59,25 @@ def reject_failures(canonical: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.D
             pl.col("_failed").alias(REASON),
         )
         .drop(_ROW, "_failed")
+    )
+
+
+def reject_malformed(validated: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """A row whose field count differs from the header's is rejected, whatever else it holds:
+    its values may sit in the wrong columns."""
+    bad = raw.filter(pl.col(MALFORMED).is_not_null()).select(LINE, MALFORMED)
+    if bad.is_empty():
+        return validated
+    return (
+        validated.join(bad, on=LINE, how="left")
+        .with_columns(
+            pl.when(pl.col(MALFORMED).is_not_null())
+            .then(pl.lit("rejected"))
+            .otherwise(pl.col(OUTCOME))
+            .alias(OUTCOME),
+            pl.coalesce(MALFORMED, REASON).alias(REASON),
+        )
+        .drop(MALFORMED)
     )
 
 

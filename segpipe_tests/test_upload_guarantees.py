@@ -231,3 +231,21 @@ def test_a_ragged_row_is_rejected_alone_with_its_line(deployment: Deployment):
     assert (row["status"], row["rows_applied"], row["rows_rejected"]) == ("applied", 1, 1)
     errors = deployment.errors("segmentation_ragged.csv")
     assert errors.select("line", "reason").rows() == [("3", "line has 4 fields, the header has 3")]
+
+
+def test_files_arriving_in_the_same_instant_apply_in_name_order(deployment: Deployment):
+    # Whole-second modification times (SFTP, SMB) make ties common; then the name decides.
+    deployment.drop(
+        "Segmentation_B.csv",
+        csv("email,interest_name,opt", "ana@example.org,Digest,out"),
+        arrival=5,
+    )
+    deployment.drop(
+        "segmentation_a.csv", csv("email,interest_name,opt", "ana@example.org,Digest,in"), arrival=5
+    )
+    deployment.drop("constituents_a.csv", PEOPLE, arrival=0)
+
+    deployment.run()
+
+    status = deployment.query("SELECT status FROM interest_memberships").item()
+    assert status == "opted_in"  # 'Segmentation_B.csv' < 'segmentation_a.csv': a applied last

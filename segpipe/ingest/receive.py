@@ -45,8 +45,13 @@ def upload_id_for(path: Path) -> str:
     return f"{stamp:%Y%m%d-%H%M%S-%f}-{slug}-{sha256_of(path)[:8]}"
 
 
+def arrival_key(path: Path) -> tuple[int, str]:
+    """Modification time, then name (SPEC section 3); the archive keeps both as received."""
+    return path.stat().st_mtime_ns, path.name
+
+
 def arrival_order(paths: list[Path]) -> list[Path]:
-    return sorted(paths, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return sorted(paths, key=arrival_key)
 
 
 def receive_inbox(data: DataDir) -> list[ReceivedFile]:
@@ -81,7 +86,7 @@ def archived(data: DataDir) -> list[ReceivedFile]:
         for file in folder.iterdir()
         if file.is_file()
     ]
-    return sorted(found, key=lambda f: f.upload_id)
+    return sorted(found, key=lambda f: arrival_key(f.path))
 
 
 def archived_file(data: DataDir, upload_id: str) -> ReceivedFile:

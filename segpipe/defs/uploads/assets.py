@@ -6,6 +6,7 @@ import dagster as dg
 
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.uploads.partitions import uploads_partitions
+from segpipe.ingest.receive import archived_file, arrival_key
 from segpipe.pipeline import (
     REJECTED_PREFIX,
     Markdown,
@@ -88,7 +89,10 @@ def process_uploads(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
     """Takes each received file through validation, resolution and its one transaction."""
-    upload_ids = sorted(context.partition_keys)  # upload_ids sort in arrival order
+    upload_ids = sorted(
+        context.partition_keys,
+        key=lambda upload_id: arrival_key(archived_file(data_dir.paths, upload_id).path),
+    )
     rejected = []
     # One connection for the whole batch: reopening the DuckDB file per upload checkpoints and
     # reloads it each time, which is most of a small file's cost. Each file keeps its own

@@ -11,6 +11,7 @@ from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
@@ -45,14 +46,6 @@ BOOKKEEPING = {
 }
 
 
-def _whole(name: str) -> pa.Column:
-    return pa.Column(
-        pl.String,
-        pa.Check.str_matches(normalize.WHOLE_NUMBER_PATTERN, error=f"{name} is not a whole number"),
-        nullable=True,
-    )
-
-
 def _flag(name: str) -> pa.Column:
     return pa.Column(
         pl.String, pa.Check.isin(["true", "false"], error=f"{name}: {BOOLEAN_HINT}"), nullable=True
@@ -61,24 +54,13 @@ def _flag(name: str) -> pa.Column:
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "member_id": _whole("member_id"),
-        "email": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
-            nullable=True,
-        ),
-        "phone": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.E164_PATTERN, error="invalid phone number"),
-            nullable=True,
-        ),
+        "member_id": columns.whole_number("member_id"),
+        "email": columns.email(),
+        "phone": columns.phone(),
         "email_opt_in": _flag("email_opt_in"),
         "sms_opt_in": _flag("sms_opt_in"),
-        "interest_id": _whole("interest_id"),
-        "names_person": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(True, error="row names no person: email and member_id are empty"),
-        ),
+        "interest_id": columns.whole_number("interest_id"),
+        "names_person": columns.holds("row names no person: email and member_id are empty"),
     },
     name="constituent",
     strict=False,

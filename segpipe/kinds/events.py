@@ -16,6 +16,7 @@ from segpipe.ingest import normalize
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
@@ -31,22 +32,9 @@ TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "member_id": pa.Column(
-            pl.String,
-            pa.Check.str_matches(
-                normalize.WHOLE_NUMBER_PATTERN, error="member_id is not a whole number"
-            ),
-            nullable=True,
-        ),
-        "email": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
-            nullable=True,
-        ),
-        "names_person": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(True, error="row names no person: email and member_id are empty"),
-        ),
+        "member_id": columns.whole_number("member_id"),
+        "email": columns.email(),
+        "names_person": columns.holds("row names no person: email and member_id are empty"),
         "event": pa.Column(pl.String, nullable=False),
         "timestamp": pa.Column(pl.String, nullable=False),
         "timestamp_valid": pa.Column(

@@ -6,10 +6,10 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from segpipe.ingest import normalize
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
@@ -24,18 +24,9 @@ from segpipe.warehouse.sql import registered
 SCHEMA = pa.DataFrameSchema(
     {
         "foreign_value": pa.Column(pl.String, nullable=False),
-        "interest_id": pa.Column(
-            pl.String,
-            pa.Check.str_matches(
-                normalize.WHOLE_NUMBER_PATTERN, error="interest_id is not a whole number"
-            ),
-            nullable=True,
-        ),
-        "names_interest": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(
-                True, error="row names no interest: interest_name and interest_id are empty"
-            ),
+        "interest_id": columns.whole_number("interest_id"),
+        "names_interest": columns.holds(
+            "row names no interest: interest_name and interest_id are empty"
         ),
     },
     name="interest_xref",

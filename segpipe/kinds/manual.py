@@ -10,6 +10,7 @@ from segpipe.ingest import normalize
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
@@ -26,23 +27,10 @@ IDENTIFIERS = ("email", "member_id", "external_id")
 SCHEMA = pa.DataFrameSchema(
     {
         "segment": pa.Column(pl.String),
-        "member_id": pa.Column(
-            pl.String,
-            pa.Check.str_matches(
-                normalize.WHOLE_NUMBER_PATTERN, error="member_id is not a whole number"
-            ),
-            nullable=True,
-        ),
-        "email": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
-            nullable=True,
-        ),
-        "names_person": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(
-                True, error="row names no person: member_id, external_id and email are empty"
-            ),
+        "member_id": columns.whole_number("member_id"),
+        "email": columns.email(),
+        "names_person": columns.holds(
+            "row names no person: member_id, external_id and email are empty"
         ),
         "action": pa.Column(
             pl.String,

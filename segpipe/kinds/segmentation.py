@@ -10,6 +10,7 @@ from segpipe.ingest import normalize
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
@@ -26,42 +27,18 @@ OPT_VALUES_HINT = "use in/out, yes/no, y/n, true/false, 1/0, add/remove or subsc
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "member_id": pa.Column(
-            pl.String,
-            pa.Check.str_matches(
-                normalize.WHOLE_NUMBER_PATTERN, error="member_id is not a whole number"
-            ),
-            nullable=True,
-        ),
-        "email": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
-            nullable=True,
-        ),
-        "interest_id": pa.Column(
-            pl.String,
-            pa.Check.str_matches(
-                normalize.WHOLE_NUMBER_PATTERN, error="interest_id is not a whole number"
-            ),
-            nullable=True,
-        ),
+        "member_id": columns.whole_number("member_id"),
+        "email": columns.email(),
+        "interest_id": columns.whole_number("interest_id"),
         "opt": pa.Column(
             pl.String,
             pa.Check.isin(
                 ["opted_in", "opted_out"], error=f"unrecognized opt value; {OPT_VALUES_HINT}"
             ),
         ),
-        "names_person": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(True, error="row names no person: email and member_id are empty"),
-        ),
-        "names_interest": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(
-                True,
-                error="row names no interest: "
-                "interest_name, interest_id and foreign_interest are empty",
-            ),
+        "names_person": columns.holds("row names no person: email and member_id are empty"),
+        "names_interest": columns.holds(
+            "row names no interest: interest_name, interest_id and foreign_interest are empty"
         ),
     },
     name="segmentation",

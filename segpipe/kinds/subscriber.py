@@ -20,6 +20,7 @@ from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
 from segpipe.ingest.reader import LINE, normalize_header, read_file
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
+from segpipe.kinds import columns
 from segpipe.kinds.base import KindRules, UploadContext, latest_row_wins, resolve_accepted
 from segpipe.warehouse.segments import create_missing_segments, replace_members
 from segpipe.warehouse.sql import registered
@@ -38,20 +39,9 @@ PHONE_CHARACTERS = r"^\+?[0-9\s().\-]+$"
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "phone": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.E164_PATTERN, error="invalid phone number"),
-            nullable=True,
-        ),
-        "email": pa.Column(
-            pl.String,
-            pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
-            nullable=True,
-        ),
-        "names_subscriber": pa.Column(
-            pl.Boolean,
-            pa.Check.eq(True, error="row names no subscriber: the first column is empty"),
-        ),
+        "phone": columns.phone(),
+        "email": columns.email(),
+        "names_subscriber": columns.holds("row names no subscriber: the first column is empty"),
         "segment": pa.Column(
             pl.String,
             [

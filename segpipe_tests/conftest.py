@@ -78,15 +78,17 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
     return Deployment(DataDir(root).ensure())
 
 
-@pytest.fixture
-def sample(deployment: Deployment) -> Deployment:
-    """The repository's sample deployment, its inbox arriving in name order."""
-    for name in ("segments.yaml",):
-        if (SAMPLE / name).exists():
-            shutil.copy(SAMPLE / name, deployment.data.root / name)
+def with_sample(deployment: Deployment) -> Deployment:
+    """The repository's sample deployment in `deployment`, its inbox arriving in name order."""
+    shutil.copy(SAMPLE / "segments.yaml", deployment.data.segments_yaml)
     for path in sorted((SAMPLE / "inbox").iterdir()):
         deployment.drop(path.name, path.read_bytes())
     return deployment
+
+
+@pytest.fixture
+def sample(deployment: Deployment) -> Deployment:
+    return with_sample(deployment)
 
 
 Csv = Callable[..., str]

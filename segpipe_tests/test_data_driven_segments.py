@@ -6,14 +6,11 @@ membership below is worked out by hand from the files, with the run's as-of 2026
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 
 import pytest
 
-from segpipe.config import DATA_DIR_ENV, DataDir
-from segpipe.defs.instance import INSTANCE_TEMPLATE
-from segpipe_tests.conftest import Deployment, csv
+from segpipe_tests.conftest import Deployment, csv, deployment_at
 
 AS_OF = datetime(2026, 11, 7)
 
@@ -132,13 +129,7 @@ ALL_SEGMENTS = {**ATTRIBUTE_SEGMENTS, **EVENT_SEGMENTS, **INTEREST_SEGMENTS}
 
 @pytest.fixture(scope="module")
 def deployment_with_rules(tmp_path_factory) -> Deployment:
-    root = tmp_path_factory.mktemp("rules") / "deployment"
-    (root / ".dagster").mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, root / ".dagster" / "dagster.yaml")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(root / ".dagster"))
-        patch.setenv(DATA_DIR_ENV, str(root))
-        deployment = Deployment(DataDir(root).ensure())
+    with deployment_at(tmp_path_factory.mktemp("rules") / "deployment") as deployment:
         deployment.drop("constituents_a.csv", CONSTITUENTS)
         deployment.drop("segmentation_a.csv", SEGMENTATION)
         deployment.drop("events_a.csv", EVENTS)

@@ -1,7 +1,6 @@
 """The README's run command: the sample deployment through `segpipe run`, and what it leaves."""
 
 import re
-import shutil
 from datetime import datetime
 
 import dagster as dg
@@ -9,36 +8,17 @@ import polars as pl
 import pytest
 from dagster._serdes import serialize_value
 
-from segpipe.config import DATA_DIR_ENV, DataDir
-from segpipe.defs.instance import INSTANCE_TEMPLATE
-from segpipe_tests.conftest import SAMPLE, Deployment
+from segpipe_tests.conftest import SAMPLE, Deployment, deployment_at, with_sample
 
 # The sample's events are from the week before; `make demo` runs it as of the same instant.
 SAMPLE_AS_OF = datetime(2026, 11, 7)
-
-REJECTED = {
-    "segmentation_2026-11-06_missing_opt_column.csv": "missing required column: one of opt, opt_in",
-    "sirendenim_subscriber_segment_20261101.csv": "stale delivery: 2026-11-01 is older than",
-    "sirenoutlet_subscriber_segment_20261105.csv": "file mixes phone numbers and emails",
-}
 
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory) -> tuple[Deployment, int, str]:
     """One run of the whole sample, shared by the tests below."""
-    root = tmp_path_factory.mktemp("sample") / "deployment"
-    (root / ".dagster").mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, root / ".dagster" / "dagster.yaml")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DAGSTER_HOME", str(root / ".dagster"))
-        env.setenv(DATA_DIR_ENV, str(root))
-        deployment = Deployment(DataDir(root).ensure())
-        for name in ("segments.yaml",):
-            if (SAMPLE / name).exists():
-                shutil.copy(SAMPLE / name, root / name)
-        for path in sorted((SAMPLE / "inbox").iterdir()):
-            deployment.drop(path.name, path.read_bytes())
-        code, printed = deployment.run(as_of=SAMPLE_AS_OF)
+    with deployment_at(tmp_path_factory.mktemp("sample") / "deployment") as deployment:
+        code, printed = with_sample(deployment).run(as_of=SAMPLE_AS_OF)
         yield deployment, code, printed
 
 

@@ -13,6 +13,7 @@ import pandera.polars as pa
 import polars as pl
 
 from segpipe.ingest import normalize
+from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
@@ -28,6 +29,8 @@ from segpipe.kinds.base import (
 from segpipe.warehouse.sql import quote, registered
 
 STANDARD = ("member_id", "email", "event", "timestamp")
+# Names segpipe uses for the event while checking it: no property may be called so.
+RESERVED = ("occurred_at", "resolved_member_id", "names_person", "timestamp_valid")
 TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00"
 
 SCHEMA = pa.DataFrameSchema(
@@ -66,6 +69,11 @@ def utc_timestamp(value: pl.Expr) -> pl.Expr:
 
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     require_columns(file_name, raw, ("member_id", "email"), ("event",), ("timestamp",))
+    clash = [name for name in RESERVED if name in raw.columns]
+    if clash:
+        raise UploadRejected(
+            file_name, f"column {clash[0]} is a name segpipe keeps for itself; rename it"
+        )
     member_id = column_or_null(raw, "member_id")
     canonical = raw.select(
         LINE,

@@ -100,8 +100,8 @@ def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=SEGMENTS,
     pool=WAREHOUSE_POOL,
-    description="No applied Attentive subscriber file carries both phone numbers and emails: "
-    "such a file is rejected whole, never half-applied (SPEC section 2).",
+    description="No file behind a current Attentive subscriber segment carries both phone "
+    "numbers and emails: such a file is rejected whole, never applied (SPEC section 2).",
 )
 def subscriber_files_are_never_mixed(
     warehouse: Warehouse, data_dir: DataDirResource
@@ -109,8 +109,9 @@ def subscriber_files_are_never_mixed(
     with warehouse.connect() as con:
         applied = frame(
             con,
-            "SELECT upload_id, file_name FROM uploads "
-            "WHERE kind = 'subscriber_segment' AND status = 'applied' ORDER BY upload_id",
+            # The files of each domain's latest delivery: what subscriber segments hold now.
+            "SELECT upload_id, file_name FROM uploads WHERE status = 'applied' AND upload_id IN "
+            "(SELECT upload_id FROM subscriber_deliveries) ORDER BY upload_id",
         )
     # One vectorized read per file; the archive keeps each file's bytes as received.
     mixed = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -62,9 +63,13 @@ def read_rows(file_name: str, payload: bytes, *, header: bool, columns: int | No
         frame = _normalize_headers(file_name, frame)
     if frame.height == 0:
         raise UploadRejected(file_name, "file has no data rows")
-    first_data_line = 2 if header else 1
+    return _cleaned(frame, first_line=2 if header else 1)
+
+
+def _cleaned(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
+    """`_line` (the 1-based line number in the file) first; cells trimmed, blanks null."""
     return frame.select(
-        pl.int_range(first_data_line, frame.height + first_data_line, dtype=pl.Int64).alias(LINE),
+        pl.int_range(first_line, frame.height + first_line, dtype=pl.Int64).alias(LINE),
         pl.all().str.strip_chars().replace("", None),
     )
 
@@ -85,3 +90,45 @@ def _normalize_headers(file_name: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.DataFrame:
     return read_rows(path.name, path.read_bytes(), header=header, columns=columns)
+
+
+# Files up to this size are parsed whole (the exact path small files always took); bigger
+# ones stream in slices, so a 10M-row file is never one frame in memory.
+WHOLE_FILE_BYTES = 64 * 1024**2
+
+
+def read_batches(
+    path: Path, *, header: bool, columns: int | None = None, rows: int = 1_000_000
+) -> Iterator[pl.DataFrame]:
+    """The file's rows as consecutive frames of about `rows` rows, each like `read_file`'s."""
+    if path.stat().st_size <= WHOLE_FILE_BYTES:
+        whole = read_file(path, header=header, columns=columns)
+        for offset in range(0, whole.height, rows):
+            yield whole.slice(offset, rows)
+        return
+    yield from _streamed(path.name, decode(path.name, path.read_bytes()), header, columns, rows)
+
+
+def _streamed(file_name: str, text: bytes, header: bool, columns: int | None, rows: int):
+    lazy = pl.scan_csv(
+        io.BytesIO(text),
+        has_header=header,
+        infer_schema=False,
+        new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,
+    )
+    next_line = 2 if header else 1
+    batches = lazy.collect_batches(chunk_size=rows, maintain_order=True)
+    while True:
+        try:
+            batch = next(batches, None)
+        except pl.exceptions.PolarsError as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise UploadRejected(file_name, f"not a readable CSV file: {first_line}") from None
+        if batch is None:
+            break
+        if header:
+            batch = _normalize_headers(file_name, batch)
+        yield _cleaned(batch, first_line=next_line)
+        next_line += batch.height
+    if next_line == (2 if header else 1):
+        raise UploadRejected(file_name, "file has no data rows")

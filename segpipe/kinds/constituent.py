@@ -145,9 +145,10 @@ WINDOW by_email AS (PARTITION BY email)
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
-    resolved = resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key="person_key"))
-    return resolved.drop("email_owner", "interest_known", "person_key", strict=False)
+def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
+    judged = latest_row_wins(JUDGE_SQL, key="person_key")
+    query = f"SELECT * EXCLUDE (email_owner, interest_known, person_key) FROM ({judged})"
+    return resolve_accepted(con, validated, query)
 
 
 def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -186,8 +187,11 @@ def _merged_column(name: str, sql_type: str, incoming: set[str]) -> str:
     return f"c.{quote(name)}"
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
-    rows = resolved.filter(pl.col(OUTCOME).is_null()).drop(OUTCOME, REASON)
+def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
+    # Back to polars: attribute columns are widened from the rows' types (a small file kind).
+    rows = frame(
+        con, f"SELECT * EXCLUDE ({OUTCOME}, {REASON}) FROM {resolved} WHERE {OUTCOME} IS NULL"
+    )
     columns = _widen_attribute_columns(con, rows)
     with registered(con, "applied_rows", rows):
         con.execute(

@@ -56,9 +56,7 @@ def test_a_file_read_in_slices_has_the_outcome_of_a_whole_read(deployment: Deplo
                                (2, "Digest", "opted_in")]  # fmt: skip
 
 
-def test_a_missing_column_rejects_the_file_with_every_row_counted(
-    deployment: Deployment, sliced
-):
+def test_a_missing_column_rejects_the_file_with_every_row_counted(deployment: Deployment, sliced):
     deployment.drop("segmentation_no_opt.csv", csv("email,interest_name", *["a@b.org,X"] * 5))
 
     deployment.run()

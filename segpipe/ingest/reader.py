@@ -6,6 +6,7 @@ UploadRejected. Cells are trimmed and blank cells become null; nothing else is i
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import re
@@ -106,12 +107,33 @@ def read_batches(
         for offset in range(0, whole.height, rows):
             yield whole.slice(offset, rows)
         return
-    yield from _streamed(path.name, decode(path.name, path.read_bytes()), header, columns, rows)
+    if path.name.lower().endswith(".gz") or not _plain_utf8(path):
+        # Unwrapped in memory; decode also names the line of an encoding error.
+        source = io.BytesIO(decode(path.name, path.read_bytes()))
+    else:
+        source = path  # read by polars itself: the file's bytes are never held whole
+    yield from _streamed(path.name, source, header, columns, rows)
 
 
-def _streamed(file_name: str, text: bytes, header: bool, columns: int | None, rows: int):
+def _plain_utf8(path: Path, block: int = 16 * 1024**2) -> bool:
+    """True when the file is valid UTF-8 with no byte-order mark, checked a block at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as file:
+        if file.read(len(_BOM)) == _BOM:
+            return False
+        file.seek(0)
+        try:
+            while chunk := file.read(block):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _streamed(file_name: str, source, header: bool, columns: int | None, rows: int):
     lazy = pl.scan_csv(
-        io.BytesIO(text),
+        source,
         has_header=header,
         infer_schema=False,
         new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,

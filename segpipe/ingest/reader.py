@@ -6,9 +6,11 @@ UploadRejected. Cells are trimmed and blank cells become null; nothing else is i
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -124,3 +126,83 @@ def _header_names(file_name: str, row: tuple) -> list[str]:
 
 def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.DataFrame:
     return read_rows(path.name, path.read_bytes(), header=header, columns=columns)
+
+
+# Files up to this size are parsed whole (the exact path small files always took); bigger
+# ones stream in slices, so a 10M-row file is never one frame in memory.
+WHOLE_FILE_BYTES = 64 * 1024**2
+
+
+def read_batches(
+    path: Path, *, header: bool, columns: int | None = None, rows: int = 1_000_000
+) -> Iterator[pl.DataFrame]:
+    """The file's rows as consecutive frames of about `rows` rows, each like `read_file`'s."""
+    if path.stat().st_size <= WHOLE_FILE_BYTES:
+        whole = read_file(path, header=header, columns=columns)
+        for offset in range(0, whole.height, rows):
+            yield whole.slice(offset, rows)
+        return
+    if path.name.lower().endswith(".gz") or not _plain_utf8(path):
+        # Unwrapped in memory; decode also names the line of an encoding error.
+        source = io.BytesIO(decode(path.name, path.read_bytes()))
+    else:
+        source = path  # read by polars itself: the file's bytes are never held whole
+    yield from _streamed(path.name, source, header, columns, rows)
+
+
+def _plain_utf8(path: Path, block: int = 16 * 1024**2) -> bool:
+    """True when the file is valid UTF-8 with no byte-order mark, checked a block at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as file:
+        if file.read(len(_BOM)) == _BOM:
+            return False
+        file.seek(0)
+        try:
+            while chunk := file.read(block):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _cleaned(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
+    """`_line` (the 1-based line number in the file) first; cells trimmed, blanks null."""
+    return frame.select(
+        pl.int_range(first_line, frame.height + first_line, dtype=pl.Int64).alias(LINE),
+        pl.all().str.strip_chars().replace("", None),
+    )
+
+
+def _streamed(file_name: str, source, header: bool, columns: int | None, rows: int):
+    lazy = pl.scan_csv(
+        source,
+        has_header=header,
+        infer_schema=False,
+        new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,
+    )
+    next_line = 2 if header else 1
+    batches = lazy.collect_batches(chunk_size=rows, maintain_order=True)
+    while True:
+        try:
+            batch = next(batches, None)
+        except pl.exceptions.PolarsError:
+            # polars' message quotes the raw record; a stream cannot set one row aside.
+            raise UploadRejected(
+                file_name,
+                "not a readable CSV file: a quoted value is never closed, or a line has more "
+                "fields than the header",
+            ) from None
+        if batch is None:
+            break
+        if header:
+            # polars renames a repeated header to name_duplicated_0: the repeat is an error here.
+            said = tuple(re.sub(r"_duplicated_\d+$", "", name) for name in batch.columns)
+            names = _header_names(file_name, said)
+            batch = batch.rename(dict(zip(batch.columns, names, strict=True)))
+        yield _cleaned(batch, first_line=next_line).with_columns(
+            pl.lit(None, pl.String).alias(MALFORMED)
+        )
+        next_line += batch.height
+    if next_line == (2 if header else 1):
+        raise UploadRejected(file_name, "file has no data rows")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -22,11 +23,18 @@ def write_atomically(frame: pl.DataFrame, path: Path) -> None:
     os.replace(partial, path)
 
 
-def error_rows(raw: pl.DataFrame, resolved: pl.DataFrame) -> pl.DataFrame:
-    """One row per rejected or ignored input row: line, outcome, reason, the row as received."""
-    refused = resolved.filter(pl.col(OUTCOME).is_in(["rejected", "ignored"])).select(
-        LINE, OUTCOME, REASON
-    )
+def error_rows(refused: pl.DataFrame, raw_batches: Iterable[pl.DataFrame]) -> pl.DataFrame:
+    """One row per rejected or ignored input row: line, outcome, reason, the row as received.
+
+    `refused` holds `_line`, `_outcome`, `_reason` of those rows; the raw rows come from a
+    re-read of the file, keeping only the refused lines, so no whole raw frame is held."""
+    refused = refused.select(LINE, OUTCOME, REASON).sort(LINE)
+    lines = refused[LINE].implode()
+    received = [
+        batch.filter(pl.col(LINE).is_in(lines)).select(LINE, pl.exclude("^_.*$"))
+        for batch in raw_batches
+    ]
+    raw = pl.concat(received, how="diagonal_relaxed")
     return (
         refused.join(raw, on=LINE, how="left")
         .sort(LINE)

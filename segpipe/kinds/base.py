@@ -1,13 +1,18 @@
 """What every upload kind provides: how to validate its rows, resolve them, and apply them.
 
 validate: raw string frame -> canonical frame with `_outcome`/`_reason` for refused rows (pure).
-resolve: canonical frame + warehouse (read only) -> every row with its final outcome.
-apply: resolved frame -> warehouse changes, inside the caller's transaction.
+resolve: the table of validated rows + warehouse (read only) -> the name of a temp table holding
+    every row with its final outcome.
+apply: that resolved table -> warehouse changes, inside the caller's transaction.
+
+Validated and resolved rows live in DuckDB temp tables on the upload's connection, not in polars:
+a 10M-row file then never sits whole in Python memory, and resolve/apply are SQL over a table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +23,11 @@ from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON
-from segpipe.warehouse.sql import frame, registered
+from segpipe.warehouse.sql import frame
+
+# The temp tables an upload's rows pass through, on the upload's own connection.
+VALIDATED_TABLE = "_validated"
+RESOLVED_TABLE = "_resolved"
 
 
 @dataclass(frozen=True)
@@ -34,9 +43,12 @@ class KindRules:
     kind: UploadKind
     header: bool
     validate: Callable[[str, pl.DataFrame], pl.DataFrame]
-    resolve: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame, UploadContext], pl.DataFrame]
-    apply: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame, UploadContext], None]
+    resolve: Callable[[duckdb.DuckDBPyConnection, str, UploadContext], str]
+    apply: Callable[[duckdb.DuckDBPyConnection, str, UploadContext], None]
     columns: int | None = None
+    # True when validate judges each row on its own (nothing across rows), so a big file can be
+    # read and validated a slice at a time with the same result.
+    row_by_row: bool = False
 
 
 def require_columns(
@@ -77,11 +89,47 @@ def latest_row_wins(judged_sql: str, key: str) -> str:
 
 
 def resolve_accepted(
-    con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, query: str, params: list | None = None
-) -> pl.DataFrame:
-    """Run `query` (which reads the accepted rows as `validated`) and put the rows validation
-    already refused back beside its result, in line order."""
-    refused = validated.filter(pl.col(OUTCOME).is_not_null())
-    with registered(con, "validated", validated.filter(pl.col(OUTCOME).is_null())):
-        judged = frame(con, query, params)
-    return pl.concat([refused, judged], how="diagonal_relaxed").sort(LINE)
+    con: duckdb.DuckDBPyConnection, validated: str, query: str, params: list | None = None
+) -> str:
+    """Run `query` (which reads the accepted rows of the table `validated` as `validated`) and
+    put the rows validation already refused beside its result, in the table RESOLVED_TABLE."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW validated AS "
+        f"SELECT * FROM {validated} WHERE {OUTCOME} IS NULL"
+    )
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {RESOLVED_TABLE} AS
+            SELECT * FROM {validated} WHERE {OUTCOME} IS NOT NULL
+            UNION ALL BY NAME ({query})
+            """,
+            params,
+        )
+    finally:
+        con.execute("DROP VIEW validated")
+    return RESOLVED_TABLE
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
+    """No rows, every column of `table` with its type: what rules that look at names need."""
+    return frame(con, f"SELECT * FROM {table} LIMIT 0")
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@contextmanager
+def view(con: duckdb.DuckDBPyConnection, name: str, query: str) -> Iterator[str]:
+    """`query` visible to SQL as the temp view `name` for the length of the block."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
+    try:
+        yield name
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+
+
+def applied_rows(con: duckdb.DuckDBPyConnection, resolved: str):
+    """The rows of `resolved` that apply, as the view `applied_rows`."""
+    return view(con, "applied_rows", f"SELECT * FROM {resolved} WHERE {OUTCOME} IS NULL")

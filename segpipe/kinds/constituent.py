@@ -136,9 +136,10 @@ WINDOW by_email AS (PARTITION BY email)
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
-    resolved = resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key="person_key"))
-    return resolved.drop("email_owner", "interest_known", "person_key", strict=False)
+def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
+    judged = latest_row_wins(JUDGE_SQL, key="person_key")
+    query = f"SELECT * EXCLUDE (email_owner, interest_known, person_key) FROM ({judged})"
+    return resolve_accepted(con, validated, query)
 
 
 def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -183,8 +184,11 @@ def _first_new_member_id(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> 
     return max(next_id(con, "constituents", "member_id"), (named or 0) + 1)
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
-    rows = resolved.filter(pl.col(OUTCOME).is_null()).drop(OUTCOME, REASON)
+def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
+    # Back to polars: attribute columns are widened from the rows' types (a small file kind).
+    rows = frame(
+        con, f"SELECT * EXCLUDE ({OUTCOME}, {REASON}) FROM {resolved} WHERE {OUTCOME} IS NULL"
+    )
     # A column the file left blank says nothing: it must not add or retype a warehouse column.
     attributes_sent = attribute_columns(rows.drop("target_member_id"))
     blank = [c for c in attributes_sent if rows[c].null_count() == rows.height]

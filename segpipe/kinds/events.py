@@ -21,12 +21,14 @@ from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
+    applied_rows,
     column_or_null,
+    columns_of,
     latest_row_wins,
     require_columns,
     resolve_accepted,
 )
-from segpipe.warehouse.sql import quote, registered
+from segpipe.warehouse.sql import quote
 
 STANDARD = ("member_id", "email", "event", "timestamp")
 # Names segpipe uses for the event while checking it: no property may be called so.
@@ -113,10 +115,15 @@ LEFT JOIN constituents by_email ON v.member_id IS NULL AND by_email.email = v.em
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     # An exact repeat of a row (same person, event, time and properties) is superseded by it.
     key = ", ".join(
-        ["resolved_member_id", "event", "occurred_at", *map(quote, property_columns(validated))]
+        [
+            "resolved_member_id",
+            "event",
+            "occurred_at",
+            *map(quote, property_columns(columns_of(con, validated))),
+        ]
     )
     return resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key=key))
 
@@ -133,11 +140,12 @@ def _properties_map(properties: list[str]) -> tuple[str, list[str]]:
     )
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
-    rows = resolved.filter(pl.col(OUTCOME).is_null())
-    properties = property_columns(rows.drop("resolved_member_id", "occurred_at"))
+def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
+    properties = property_columns(
+        columns_of(con, resolved).drop("resolved_member_id", "occurred_at")
+    )
     mapping, keys = _properties_map(properties)
-    with registered(con, "applied_rows", rows):
+    with applied_rows(con, resolved):
         con.execute(
             f"""
             INSERT INTO events (member_id, event, "timestamp", properties, upload_id)

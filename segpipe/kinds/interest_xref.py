@@ -13,13 +13,13 @@ from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
+    applied_rows,
     column_or_null,
     latest_row_wins,
     require_columns,
     resolve_accepted,
 )
 from segpipe.warehouse import interests
-from segpipe.warehouse.sql import registered
 
 SCHEMA = pa.DataFrameSchema(
     {
@@ -67,14 +67,13 @@ LEFT JOIN interests by_id ON by_id.interest_id = v.interest_id
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     query = latest_row_wins(JUDGE_SQL, key="foreign_source, foreign_value")
     return resolve_accepted(con, validated, query)
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
-    rows = resolved.filter(pl.col(OUTCOME).is_null())
-    with registered(con, "applied_rows", rows):
+def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
+    with applied_rows(con, resolved):
         interests.create_named_interests(con, "applied_rows", upload)
         con.execute(
             """

@@ -14,13 +14,13 @@ from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
+    applied_rows,
     column_or_null,
     latest_row_wins,
     require_columns,
     resolve_accepted,
 )
 from segpipe.warehouse.segments import change_members, create_missing_segments
-from segpipe.warehouse.sql import registered
 
 IDENTIFIERS = ("email", "member_id", "external_id")
 
@@ -123,15 +123,14 @@ FROM matched
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     return resolve_accepted(
         con, validated, latest_row_wins(JUDGE_SQL, key="resolved_member_id, lower(segment)")
     )
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
-    rows = resolved.filter(pl.col(OUTCOME).is_null())
-    with registered(con, "applied_rows", rows):
+def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
+    with applied_rows(con, resolved):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _named AS "
             "SELECT segment AS name FROM applied_rows WHERE action = 'add'"

@@ -21,9 +21,15 @@ from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
 from segpipe.ingest.reader import LINE, normalize_header, read_file
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
 from segpipe.kinds import columns
-from segpipe.kinds.base import KindRules, UploadContext, latest_row_wins, resolve_accepted
+from segpipe.kinds.base import (
+    KindRules,
+    UploadContext,
+    latest_row_wins,
+    resolve_accepted,
+    row_count,
+    view,
+)
 from segpipe.warehouse.segments import create_missing_segments, replace_members
-from segpipe.warehouse.sql import registered
 
 IDENTIFIER, SEGMENT = "column_1", "column_2"
 SEGMENT_NAME_PATTERN = r"^[A-Za-z0-9 _-]+$"
@@ -187,7 +193,7 @@ def latest_delivery(con: duckdb.DuckDBPyConnection, domain: str) -> date | None:
     return rows[0][0]
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: UploadContext):
+def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     delivery = delivery_of(upload.file_name)
     latest = latest_delivery(con, delivery.domain)
     if latest is not None and delivery.day < latest:
@@ -195,7 +201,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: pl.DataFrame, upload: Upl
             upload.file_name,
             f"stale delivery: {delivery.day:%Y-%m-%d} is older than the {latest:%Y-%m-%d} "
             f"delivery already applied for domain {delivery.domain}",
-            rows_in=validated.height,
+            rows_in=row_count(con, validated),
         )
     return resolve_accepted(
         con, validated, latest_row_wins(JUDGE_SQL, key="resolved_member_id, lower(segment)")
@@ -226,12 +232,12 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
     )
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: pl.DataFrame, upload: UploadContext) -> None:
+def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
     delivery = delivery_of(upload.file_name)
     # A row names its segment unless it was rejected: a segment named only by people who did
     # not match is emptied, as Attentive's full replace would.
-    named = resolved.filter(pl.col(OUTCOME).ne_missing("rejected"))
-    with registered(con, "named_rows", named):
+    named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
+    with view(con, "named_rows", named):
         con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
         create_missing_segments(con, "_named", "subscriber", upload.at)
         _record_contribution(con, delivery, upload)

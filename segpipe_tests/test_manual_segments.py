@@ -68,21 +68,11 @@ def lists(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         yield deployment
 
 
-def members(deployment: Deployment, segment: str) -> set[int]:
-    return set(
-        deployment.query(
-            "SELECT m.member_id FROM segment_members m JOIN segments s USING (segment_id) "
-            "WHERE s.name = ?",
-            [segment],
-        )["member_id"]
-    )
-
-
 def test_adds_and_removes_by_email_member_id_and_external_id(lists: Deployment):
     assert lists.code == 2, lists.printed  # NO_IDENTIFIER is rejected
     # ann, bob, cara added by the first file; dan's remove won; bob removed by the second.
-    assert members(lists, "Board") == {1, 3}
-    assert members(lists, "Gala") == {4}
+    assert lists.members("Board") == {1, 3}
+    assert lists.members("Gala") == {4}
 
 
 def test_unknown_segments_are_created_as_manual(lists: Deployment):
@@ -114,9 +104,9 @@ def test_refused_rows_carry_their_reason(lists: Deployment):
 
 
 def test_other_kinds_of_segment_are_not_changed(lists: Deployment):
-    assert members(lists, "Big Donors") == set()
-    assert members(lists, "Monthly Newsletter Opt-In") == {1}
-    assert members(lists, "VIP") == {2}
+    assert lists.members("Big Donors") == set()
+    assert lists.members("Monthly Newsletter Opt-In") == {1}
+    assert lists.members("VIP") == {2}
 
 
 def test_a_file_without_an_identifier_column_is_rejected_whole(lists: Deployment):
@@ -158,7 +148,7 @@ def test_segment_delete_refuses_unknown_interest_group_and_data_driven_segments(
     code, said = delete(lists, "big donors", capsys)
     assert code == 1
     assert "data-driven segment defined in segments.yaml" in said
-    assert members(lists, "Monthly Newsletter Opt-In") == {1}
+    assert lists.members("Monthly Newsletter Opt-In") == {1}
 
 
 def test_segment_delete_removes_the_segment_and_memberships_never_people(

@@ -82,16 +82,6 @@ def attentive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         yield deployment
 
 
-def members(deployment: Deployment, segment: str) -> set[int]:
-    return set(
-        deployment.query(
-            "SELECT m.member_id FROM segment_members m JOIN segments s USING (segment_id) "
-            "WHERE s.name = ?",
-            [segment],
-        )["member_id"]
-    )
-
-
 def reasons(deployment: Deployment, file_name: str) -> dict[int, str]:
     errors = deployment.errors(file_name)
     return dict(zip(errors["line"].cast(int), errors["reason"], strict=True))
@@ -136,18 +126,18 @@ def test_emails_need_email_opt_in(attentive: Deployment):
 
 def test_a_delivery_replaces_the_segments_it_names_with_all_its_files(attentive: Deployment):
     # 11-03 put ann and dan in VIP; the 11-04 delivery (two files) names ann and eve.
-    assert members(attentive, "VIP") == {1, 5}
-    assert members(attentive, "Cart") == {3}
+    assert attentive.members("VIP") == {1, 5}
+    assert attentive.members("Cart") == {3}
 
 
 def test_segments_a_delivery_does_not_name_are_untouched(attentive: Deployment):
-    assert members(attentive, "Keep") == {6}
+    assert attentive.members("Keep") == {6}
 
 
 def test_a_segment_named_only_by_unmatched_people_is_emptied(attentive: Deployment):
     kinds = dict(attentive.query("SELECT name, kind FROM segments").iter_rows())
     assert kinds["Gone"] == "subscriber"
-    assert members(attentive, "Gone") == set()
+    assert attentive.members("Gone") == set()
 
 
 def test_an_older_delivery_arriving_later_is_rejected_as_stale(attentive: Deployment):
@@ -158,16 +148,16 @@ def test_an_older_delivery_arriving_later_is_rejected_as_stale(attentive: Deploy
         "for domain shop"
     )
     assert upload["rows_in"] == 1
-    assert 4 not in members(attentive, "VIP")
+    assert 4 not in attentive.members("VIP")
 
 
 def test_rows_naming_a_segment_of_another_kind_are_rejected(attentive: Deployment):
     assert reasons(attentive, NAMES_MANUAL) == {
         1: "segment Staff is a manual segment; subscriber files only replace subscriber segments"
     }
-    assert members(attentive, "Staff") == {4}
+    assert attentive.members("Staff") == {4}
     # The same file's other row replaced Newsletter: dan in, ann (from 11-04) out.
-    assert members(attentive, "Newsletter") == {4}
+    assert attentive.members("Newsletter") == {4}
 
 
 def test_every_entry_and_exit_is_in_history_with_its_upload(attentive: Deployment):
@@ -204,7 +194,7 @@ def test_a_later_run_extends_the_delivery_and_a_resent_part_replaces_its_earlier
     deployment.drop("shop_subscriber_segment_20261104_1.csv", csv("2025550101,VIP"))
     deployment.drop("shop_subscriber_segment_20261104_2.csv", csv("2025550104,VIP"))
     assert deployment.run()[0] == 0
-    assert members(deployment, "VIP") == {1, 4}
+    assert deployment.members("VIP") == {1, 4}
 
     # part 2 again, corrected: dan is replaced by fay; part 1 (ann) still counts
     deployment.drop("shop_subscriber_segment_20261104_2.csv", csv("2025550106,VIP"))
@@ -212,7 +202,7 @@ def test_a_later_run_extends_the_delivery_and_a_resent_part_replaces_its_earlier
     code, printed = deployment.run()
 
     assert code == 0, printed
-    assert members(deployment, "VIP") == {1, 5, 6}
+    assert deployment.members("VIP") == {1, 5, 6}
 
 
 def test_an_unchanged_part_of_a_new_delivery_still_counts(tmp_path: Path):

@@ -36,9 +36,6 @@ class Warehouse(DuckDBResource):
         with connect(self.database) as con:
             yield con
 
-    def connect(self):
-        return self.get_connection()
-
 
 def build_resources(root: Path | None = None) -> dict[str, object]:
     root = (root or data_dir_from_env()).resolve()

@@ -60,7 +60,7 @@ def segments(
     """Every segment and its current size; data-driven segments recomputed from their rules."""
     as_of = _as_of(context)
     now = datetime.now(UTC).replace(tzinfo=None)
-    with warehouse.connect() as con:
+    with warehouse.get_connection() as con:
         try:
             refresh = refresh_segments(
                 con, data_dir.paths.segments_yaml, as_of=as_of, run_id=context.run.run_id, at=now

@@ -67,7 +67,7 @@ FROM (SELECT count(*) AS n FROM constituents WHERE email IS NOT NULL
     "rejected + ignored + superseded (SPEC section 3).",
 )
 def upload_counts_add_up(warehouse: Warehouse) -> dg.AssetCheckResult:
-    with warehouse.connect() as con:
+    with warehouse.get_connection() as con:
         unbalanced = frame(con, UNBALANCED_UPLOADS)
     return dg.AssetCheckResult(
         passed=unbalanced.is_empty(),
@@ -85,7 +85,7 @@ def upload_counts_add_up(warehouse: Warehouse) -> dg.AssetCheckResult:
     "member_id and email each identify one constituent.",
 )
 def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
-    with warehouse.connect() as con:
+    with warehouse.get_connection() as con:
         problems = frame(con, DANGLING_REFERENCES)
     found = problems.filter(pl.col("rows") > 0)
     return dg.AssetCheckResult(
@@ -106,7 +106,7 @@ def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
 def subscriber_files_are_never_mixed(
     warehouse: Warehouse, data_dir: DataDirResource
 ) -> dg.AssetCheckResult:
-    with warehouse.connect() as con:
+    with warehouse.get_connection() as con:
         applied = frame(
             con,
             # The files of each domain's latest delivery: what subscriber segments hold now.

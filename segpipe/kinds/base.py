@@ -19,6 +19,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from segpipe.ingest import normalize
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
@@ -66,6 +67,14 @@ def require_columns(
 def column_or_null(frame: pl.DataFrame, name: str) -> pl.Expr:
     """The column if the file has it, else nulls, so rules read the same either way."""
     return pl.col(name) if name in frame.columns else pl.lit(None, pl.String).alias(name)
+
+
+def person_identifiers(raw: pl.DataFrame) -> list[pl.Expr]:
+    """`member_id` as written, and the normalized `email` only where member_id is empty: a row
+    naming both is matched by member_id (SPEC section 2)."""
+    member_id = column_or_null(raw, "member_id")
+    email = normalize.email(column_or_null(raw, "email"))
+    return [member_id.alias("member_id"), pl.when(member_id.is_null()).then(email).alias("email")]
 
 
 def latest_row_wins(judged_sql: str, key: str) -> str:

@@ -12,7 +12,6 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from segpipe.ingest import normalize
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
@@ -22,9 +21,9 @@ from segpipe.kinds.base import (
     KindRules,
     UploadContext,
     applied_rows,
-    column_or_null,
     columns_of,
     latest_row_wins,
+    person_identifiers,
     require_columns,
     resolve_accepted,
 )
@@ -76,14 +75,9 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         raise UploadRejected(
             file_name, f"column {clash[0]} is a name segpipe keeps for itself; rename it"
         )
-    member_id = column_or_null(raw, "member_id")
     canonical = raw.select(
         LINE,
-        member_id.alias("member_id"),
-        # member_id wins when both are given, as in the segmentation upload.
-        pl.when(member_id.is_null())
-        .then(normalize.email(column_or_null(raw, "email")))
-        .alias("email"),
+        *person_identifiers(raw),
         pl.col("event"),
         pl.col("timestamp"),
         utc_timestamp(pl.col("timestamp")).alias("occurred_at"),

@@ -16,6 +16,7 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     column_or_null,
+    person_identifiers,
     require_columns,
     resolve_accepted,
     row_count,
@@ -49,16 +50,12 @@ SCHEMA = pa.DataFrameSchema(
 
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     require_columns(file_name, raw, ("email", "member_id"), INTEREST_COLUMNS, ("opt", "opt_in"))
-    member_id = column_or_null(raw, "member_id")
     name, interest_id = column_or_null(raw, "interest_name"), column_or_null(raw, "interest_id")
     opt = pl.col("opt") if "opt" in raw.columns else pl.col("opt_in")
     canonical = raw.select(
         LINE,
-        member_id.alias("member_id"),
-        # member_id wins over email, and the first non-empty of name, ID, foreign value wins.
-        pl.when(member_id.is_null())
-        .then(normalize.email(column_or_null(raw, "email")))
-        .alias("email"),
+        *person_identifiers(raw),
+        # The first non-empty of name, ID, foreign value names the interest.
         name.alias("interest_name"),
         pl.when(name.is_null()).then(interest_id).alias("interest_id"),
         pl.when(name.is_null() & interest_id.is_null())

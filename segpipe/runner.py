@@ -11,6 +11,7 @@ from typing import TextIO
 import dagster as dg
 import polars as pl
 
+from segpipe.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED
 from segpipe.config import DATA_DIR_ENV, DataDir
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
@@ -25,7 +26,6 @@ from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
 
-EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -80,20 +80,10 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             pending = pending_uploads(data)
             print(f"segpipe: {len(pending)} new file(s) in {data.root}", file=out)
             if pending:
-                result = defs.resolve_job_def("process_upload").execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    run_config=QUIET,
-                    tags=range_tags(*_register(instance, pending)),
-                )
-                failures += _unexpected_failures(result)
-            refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET,
-                tags={AS_OF_TAG: as_of.isoformat()} if as_of else None,
-            )
-            failures += _unexpected_failures(refresh)
+                tags = range_tags(*_register(instance, pending))
+                failures += _run_job(defs, "process_upload", instance, tags)
+            as_of_tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
+            failures += _run_job(defs, "refresh_segments", instance, as_of_tags)
             if not failures:  # exports follow fresh segments, never stale ones
                 failures += sync_exports(defs, instance, data)
     finally:
@@ -119,7 +109,14 @@ def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataD
         return [f"{data.segments_yaml.name}: {error}"]
     if tags is None:
         return []
-    result = defs.resolve_job_def("sync_destinations").execute_in_process(
+    return _run_job(defs, "sync_destinations", instance, tags)
+
+
+def _run_job(
+    defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tags: dict | None
+) -> list[str]:
+    """Run job `name` in this process on `instance`; the unexpected failures it had."""
+    result = defs.resolve_job_def(name).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET, tags=tags
     )
     return _unexpected_failures(result)

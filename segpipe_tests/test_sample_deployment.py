@@ -8,6 +8,9 @@ import polars as pl
 import pytest
 from dagster._serdes import serialize_value
 
+from segpipe.warehouse.connection import connect
+from segpipe.warehouse.segments import members_of, segment_sizes
+from segpipe.warehouse.sql import frame
 from segpipe_tests.conftest import SAMPLE, Deployment, deployment_at, with_sample
 
 # The sample's events are from the week before; `make demo` runs it as of the same instant.
@@ -187,3 +190,24 @@ def test_materializations_carry_counts_and_segment_sizes_as_numbers(ran):
     assert "constituent not found: no one has that email | 1" in applied["reasons"].value
     size = segments.asset_materialization.metadata["size: Monthly Newsletter Opt-In"]
     assert isinstance(size, dg.IntMetadataValue) and size.value == 7
+
+
+def test_the_fast_member_reads_agree_with_the_segment_members_view(ran):
+    """Exports, rules and sizes read members through members_of and segment_sizes, which skip
+    the view's join of every interest membership; they must give what the view gives."""
+    deployment, _, _ = ran
+    with connect(deployment.data.warehouse) as con:
+        by_view = frame(con, "SELECT segment_id, member_id FROM segment_members ORDER BY ALL")
+        fast = frame(
+            con,
+            f"SELECT segment_id, member_id FROM ({members_of('segments')}) ORDER BY ALL",
+        )
+        counted = frame(
+            con,
+            "SELECT s.segment_id, count(m.member_id) AS members FROM segments s "
+            "LEFT JOIN segment_members m USING (segment_id) GROUP BY ALL ORDER BY ALL",
+        )
+        sizes = segment_sizes(con).select("segment_id", "members").sort("segment_id")
+    assert by_view.height > 0 and by_view["segment_id"].n_unique() > 5
+    assert fast.equals(by_view)
+    assert sizes.equals(counted)

@@ -27,6 +27,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
+from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
 
 ATTENTIVE_MAX_ROWS = 500_000  # Attentive's limit per subscriber segment file
@@ -130,7 +131,8 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
         CREATE OR REPLACE TEMP TABLE _sync_people AS
         SELECT m.pair, c.member_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value
         FROM (SELECT DISTINCT p.pair, s.member_id
-              FROM _sync_pairs p JOIN segment_members s ON s.segment_id = p.segment_id) m
+              FROM _sync_pairs p JOIN ({members_of("_sync_pairs")}) s
+                ON s.segment_id = p.segment_id) m
         JOIN constituents c ON c.member_id = m.member_id
         """
     )

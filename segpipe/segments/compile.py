@@ -26,6 +26,7 @@ from segpipe.segments.rules import (
     SegmentDefinition,
     SegmentDefinitionError,
 )
+from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote
 
 COMPARISONS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -231,9 +232,7 @@ class _Compiler:
         kind = self.catalog.segments.get(name)
         if name not in self.defined and (kind is None or kind == "data_driven"):
             raise self.fail(f"unknown segment '{condition.segment}'", condition)
-        self.bind(condition.segment)
+        members = members_of("(SELECT segment_id FROM segments WHERE lower(name) = lower(?))")
+        self.bind(*[condition.segment] * members.count("?"))  # the name, at each of its uses
         negation = "" if condition.member else "NOT "
-        return (
-            f"c.member_id {negation}IN (SELECT m.member_id FROM segment_members m "
-            "JOIN segments s ON s.segment_id = m.segment_id WHERE lower(s.name) = lower(?))"
-        )
+        return f"c.member_id {negation}IN (SELECT member_id FROM ({members}))"

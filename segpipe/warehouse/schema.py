@@ -66,17 +66,18 @@ TABLES = {
         upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
 }
 
+# An interest group's members: the people whose status in its interest is the group's kind.
+GROUP_OF_STATUS = "CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' END"
+
 # Interest groups are segments too; their members derive from interest_memberships, so the
 # public `segment_members` is a view and an opt-in or opt-out is written once, not twice.
-SEGMENT_MEMBERS_VIEW = """
+SEGMENT_MEMBERS_VIEW = f"""
 CREATE OR REPLACE VIEW segment_members AS
 SELECT segment_id, member_id, since FROM segment_memberships
 UNION ALL
 SELECT g.group_id AS segment_id, m.member_id, m.since
 FROM interest_memberships m
-JOIN interest_groups g
-  ON g.interest_id = m.interest_id
- AND g.kind = CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' END
+JOIN interest_groups g ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
 """
 
 PUBLIC_TABLES = [*TABLES, "segment_members"]

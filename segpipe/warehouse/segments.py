@@ -11,20 +11,53 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.sql import frame, next_id
 
 SEGMENT_KINDS = ("manual", "subscriber", "data_driven", "interest_group")
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every segment with its member count. Interest groups are counted per interest and status
+    straight from interest_memberships: counting the segment_members view would join each of
+    its 50M bench rows to its group first (0.34 s instead of 1.06 s)."""
     return frame(
         con,
-        """
-        SELECT s.segment_id, s.name, s.kind, count(m.member_id) AS members
-        FROM segments s LEFT JOIN segment_members m USING (segment_id)
+        f"""
+        WITH counted AS (
+            SELECT segment_id, count(*) AS members FROM segment_memberships GROUP BY ALL
+            UNION ALL
+            SELECT g.group_id, m.members
+            FROM (SELECT interest_id, status, count(*) AS members
+                  FROM interest_memberships GROUP BY ALL) m
+            JOIN interest_groups g
+              ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
+        )
+        SELECT s.segment_id, s.name, s.kind, coalesce(sum(c.members), 0)::BIGINT AS members
+        FROM segments s LEFT JOIN counted c USING (segment_id)
         GROUP BY ALL ORDER BY s.kind, s.name
         """,
     )
+
+
+def members_of(segment_ids: str) -> str:
+    """SQL for the (segment_id, member_id, since) rows of `segment_members` whose segment is in
+    the relation `segment_ids` (a table or subquery with a `segment_id` column).
+
+    The same rows as filtering the view, without joining all of interest_memberships to its
+    groups first: only the interests of the wanted groups are read (0.17 s instead of 0.93 s
+    for three segments on the 50M-row bench table)."""
+    wanted = f"(SELECT segment_id FROM {segment_ids})"
+    return f"""
+        SELECT segment_id, member_id, since FROM segment_memberships
+        WHERE segment_id IN {wanted}
+        UNION ALL
+        SELECT g.group_id AS segment_id, m.member_id, m.since
+        FROM interest_memberships m
+        JOIN (SELECT * FROM interest_groups WHERE group_id IN {wanted}) g
+          ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
+        WHERE m.interest_id IN (SELECT interest_id FROM interest_groups WHERE group_id IN {wanted})
+    """
 
 
 def create_missing_segments(

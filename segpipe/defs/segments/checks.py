@@ -31,19 +31,23 @@ WHERE status = 'applied'
 ORDER BY upload_id
 """
 
-# Each problem: what is wrong, and how many rows show it.
+# Each problem: what is wrong, and how many rows show it. The segment_members view is the
+# union of segment_memberships and interest_memberships through interest_groups, so checking
+# those three covers it without joining 50M interest memberships to their groups twice more
+# (4.9 s -> 2.3 s on the bench warehouse).
 DANGLING_REFERENCES = """
 SELECT 'segment member names an unknown person' AS problem, count(*) AS rows
-FROM segment_members ANTI JOIN constituents USING (member_id)
+FROM segment_memberships ANTI JOIN constituents USING (member_id)
 UNION ALL
 SELECT 'segment member names an unknown segment', count(*)
-FROM segment_members ANTI JOIN segments USING (segment_id)
+FROM segment_memberships ANTI JOIN segments USING (segment_id)
 UNION ALL
 SELECT 'interest membership names an unknown person', count(*)
 FROM interest_memberships ANTI JOIN constituents USING (member_id)
 UNION ALL
-SELECT 'interest membership names an unknown interest', count(*)
-FROM interest_memberships ANTI JOIN interests USING (interest_id)
+SELECT 'interest membership names an unknown interest', coalesce(sum(rows), 0)
+FROM (SELECT interest_id, count(*) AS rows FROM interest_memberships GROUP BY ALL)
+ANTI JOIN interests USING (interest_id)
 UNION ALL
 SELECT 'interest group names an unknown interest', count(*)
 FROM interest_groups ANTI JOIN interests USING (interest_id)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -37,6 +39,8 @@ CHUNK_ROWS = 250_000
 progress = logging.getLogger("segpipe.progress")
 # Starts the Failure a run raises after applying a batch in which some files were rejected.
 REJECTED_PREFIX = "Rejected: "
+T = TypeVar("T")
+_END = object()
 
 
 class Markdown(str):
@@ -123,19 +127,28 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         "preview": _preview(con, VALIDATED_TABLE),
     }
     upload = UploadContext(received.upload_id, received.file_name, _now(), run_id)
-    resolved = rules.resolve(con, VALIDATED_TABLE, upload)
-    con.execute(f"DROP TABLE {VALIDATED_TABLE}")
+    resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
     counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}
     counts["rows_in"] = rows_in
     reasons = _reasons(con, resolved)
     outcome.stages["resolved_upload"] = {**counts, **reasons}
-    refused_rows = _error_rows(con, received, rules, resolved)
-    errors_csv = _write_errors(data, received.upload_id, refused_rows)
-    with transaction(con):
-        rules.apply(con, resolved, upload)
-        _record(
-            con, received, facts["sha256"], kind=str(rules.kind), status="applied", counts=counts
-        )
+    refused = _refused_lines(con, resolved)
+    # The errors file is written (polars, re-reading the file) while the warehouse changes
+    # (DuckDB), each on its own core, and is on disk before the upload commits: a refused row
+    # is never lost, even if writing its report fails.
+    with ThreadPoolExecutor(1, thread_name_prefix="segpipe-errors") as pool:
+        report_written = pool.submit(_write_error_report, data, received, rules, refused)
+        with transaction(con):
+            rules.apply(con, resolved, upload)
+            _record(
+                con,
+                received,
+                facts["sha256"],
+                kind=str(rules.kind),
+                status="applied",
+                counts=counts,
+            )
+            errors_csv = report_written.result()
     outcome.counts = counts
     outcome.stages["applied_upload"] = {
         **counts,
@@ -146,11 +159,12 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     con.execute(f"DROP TABLE {resolved}")
 
 
-def _raw_batches(received: ReceivedFile, rules) -> Iterator[pl.DataFrame]:
-    """The file's rows as text: in slices when the kind validates row by row, else whole."""
-    if rules.row_by_row:
+def _raw_batches(received: ReceivedFile, rules, lines: pl.Series | None = None):
+    """The file's rows as text: in slices when the kind validates row by row, else whole;
+    only those on `lines` when given."""
+    if rules.row_by_row or lines is not None:
         return read_batches(
-            received.path, header=rules.header, columns=rules.columns, rows=CHUNK_ROWS
+            received.path, header=rules.header, columns=rules.columns, rows=CHUNK_ROWS, lines=lines
         )
     return iter([read_file(received.path, header=rules.header, columns=rules.columns)])
 
@@ -161,36 +175,70 @@ def _read(outcome: UploadOutcome, facts: dict, rows_in: int) -> None:
 
 def _validate_into_table(con, received: ReceivedFile, rules, on_read) -> int:
     """Validate the file slice by slice into the temp table VALIDATED_TABLE; rows read.
-    `on_read(rows_in)` is called once the whole file has been read."""
+    `on_read(rows_in)` is called once the whole file has been read.
+
+    The next slice is read and validated (polars) while this one is inserted (DuckDB): the two
+    overlap on a second core instead of taking turns."""
     con.execute(f"DROP TABLE IF EXISTS {VALIDATED_TABLE}")
-    rows_in = 0
-    batches = _raw_batches(received, rules)
-    for raw in batches:
-        rows_in += raw.height
-        try:
-            validated = reject_malformed(rules.validate(received.file_name, raw), raw)
-        except UploadRejected as error:
-            error.rows_in = rows_in + sum(rest.height for rest in batches)
-            on_read(error.rows_in)
-            raise
+    rows_in, rejected = 0, None
+    for height, validated in read_ahead(_validated_slices(received, rules)):
+        rows_in += height
+        if isinstance(validated, UploadRejected):
+            rejected = validated
+        if rejected:
+            continue  # the rest of the file is only counted
         with registered(con, "_validated_slice", validated):
-            if rows_in == raw.height:
+            if rows_in == height:
                 con.execute(f"CREATE TEMP TABLE {VALIDATED_TABLE} AS FROM _validated_slice")
             else:
                 con.execute(f"INSERT INTO {VALIDATED_TABLE} BY NAME FROM _validated_slice")
     on_read(rows_in)
+    if rejected:
+        rejected.rows_in = rows_in
+        raise rejected
     return rows_in
 
 
-def _error_rows(con, received: ReceivedFile, rules, resolved: str) -> pl.DataFrame:
-    refused = frame(
+def _validated_slices(
+    received: ReceivedFile, rules
+) -> Iterator[tuple[int, pl.DataFrame | UploadRejected]]:
+    """(rows read, their validated frame) per slice of the file; once a slice rejects the whole
+    file, (rows read, the rejection) and then only the row counts of the rest."""
+    rejection = None
+    for raw in _raw_batches(received, rules):
+        if rejection is None:
+            try:
+                yield raw.height, reject_malformed(rules.validate(received.file_name, raw), raw)
+                continue
+            except UploadRejected as error:
+                rejection = error
+        yield raw.height, rejection
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, each next one computed in a background thread while the caller
+    works on the current one (at most one item ahead, so memory holds two at a time)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="segpipe-read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item
+
+
+def _refused_lines(con, resolved: str) -> pl.DataFrame:
+    """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order."""
+    return frame(
         con,
         f"SELECT {LINE}, {OUTCOME}, {REASON} FROM {resolved} "
         f"WHERE {OUTCOME} IN ('rejected', 'ignored') ORDER BY {LINE}",
     )
-    if refused.is_empty():
-        return refused
-    return report.error_rows(refused, _raw_batches(received, rules))
+
+
+def _write_error_report(data: DataDir, received: ReceivedFile, rules, refused: pl.DataFrame):
+    """The errors file of `refused` rows, each with the row as received; its path or None."""
+    if not refused.is_empty():
+        refused = report.error_rows(refused, _raw_batches(received, rules, refused[LINE]))
+    return _write_errors(data, received.upload_id, refused)
 
 
 def _reject(data, con, received, sha256, error: UploadRejected, outcome: UploadOutcome) -> None:

@@ -19,7 +19,7 @@ import duckdb
 from segpipe.bench.scales import Scale
 from segpipe.warehouse.connection import connect
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SEED = 20260101
 BIG_UPLOAD = "segmentation_bench_upload.csv"
 SMALL_UPLOAD = "segmentation_bench_10k.csv"

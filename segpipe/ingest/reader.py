@@ -134,11 +134,19 @@ WHOLE_FILE_BYTES = 64 * 1024**2
 
 
 def read_batches(
-    path: Path, *, header: bool, columns: int | None = None, rows: int = 1_000_000
+    path: Path,
+    *,
+    header: bool,
+    columns: int | None = None,
+    rows: int = 1_000_000,
+    lines: pl.Series | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """The file's rows as consecutive frames of about `rows` rows, each like `read_file`'s."""
+    """The file's rows as consecutive frames of about `rows` rows, each like `read_file`'s;
+    only the rows on `lines` (`_line` values) when given."""
     if path.stat().st_size <= WHOLE_FILE_BYTES:
         whole = read_file(path, header=header, columns=columns)
+        if lines is not None:
+            whole = whole.filter(pl.col(LINE).is_in(lines.implode()))
         for offset in range(0, whole.height, rows):
             yield whole.slice(offset, rows)
         return
@@ -147,7 +155,7 @@ def read_batches(
         source = io.BytesIO(decode(path.name, path.read_bytes()))
     else:
         source = path  # read by polars itself: the file's bytes are never held whole
-    yield from _streamed(path.name, source, header, columns, rows)
+    yield from _streamed(path.name, source, header, columns, rows, lines)
 
 
 def _plain_utf8(path: Path, block: int = 16 * 1024**2) -> bool:
@@ -166,22 +174,25 @@ def _plain_utf8(path: Path, block: int = 16 * 1024**2) -> bool:
     return True
 
 
-def _cleaned(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
-    """`_line` (the 1-based line number in the file) first; cells trimmed, blanks null."""
+def _cleaned(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_line` first; cells trimmed, blanks null."""
     return frame.select(
-        pl.int_range(first_line, frame.height + first_line, dtype=pl.Int64).alias(LINE),
-        pl.all().str.strip_chars().replace("", None),
+        pl.col(LINE).cast(pl.Int64), pl.exclude(LINE).str.strip_chars().replace("", None)
     )
 
 
-def _streamed(file_name: str, source, header: bool, columns: int | None, rows: int):
+def _streamed(file_name: str, source, header: bool, columns: int | None, rows: int, lines):
+    first_line = 2 if header else 1
     lazy = pl.scan_csv(
         source,
         has_header=header,
         infer_schema=False,
         new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,
-    )
-    next_line = 2 if header else 1
+    ).with_row_index(LINE, offset=first_line)
+    if lines is not None:
+        # Filtered inside the scan: a few refused rows out of millions are all that is kept.
+        lazy = lazy.filter(pl.col(LINE).is_in(lines.cast(pl.Int64).implode()))
+    next_line = first_line
     batches = lazy.collect_batches(chunk_size=rows, maintain_order=True)
     while True:
         try:
@@ -197,12 +208,10 @@ def _streamed(file_name: str, source, header: bool, columns: int | None, rows: i
             break
         if header:
             # polars renames a repeated header to name_duplicated_0: the repeat is an error here.
-            said = tuple(re.sub(r"_duplicated_\d+$", "", name) for name in batch.columns)
+            said = [re.sub(r"_duplicated_\d+$", "", name) for name in batch.columns[1:]]
             names = _header_names(file_name, said)
-            batch = batch.rename(dict(zip(batch.columns, names, strict=True)))
-        yield _cleaned(batch, first_line=next_line).with_columns(
-            pl.lit(None, pl.String).alias(MALFORMED)
-        )
+            batch = batch.rename(dict(zip(batch.columns[1:], names, strict=True)))
+        yield _cleaned(batch).with_columns(pl.lit(None, pl.String).alias(MALFORMED))
         next_line += batch.height
-    if next_line == (2 if header else 1):
+    if next_line == first_line and lines is None:
         raise UploadRejected(file_name, "file has no data rows")

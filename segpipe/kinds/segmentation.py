@@ -119,24 +119,42 @@ LATEST_KEY = (
 )
 
 
+# DuckDB answers `email = ANY(list)` from the constituents email index only for a list of at
+# most 50 values (longer ones scan the table: 60 ms instead of 2 ms against 5M people), so a
+# small upload's emails are looked up 50 at a time; past INDEXED_EMAILS the join is cheaper.
+INDEX_LIST_MAX = 50
+INDEXED_EMAILS = 1_000
+
+
 def _people_by_email(con: duckdb.DuckDBPyConnection, validated: str) -> str:
-    """The constituents an email row may name. For a small upload, only those with one of its
-    emails, as a constant list: the email lookup then costs 0.03 s instead of 0.06 s against
-    5M constituents (a 100-row file). A big upload joins the whole table."""
+    """The constituents an email row may name: for an upload with few emails, only theirs,
+    found through the email index (2-3 ms a 100-row file instead of 26 ms for the join, whose
+    own filter still scans 1.9M of 5M people); else the whole table, for the join."""
     if row_count(con, validated) > interests.FEW_ROWS:
         return "constituents"
-    con.execute(
-        "SET VARIABLE _upload_emails = (SELECT list(DISTINCT email) FROM "
-        f"{validated} WHERE member_id IS NULL AND email IS NOT NULL)"
+    emails = (
+        con.execute(
+            f"SELECT list(DISTINCT email) FROM {validated} "
+            "WHERE member_id IS NULL AND email IS NOT NULL"
+        ).fetchone()[0]
+        or []
     )
-    return (
-        "(SELECT * FROM constituents WHERE email IN (SELECT unnest(getvariable('_upload_emails'))))"
+    if len(emails) > INDEXED_EMAILS:
+        return "constituents"
+    con.execute("SET VARIABLE _upload_emails = ?", [emails])
+    lookups = " UNION ALL ".join(
+        "SELECT member_id, email FROM constituents "
+        f"WHERE email = ANY(getvariable('_upload_emails')[{first}:{first + INDEX_LIST_MAX - 1}])"
+        for first in range(1, max(len(emails), 1) + 1, INDEX_LIST_MAX)
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _upload_people AS {lookups}")
+    return "_upload_people"
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    judge = _judge_sql(_people_by_email(con, validated))
-    resolved = resolve_accepted(con, validated, judge)
+    people = _people_by_email(con, validated)
+    resolved = resolve_accepted(con, validated, _judge_sql(people))
+    con.execute("DROP TABLE IF EXISTS _upload_people")
     supersede_earlier_rows(con, resolved, LATEST_KEY)
     return resolved
 

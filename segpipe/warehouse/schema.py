@@ -83,7 +83,15 @@ JOIN interest_groups g ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_S
 PUBLIC_TABLES = [*TABLES, "segment_members"]
 
 
+# Point lookups of people by email (a small upload's rows): DuckDB answers them from this ART
+# index in ~2 ms where a scan of 5M emails takes ~26 ms, the largest part of a small file's cost.
+# Not unique: uniqueness of emails is guarded by an asset check, as the keys are.
+INDEXES = {"constituents_email": ("constituents", "email")}
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in TABLES.items():
         con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({columns})')
+    for index, (table, column) in INDEXES.items():
+        con.execute(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}")')
     con.execute(SEGMENT_MEMBERS_VIEW)

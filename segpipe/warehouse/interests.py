@@ -76,7 +76,9 @@ def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> str:
     con.execute(f"SET VARIABLE _statuses_members = (SELECT list(DISTINCT member_id) FROM {source})")
     return (
         "SELECT *, rowid AS row_id FROM interest_memberships "
-        "WHERE member_id IN (SELECT unnest(getvariable('_statuses_members')))"
+        # `= ANY(list)` stays a filter on the scan; `IN (SELECT unnest(list))` became a join
+        # (14 ms instead of 25 ms for 100 people).
+        "WHERE member_id = ANY(getvariable('_statuses_members'))"
     )
 
 

@@ -20,6 +20,7 @@ STAGES = {
     "upload_and_after_uploads",
     "floor_10k",
     "upload_10k",
+    "upload_10k_tenth",
     "small_files",
 }
 
@@ -69,3 +70,18 @@ def test_small_files_all_apply_in_one_run(bench_run):
     expected = len(list((files(folder) / "small").glob("*.csv")))
     assert small["detail"]["files"] == expected == report["scale"]["small_files"]
     assert small["detail"]["statuses"] == ["applied"]
+
+
+def test_the_tenth_table_holds_a_tenth_of_the_memberships_and_takes_the_same_upload(bench_run):
+    folder, report = bench_run
+    stages = {s["stage"]: s for s in report["stages"]}
+    sizes = []
+    for run in ("upload_10k", "upload_10k_tenth"):
+        with connect(folder / "runs" / run / "warehouse.duckdb") as con:
+            sizes.append(con.execute("SELECT count(*) FROM interest_memberships").fetchone()[0])
+    base = report["generated"]["interest_memberships"]
+    assert sizes[0] >= base and base // 10 <= sizes[1] < base // 5
+    applied = [stages[name]["detail"]["applied"] for name in ("upload_10k", "upload_10k_tenth")]
+    assert applied[0] == applied[1] > 0
+    growth = next(t for t in report["targets"] if t["target"].startswith("10K upload, 10x"))
+    assert growth["measured"] > 0

@@ -12,6 +12,8 @@ Layout under the bench folder:
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -31,6 +33,25 @@ def base_warehouse(folder: Path) -> Path:
     return folder / "base" / "warehouse.duckdb"
 
 
+def tenth_warehouse(folder: Path) -> Path:
+    """The base warehouse with every tenth of its interest memberships only (5M of 50M; same
+    people, interests, events): the 10K upload is applied to both, to show that its cost
+    follows the upload, not the table. Made from the base on first use."""
+    path = folder / "base" / "warehouse-tenth.duckdb"
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.partial")
+        shutil.copy(base_warehouse(folder), partial)
+        with connect(partial) as con:
+            con.execute(
+                "CREATE TEMP TABLE _kept AS SELECT * FROM interest_memberships WHERE rowid % 10 = 0"
+            )
+            con.execute("DELETE FROM interest_memberships")
+            con.execute("INSERT INTO interest_memberships SELECT * FROM _kept")
+            con.execute("CHECKPOINT")
+        os.replace(partial, path)
+    return path
+
+
 def files(folder: Path) -> Path:
     return folder / "files"
 
@@ -45,6 +66,7 @@ def generate(folder: Path, scale: Scale) -> dict:
     base = base_warehouse(folder)
     base.parent.mkdir(parents=True, exist_ok=True)
     base.unlink(missing_ok=True)
+    (base.parent / "warehouse-tenth.duckdb").unlink(missing_ok=True)
     files(folder).mkdir(parents=True, exist_ok=True)
     with connect(base) as con:
         _people(con, scale)

@@ -22,13 +22,15 @@ from segpipe.config import DATA_DIR_ENV, DataDir
 FIRST_ARRIVAL = 1_790_000_000
 
 
-def deployment(folder: Path, name: str, *, fresh: bool = True) -> DataDir:
-    """A data directory with its own Dagster home and a copy of the base warehouse."""
+def deployment(
+    folder: Path, name: str, *, fresh: bool = True, warehouse: Path | None = None
+) -> DataDir:
+    """A data directory with its own Dagster home and a copy of `warehouse` (the base one)."""
     data = DataDir(folder / "runs" / name)
     if fresh:
         shutil.rmtree(data.root, ignore_errors=True)
         data.ensure()
-        shutil.copy(generate.base_warehouse(folder), data.warehouse)
+        shutil.copy(warehouse or generate.base_warehouse(folder), data.warehouse)
         data.segments_yaml.write_text(generate.segments_yaml())
     os.environ[DATA_DIR_ENV] = str(data.root)
     os.environ.pop("DAGSTER_HOME", None)  # prepare_home makes <data dir>/.dagster
@@ -58,9 +60,9 @@ def floor(folder: Path, upload: str) -> dict:
     return {"seconds": time.perf_counter() - started, "applied": applied}
 
 
-def uploads(folder: Path, name: str, files: list[Path]) -> dict:
+def uploads(folder: Path, name: str, files: list[Path], warehouse: Path | None = None) -> dict:
     """The files through the process_upload job, the way `segpipe run` drives it."""
-    data = deployment(folder, name)
+    data = deployment(folder, name, warehouse=warehouse)
     drop(data, files)
     import dagster as dg  # noqa: F401  (imported before the clock starts, as a CLI would)
 
@@ -163,6 +165,9 @@ def run_stage(stage: str, folder: Path, scale: str) -> dict:
         return after_uploads(folder, "upload")
     if stage == "upload_10k":
         return uploads(folder, "upload_10k", [files / generate.SMALL_UPLOAD])
+    if stage == "upload_10k_tenth":
+        tenth = generate.tenth_warehouse(folder)
+        return uploads(folder, "upload_10k_tenth", [files / generate.SMALL_UPLOAD], tenth)
     if stage == "small_files":
         return uploads(folder, "small_files", sorted((files / "small").glob("*.csv")))
     raise ValueError(f"unknown stage {stage}")

@@ -79,7 +79,7 @@ def test_the_tenth_table_holds_a_tenth_of_the_memberships_and_takes_the_same_upl
     for run in ("upload_10k", "upload_10k_tenth"):
         with connect(folder / "runs" / run / "warehouse.duckdb") as con:
             sizes.append(con.execute("SELECT count(*) FROM interest_memberships").fetchone()[0])
-    base = report["generated"]["interest_memberships"]
+    base = report["generated"]["rows"]["interest_memberships"]
     assert sizes[0] >= base and base // 10 <= sizes[1] < base // 5
     applied = [stages[name]["detail"]["applied"] for name in ("upload_10k", "upload_10k_tenth")]
     assert applied[0] == applied[1] > 0

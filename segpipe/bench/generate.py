@@ -56,11 +56,21 @@ def files(folder: Path) -> Path:
     return folder / "files"
 
 
+def _wanted(scale: Scale) -> dict:
+    return {"version": GENERATOR_VERSION, "seed": SEED, "scale": scale.as_dict()}
+
+
+def is_generated(folder: Path, scale: Scale) -> bool:
+    """True when the folder already holds this scale's data (generate then does nothing)."""
+    stamp = folder / "generated.json"
+    return stamp.exists() and json.loads(stamp.read_text()).get("wanted") == _wanted(scale)
+
+
 def generate(folder: Path, scale: Scale) -> dict:
     """Create the bench data unless the folder already holds this scale's; returns row counts."""
     stamp = folder / "generated.json"
-    wanted = {"version": GENERATOR_VERSION, "seed": SEED, "scale": scale.as_dict()}
-    if stamp.exists() and json.loads(stamp.read_text()).get("wanted") == wanted:
+    wanted = _wanted(scale)
+    if is_generated(folder, scale):
         return json.loads(stamp.read_text())["rows"]
     stamp.unlink(missing_ok=True)
     base = base_warehouse(folder)

@@ -152,9 +152,10 @@ def run_stage(stage: str, folder: Path, scale: str) -> dict:
     if stage == "generate":
         from segpipe.bench.scales import SCALES
 
+        cached = generate.is_generated(folder, SCALES[scale])
         started = time.perf_counter()
         rows = generate.generate(folder, SCALES[scale])
-        return {"seconds": time.perf_counter() - started, "rows": rows}
+        return {"seconds": time.perf_counter() - started, "rows": rows, "cached": cached}
     if stage == "floor_upload":
         return floor(folder, generate.BIG_UPLOAD)
     if stage == "floor_10k":

@@ -61,6 +61,9 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
 
 # Up to this many rows, the lookup reads only the row groups of the people the rows name.
 FEW_ROWS = 100_000
+# What the lookup needs of a membership, and no more: reading every column of the rows it
+# matches cost a 10K-row upload 0.1 s more on the 50M-row table.
+_LOOKED_UP = "member_id, interest_id, status, since, rowid AS row_id"
 
 
 def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> str:
@@ -72,10 +75,10 @@ def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> str:
     whole table, where a list would only cost more."""
     rows = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     if rows > FEW_ROWS:
-        return "SELECT *, rowid AS row_id FROM interest_memberships"
+        return f"SELECT {_LOOKED_UP} FROM interest_memberships"
     con.execute(f"SET VARIABLE _statuses_members = (SELECT list(DISTINCT member_id) FROM {source})")
     return (
-        "SELECT *, rowid AS row_id FROM interest_memberships "
+        f"SELECT {_LOOKED_UP} FROM interest_memberships "
         # `= ANY(list)` stays a filter on the scan; `IN (SELECT unnest(list))` became a join
         # (14 ms instead of 25 ms for 100 people).
         "WHERE member_id = ANY(getvariable('_statuses_members'))"

@@ -160,13 +160,15 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
 
 
 def _raw_batches(received: ReceivedFile, rules, lines: pl.Series | None = None):
-    """The file's rows as text: in slices when the kind validates row by row, else whole;
+    """The file's rows as text: in slices when the kind validates row by row, else whole (read
+    the same way both times, so a line reads alike for validation and for the errors report);
     only those on `lines` when given."""
-    if rules.row_by_row or lines is not None:
+    if rules.row_by_row:
         return read_batches(
             received.path, header=rules.header, columns=rules.columns, rows=CHUNK_ROWS, lines=lines
         )
-    return iter([read_file(received.path, header=rules.header, columns=rules.columns)])
+    whole = read_file(received.path, header=rules.header, columns=rules.columns)
+    return iter([whole if lines is None else whole.filter(pl.col(LINE).is_in(lines.implode()))])
 
 
 def _read(outcome: UploadOutcome, facts: dict, rows_in: int) -> None:

@@ -26,14 +26,10 @@ def write_atomically(frame: pl.DataFrame, path: Path) -> None:
 def error_rows(refused: pl.DataFrame, raw_batches: Iterable[pl.DataFrame]) -> pl.DataFrame:
     """One row per rejected or ignored input row: line, outcome, reason, the row as received.
 
-    `refused` holds `_line`, `_outcome`, `_reason` of those rows; the raw rows come from a
-    re-read of the file, keeping only the refused lines, so no whole raw frame is held."""
+    `refused` holds `_line`, `_outcome`, `_reason` of those rows; `raw_batches` their rows as
+    received, from a re-read of the file that keeps only those lines (no whole raw frame)."""
     refused = refused.select(LINE, OUTCOME, REASON).sort(LINE)
-    lines = refused[LINE].implode()
-    received = [
-        batch.filter(pl.col(LINE).is_in(lines)).select(LINE, pl.exclude("^_.*$"))
-        for batch in raw_batches
-    ]
+    received = [batch.select(LINE, pl.exclude("^_.*$")) for batch in raw_batches]
     raw = pl.concat(received, how="diagonal_relaxed")
     return (
         refused.join(raw, on=LINE, how="left")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from segpipe.bench.generate import BIG_UPLOAD, files
+from segpipe.bench.run import SHORT_STAGE_RUNS
 from segpipe.cli import main
 from segpipe.warehouse.connection import connect
 
@@ -83,5 +84,10 @@ def test_the_tenth_table_holds_a_tenth_of_the_memberships_and_takes_the_same_upl
     assert sizes[0] >= base and base // 10 <= sizes[1] < base // 5
     applied = [stages[name]["detail"]["applied"] for name in ("upload_10k", "upload_10k_tenth")]
     assert applied[0] == applied[1] > 0
+    for name in ("upload_10k", "upload_10k_tenth"):  # short stages: the median of their runs
+        runs = stages[name]["detail"]["runs_s"]
+        assert len(runs) == SHORT_STAGE_RUNS
+        assert stages[name]["seconds"] == sorted(runs)[len(runs) // 2]
     growth = next(t for t in report["targets"] if t["target"].startswith("10K upload, 10x"))
-    assert growth["measured"] > 0
+    expected = stages["upload_10k"]["seconds"] / stages["upload_10k_tenth"]["seconds"]
+    assert growth["measured"] == pytest.approx(expected, abs=0.005)

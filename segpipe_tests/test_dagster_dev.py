@@ -110,7 +110,14 @@ def _partitions(dev) -> list[str]:
 
 
 def _segment_runs(dev) -> list[dict]:
-    return [r for r in dev.runs() if {"path": ["segments"]} in (r["assetSelection"] or [])]
+    """Refreshes requested after uploads (the refresh_segments job), or by the automation
+    condition that follows segments.yaml (an asset selection)."""
+    return [
+        r
+        for r in dev.runs()
+        if r["jobName"] == "refresh_segments"
+        or {"path": ["segments"]} in (r["assetSelection"] or [])
+    ]
 
 
 def _refreshed_after_uploads(dev) -> bool:

@@ -28,3 +28,19 @@ def test_uploads_are_dynamic_partitions_and_the_inbox_sensor_runs_by_default():
     assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "uploads"
     sensor = definitions.resolve_sensor_def("receive_inbox_files")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_every_sensor_and_schedule_runs_without_being_switched_on():
+    definitions = defs()
+    sensors = {sensor.name: sensor.default_status for sensor in definitions.sensors}
+    assert sensors == {
+        name: dg.DefaultSensorStatus.RUNNING
+        for name in (
+            "receive_inbox_files",
+            "refresh_segments_after_uploads",
+            "observe_segment_definitions",
+            "sync_destinations_after_segments",
+        )
+    }
+    (schedule,) = definitions.schedules
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING

@@ -48,10 +48,10 @@ def _as_of(context: dg.AssetExecutionContext) -> datetime:
     group_name="segments",
     owners=OWNERS,
     kinds={"duckdb"},
-    automation_condition=dg.AutomationCondition.eager().without(
-        # A rejected file never materializes its applied_upload partition; eager's "no upstream
-        # partition missing" would then hold segments back forever after the first bad file.
-        ~dg.AutomationCondition.any_deps_missing()
+    # Uploads are followed by the refresh_segments_after_uploads sensor; eager() here follows
+    # only a new version of segments.yaml.
+    automation_condition=dg.AutomationCondition.eager().ignore(
+        dg.AssetSelection.assets("applied_upload")
     ),
 )
 def segments(

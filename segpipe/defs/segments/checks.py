@@ -1,7 +1,7 @@
 """Invariants of the warehouse, checked each time segments are refreshed.
 
 The checks attach to `segments`, not to the upload assets: `segments` is refreshed after every
-batch of uploads (by the automation sensor in the UI, by `segpipe run` on the command line),
+batch of uploads (by the refresh_segments_after_uploads sensor in the UI, by `segpipe run`),
 including batches where a file was rejected, when the upload step itself ends in a Failure and
 any check downstream of it would be skipped. Each check reads whole tables, so one execution
 covers every upload ever applied.

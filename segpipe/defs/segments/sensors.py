@@ -1,17 +1,49 @@
-"""Keep segments current: the automation sensor that refreshes them after uploads apply."""
+"""Keep segments current: refresh them after uploads apply, and when segments.yaml changes."""
 
 import dagster as dg
 
+from segpipe.defs.segments.jobs import refresh_segments
 from segpipe.defs.uploads.jobs import SERIAL_TAG
 
-# Dagster's implicit default automation sensor starts STOPPED; segments would then never refresh
-# on their own in the UI. This one starts running, and its runs queue with the upload runs.
-refresh_segments_after_uploads = dg.AutomationConditionSensorDefinition(
-    "refresh_segments_after_uploads",
-    target=dg.AssetSelection.groups("segments"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
+APPLIED_UPLOAD = dg.AssetKey("applied_upload")
+SEGMENTS = dg.AssetKey("segments")
+
+
+def _latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
+    """The event-log id of the asset's latest materialization (any partition), if any."""
+    records = instance.fetch_materializations(key, limit=1).records
+    return records[0].storage_id if records else None
+
+
+@dg.sensor(
+    job=refresh_segments,
     minimum_interval_seconds=10,
-    run_tags=SERIAL_TAG,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Refreshes segments (and runs their checks) once newly applied uploads change "
     "the warehouse.",
+)
+def refresh_segments_after_uploads(context: dg.SensorEvaluationContext):
+    # Compares event-log ids rather than using an eager automation condition: when a refresh
+    # finished and another batch applied between two ticks, eager() saw both at once, let the
+    # refresh win, and no refresh followed that batch.
+    applied = _latest_materialization(context.instance, APPLIED_UPLOAD)
+    if applied is None or applied <= int(context.cursor or 0):
+        return dg.SkipReason("no upload applied since the last refresh this sensor requested")
+    context.update_cursor(str(applied))
+    refreshed = _latest_materialization(context.instance, SEGMENTS)
+    # One writer at a time: a refresh recorded after an upload ran after it, and saw it.
+    if refreshed is not None and refreshed > applied:
+        return dg.SkipReason("segments were already refreshed after the latest upload applied")
+    return dg.RunRequest(run_key=f"after-applied-upload-{applied}")
+
+
+# Dagster's implicit default automation sensor starts STOPPED; segments.yaml would then never be
+# looked at on its own in the UI. This one starts running, and its runs queue with the others.
+observe_segment_definitions = dg.AutomationConditionSensorDefinition(
+    "observe_segment_definitions",
+    target=dg.AssetSelection.groups("segments"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    run_tags=SERIAL_TAG,
+    description="Looks at segments.yaml every five minutes and refreshes segments when it changed.",
 )

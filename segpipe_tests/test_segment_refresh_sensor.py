@@ -1,0 +1,86 @@
+"""The sensor that refreshes segments after uploads, evaluated the way the daemon does, tick by
+tick, with the requested runs executed between ticks."""
+
+import dagster as dg
+import pytest
+
+from segpipe import runner
+from segpipe.defs.segments.sensors import refresh_segments_after_uploads
+from segpipe_tests.conftest import Deployment, csv
+
+
+@pytest.fixture
+def instance(deployment: Deployment):
+    with deployment.instance() as instance:
+        yield instance
+
+
+class Daemon:
+    """Ticks of the sensor with its cursor carried over, and the runs a user's files start."""
+
+    def __init__(self, deployment: Deployment, instance: dg.DagsterInstance):
+        self.deployment, self.instance, self.cursor = deployment, instance, None
+        self.defs = runner._definitions()
+
+    def tick(self) -> list[dg.RunRequest]:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
+        result = refresh_segments_after_uploads.evaluate_tick(context)
+        self.cursor = result.cursor
+        return result.run_requests or []
+
+    def apply(self, name: str, content: str) -> None:
+        """A file dropped in the inbox and applied by its own run."""
+        self.deployment.drop(name, content)
+        pending = runner.pending_uploads(self.deployment.data)
+        tags = runner.range_tags(*runner._register(self.instance, pending))
+        self.run("process_upload", tags)
+
+    def run(self, job: str, tags: dict | None = None) -> None:
+        result = self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance, tags=tags, run_config=runner.QUIET
+        )
+        assert result.success
+
+
+PEOPLE = csv("member_id,email", "1,ana@example.org", "2,ben@example.org")
+
+
+def opt_in(member_id: int) -> str:
+    return csv("member_id,interest_name,opt", f"{member_id},Weekly Digest,in")
+
+
+def test_each_applied_batch_is_followed_by_one_refresh(deployment, instance):
+    daemon = Daemon(deployment, instance)
+    assert daemon.tick() == []  # nothing applied yet
+
+    daemon.apply("constituents_a.csv", PEOPLE)
+    (first,) = daemon.tick()
+    assert daemon.tick() == []  # requested once, not again while it waits in the queue
+
+    daemon.run("refresh_segments", first.tags)
+    assert daemon.tick() == []
+
+
+def test_a_batch_applied_right_after_a_refresh_gets_its_own(deployment, instance):
+    daemon = Daemon(deployment, instance)
+    daemon.apply("constituents_a.csv", PEOPLE)
+    (first,) = daemon.tick()
+
+    # Between two ticks: the requested refresh runs, then another batch applies.
+    daemon.run("refresh_segments", first.tags)
+    daemon.apply("segmentation_b.csv", opt_in(1))
+
+    (second,) = daemon.tick()
+    assert second.run_key != first.run_key
+    daemon.run("refresh_segments", second.tags)
+    assert deployment.members("Weekly Digest Opt-In") == {1}
+    assert daemon.tick() == []
+
+
+def test_uploads_a_run_already_refreshed_after_request_nothing(deployment, instance):
+    daemon = Daemon(deployment, instance)
+    daemon.apply("constituents_a.csv", PEOPLE)
+    daemon.apply("segmentation_b.csv", opt_in(2))
+    daemon.run("refresh_segments")  # `segpipe run` refreshes right after its uploads
+
+    assert daemon.tick() == []

@@ -77,34 +77,14 @@ def person_identifiers(raw: pl.DataFrame) -> list[pl.Expr]:
     return [member_id.alias("member_id"), pl.when(member_id.is_null()).then(email).alias("email")]
 
 
-def latest_row_wins(judged_sql: str, key: str) -> str:
-    """SQL over `judged_sql` (rows with `_outcome`/`_reason` so far): among rows still accepted
-    that share `key`, the one on the latest line wins and the others are superseded."""
-    return f"""
-    WITH judged AS ({judged_sql}),
-    ranked AS (
-        -- max() over an unordered partition: the same winner as first_value(... ORDER BY line
-        -- DESC) without sorting every partition (about a third less time on 10M rows).
-        SELECT *, max({LINE}) OVER (PARTITION BY {OUTCOME} IS NULL, {key}) AS winning_line
-        FROM judged
-    )
-    SELECT * EXCLUDE (winning_line, {OUTCOME}, {REASON}),
-        CASE WHEN {OUTCOME} IS NULL AND winning_line <> {LINE} THEN 'superseded'
-             ELSE {OUTCOME} END AS {OUTCOME},
-        CASE WHEN {OUTCOME} IS NULL AND winning_line <> {LINE}
-             THEN 'superseded by line ' || winning_line ELSE {REASON} END AS {REASON}
-    FROM ranked
-    """
-
-
 def supersede_earlier_rows(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]) -> None:
     """Among the accepted rows of `table` that share `key` (SQL expressions over its columns;
     NULLs equal), the one on the latest line wins and the others become superseded.
 
-    The same outcome as `latest_row_wins`, found another way: one GROUP BY over the key finds
-    the keys that repeat, and an UPDATE marks only their earlier rows. A window over every row
-    carries every column of the upload through a partition: on the 10M-row bench upload this
-    step takes 4.7 s where the window added 8.5 s to the resolve."""
+    One GROUP BY over the key finds the keys that repeat, and an UPDATE marks only their earlier
+    rows. A window over every row (max(line) OVER the key) would carry every column of the
+    upload through a partition: on the 10M-row bench upload this step takes 4.7 s where the
+    window added 8.5 s to the resolve."""
     keys = [f"{expression} AS _key{i}" for i, expression in enumerate(key)]
     same_key = " AND ".join(
         f"({expression}) IS NOT DISTINCT FROM repeated._key{i}" for i, expression in enumerate(key)

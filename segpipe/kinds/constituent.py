@@ -16,9 +16,9 @@ from segpipe.kinds.base import (
     KindRules,
     UploadContext,
     column_or_null,
-    latest_row_wins,
     require_columns,
     resolve_accepted,
+    supersede_earlier_rows,
 )
 from segpipe.warehouse import interests
 from segpipe.warehouse.sql import frame, next_id, quote, registered
@@ -137,9 +137,11 @@ WINDOW by_email AS (PARTITION BY email)
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    judged = latest_row_wins(JUDGE_SQL, key="person_key")
-    query = f"SELECT * EXCLUDE (email_owner, interest_known, person_key) FROM ({judged})"
-    return resolve_accepted(con, validated, query)
+    query = f"SELECT * EXCLUDE (email_owner, interest_known) FROM ({JUDGE_SQL})"
+    resolved = resolve_accepted(con, validated, query)
+    supersede_earlier_rows(con, resolved, ("person_key",))
+    con.execute(f"ALTER TABLE {resolved} DROP COLUMN person_key")
+    return resolved
 
 
 def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -22,10 +22,10 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     columns_of,
-    latest_row_wins,
     person_identifiers,
     require_columns,
     resolve_accepted,
+    supersede_earlier_rows,
 )
 from segpipe.warehouse.sql import quote
 
@@ -111,15 +111,12 @@ LEFT JOIN constituents by_email ON v.member_id IS NULL AND by_email.email = v.em
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     # An exact repeat of a row (same person, event, time and properties) is superseded by it.
-    key = ", ".join(
-        [
-            "resolved_member_id",
-            "event",
-            "occurred_at",
-            *map(quote, property_columns(columns_of(con, validated))),
-        ]
+    properties = map(quote, property_columns(columns_of(con, validated)))
+    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    supersede_earlier_rows(
+        con, resolved, ("resolved_member_id", "event", "occurred_at", *properties)
     )
-    return resolve_accepted(con, validated, latest_row_wins(JUDGE_SQL, key=key))
+    return resolved
 
 
 def _properties_map(properties: list[str]) -> tuple[str, list[str]]:

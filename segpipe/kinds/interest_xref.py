@@ -15,9 +15,9 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     column_or_null,
-    latest_row_wins,
     require_columns,
     resolve_accepted,
+    supersede_earlier_rows,
 )
 from segpipe.warehouse import interests
 
@@ -68,8 +68,9 @@ LEFT JOIN interests by_id ON by_id.interest_id = v.interest_id
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    query = latest_row_wins(JUDGE_SQL, key="foreign_source, foreign_value")
-    return resolve_accepted(con, validated, query)
+    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    supersede_earlier_rows(con, resolved, ("foreign_source", "foreign_value"))
+    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

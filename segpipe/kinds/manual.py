@@ -16,9 +16,9 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     column_or_null,
-    latest_row_wins,
     require_columns,
     resolve_accepted,
+    supersede_earlier_rows,
 )
 from segpipe.warehouse.segments import change_members, create_missing_segments
 
@@ -124,9 +124,9 @@ FROM matched
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    return resolve_accepted(
-        con, validated, latest_row_wins(JUDGE_SQL, key="resolved_member_id, lower(segment)")
-    )
+    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    supersede_earlier_rows(con, resolved, ("resolved_member_id", "lower(segment)"))
+    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

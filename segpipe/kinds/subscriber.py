@@ -24,9 +24,9 @@ from segpipe.kinds import columns
 from segpipe.kinds.base import (
     KindRules,
     UploadContext,
-    latest_row_wins,
     resolve_accepted,
     row_count,
+    supersede_earlier_rows,
     view,
 )
 from segpipe.warehouse.segments import create_missing_segments, replace_members
@@ -203,9 +203,9 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
             f"delivery already applied for domain {delivery.domain}",
             rows_in=row_count(con, validated),
         )
-    return resolve_accepted(
-        con, validated, latest_row_wins(JUDGE_SQL, key="resolved_member_id, lower(segment)")
-    )
+    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    supersede_earlier_rows(con, resolved, ("resolved_member_id", "lower(segment)"))
+    return resolved
 
 
 def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None:

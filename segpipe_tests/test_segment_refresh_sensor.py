@@ -1,5 +1,6 @@
-"""The sensor that refreshes segments after uploads, evaluated the way the daemon does, tick by
-tick, with the requested runs executed between ticks."""
+"""What refreshes segments under `dagster dev`, evaluated the way the daemon does, tick by tick,
+with the requested runs executed between ticks: the sensor after uploads, the automation
+condition after segments.yaml changes."""
 
 import dagster as dg
 import pytest
@@ -34,6 +35,12 @@ class Daemon:
         pending = runner.pending_uploads(self.deployment.data)
         tags = runner.range_tags(*runner._register(self.instance, pending))
         self.run("process_upload", tags)
+
+    def observe_segments_yaml(self) -> None:
+        """What the five-minute observation of segments.yaml does."""
+        key = dg.AssetKey("segment_definitions")
+        job = self.defs.resolve_implicit_job_def_def_for_assets([key])
+        job.execute_in_process(instance=self.instance, asset_selection=[key])
 
     def run(self, job: str, tags: dict | None = None) -> None:
         result = self.defs.resolve_job_def(job).execute_in_process(
@@ -84,3 +91,40 @@ def test_uploads_a_run_already_refreshed_after_request_nothing(deployment, insta
     daemon.run("refresh_segments")  # `segpipe run` refreshes right after its uploads
 
     assert daemon.tick() == []
+
+
+def requested_by_automation(daemon: Daemon, cursor=None):
+    """One evaluation of the automation conditions observe_segment_definitions evaluates."""
+    result = dg.evaluate_automation_conditions(
+        defs=daemon.defs,
+        instance=daemon.instance,
+        asset_selection=dg.AssetSelection.groups("segments"),
+        cursor=cursor,
+    )
+    segments = result.get_num_requested(dg.AssetKey("segments"))
+    return segments, result.cursor
+
+
+def test_a_changed_segments_yaml_refreshes_segments_and_an_upload_leaves_that_to_the_sensor(
+    deployment, instance
+):
+    daemon = Daemon(deployment, instance)
+    deployment.data.segments_yaml.write_text("segments: []\n")
+    daemon.apply("constituents_a.csv", PEOPLE)
+    daemon.run("refresh_segments")  # observes segments.yaml, then refreshes
+    _, cursor = requested_by_automation(daemon)
+
+    daemon.apply("segmentation_b.csv", opt_in(1))
+    requested, cursor = requested_by_automation(daemon, cursor)
+    assert requested == 0  # the sensor's job: one refresh, not two
+
+    daemon.observe_segments_yaml()  # unchanged: the same data version
+    requested, cursor = requested_by_automation(daemon, cursor)
+    assert requested == 0
+
+    deployment.data.segments_yaml.write_text(
+        "segments:\n  - name: Everyone\n    all:\n      - {attribute: email, op: exists}\n"
+    )
+    daemon.observe_segments_yaml()
+    requested, cursor = requested_by_automation(daemon, cursor)
+    assert requested == 1

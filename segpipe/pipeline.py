@@ -21,7 +21,7 @@ from segpipe.config import DataDir
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind, kind_of
-from segpipe.ingest.reader import LINE, read_batches, read_file
+from segpipe.ingest.reader import LINE, only_lines, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
@@ -167,8 +167,9 @@ def _raw_batches(received: ReceivedFile, rules, lines: pl.Series | None = None):
         return read_batches(
             received.path, header=rules.header, columns=rules.columns, rows=CHUNK_ROWS, lines=lines
         )
-    whole = read_file(received.path, header=rules.header, columns=rules.columns)
-    return iter([whole if lines is None else whole.filter(pl.col(LINE).is_in(lines.implode()))])
+    return iter(
+        [only_lines(read_file(received.path, header=rules.header, columns=rules.columns), lines)]
+    )
 
 
 def _read(outcome: UploadOutcome, facts: dict, rows_in: int) -> None:

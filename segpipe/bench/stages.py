@@ -73,13 +73,8 @@ def uploads(folder: Path, name: str, files: list[Path], warehouse: Path | None =
     with _instance(data) as instance:
         defs = runner._definitions()
         pending = runner.pending_uploads(data)
-        result = defs.resolve_job_def("process_upload").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config=runner.QUIET,
-            tags=runner.range_tags(*runner._register(instance, pending)),
-        )
-        _fail_on(runner._unexpected_failures(result))
+        tags = runner.range_tags(*runner._register(instance, pending))
+        _fail_on(runner._run_job(defs, "process_upload", instance, tags))
     seconds = time.perf_counter() - started
     table = runner.uploads_table(data)
     return {
@@ -102,13 +97,7 @@ def after_uploads(folder: Path, name: str) -> dict:
     started = time.perf_counter()
     with _instance(data) as instance:
         defs = runner._definitions()
-        refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config=runner.QUIET,
-            tags={AS_OF_TAG: generate.AS_OF},
-        )
-        _fail_on(runner._unexpected_failures(refresh))
+        _fail_on(runner._run_job(defs, "refresh_segments", instance, {AS_OF_TAG: generate.AS_OF}))
         _fail_on(runner.sync_exports(defs, instance, data))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, **_refresh_work(data)}

@@ -133,6 +133,11 @@ def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.Dat
 WHOLE_FILE_BYTES = 64 * 1024**2
 
 
+def only_lines(frame: pl.DataFrame, lines: pl.Series | None) -> pl.DataFrame:
+    """The rows of `frame` on `lines` (`_line` values); all of them when `lines` is None."""
+    return frame if lines is None else frame.filter(pl.col(LINE).is_in(lines.implode()))
+
+
 def read_batches(
     path: Path,
     *,
@@ -144,9 +149,7 @@ def read_batches(
     """The file's rows as consecutive frames of about `rows` rows, each like `read_file`'s;
     only the rows on `lines` (`_line` values) when given."""
     if path.stat().st_size <= WHOLE_FILE_BYTES:
-        whole = read_file(path, header=header, columns=columns)
-        if lines is not None:
-            whole = whole.filter(pl.col(LINE).is_in(lines.implode()))
+        whole = only_lines(read_file(path, header=header, columns=columns), lines)
         for offset in range(0, whole.height, rows):
             yield whole.slice(offset, rows)
         return

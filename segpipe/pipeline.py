@@ -26,7 +26,7 @@ from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
 from segpipe.kinds.base import VALIDATED_TABLE
-from segpipe.warehouse import uploads
+from segpipe.warehouse import erasures, uploads
 from segpipe.warehouse.sql import frame, registered, transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -127,6 +127,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         "preview": _preview(con, VALIDATED_TABLE),
     }
     upload = UploadContext(received.upload_id, received.file_name, _now(), run_id)
+    erasures.ignore_erased(con, VALIDATED_TABLE)
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
     counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}
     counts["rows_in"] = rows_in
@@ -229,11 +230,14 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
 
 
 def _refused_lines(con, resolved: str) -> pl.DataFrame:
-    """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order."""
+    """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order, and of
+    the rows applied with a note a person must read (outcome `applied`, e.g. an opt-in that a
+    suppression overrides)."""
+    noted = f"{OUTCOME} IS NULL AND {REASON} IS NOT NULL"
     return frame(
         con,
-        f"SELECT {LINE}, {OUTCOME}, {REASON} FROM {resolved} "
-        f"WHERE {OUTCOME} IN ('rejected', 'ignored') ORDER BY {LINE}",
+        f"SELECT {LINE}, coalesce({OUTCOME}, 'applied') AS {OUTCOME}, {REASON} FROM {resolved} "
+        f"WHERE {OUTCOME} IN ('rejected', 'ignored') OR ({noted}) ORDER BY {LINE}",
     )
 
 
@@ -241,6 +245,7 @@ def _write_error_report(data: DataDir, received: ReceivedFile, rules, refused: p
     """The errors file of `refused` rows, each with the row as received; its path or None."""
     if not refused.is_empty():
         refused = report.error_rows(refused, _raw_batches(received, rules, refused[LINE]))
+        refused = report.without_cells(refused, erasures.ERASED_REASON)
     return _write_errors(data, received.upload_id, refused)
 
 

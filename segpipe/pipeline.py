@@ -117,6 +117,8 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     rules = rules_for(kind_of(received.file_name), received.file_name)
     read = {**facts, "kind": str(rules.kind)}
     rows_in = _validate_into_table(con, received, rules, lambda rows: _read(outcome, read, rows))
+    # Before anything shows a row: an erased person's rows never reach a preview.
+    erasures.ignore_erased(con, VALIDATED_TABLE)
     validated_counts = _outcomes_in(con, VALIDATED_TABLE)
     refused = rows_in - validated_counts.get("applied", 0)
     outcome.stages["validated_upload"] = {
@@ -127,7 +129,6 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         "preview": _preview(con, VALIDATED_TABLE),
     }
     upload = UploadContext(received.upload_id, received.file_name, _now(), run_id)
-    erasures.ignore_erased(con, VALIDATED_TABLE)
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
     counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}
     counts["rows_in"] = rows_in

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from segpipe.warehouse.connection import SETTINGS
-from segpipe.warehouse.sql import frame, registered, scalar
+from segpipe.warehouse.sql import frame, registered
 from segpipe.warehouse.suppressions import MATCHES, PERSON_KEY, IdentifierKind
 
 # The reason an upload's row naming an erased person is ignored with: "erased on 2026-11-30".
@@ -46,6 +46,13 @@ PERSON_TABLES = (
 )
 
 
+def _value(con: duckdb.DuckDBPyConnection, query: str):
+    """The first value of `query`, its result read to the end (duckdb 2 refuses the next
+    statement on a connection whose last result was only partly fetched)."""
+    rows = con.execute(query).fetchall()
+    return rows[0][0] if rows else None
+
+
 @dataclass
 class ErasedPeople:
     """Who an erasure found: their person keys and every identifier they had (text)."""
@@ -61,7 +68,7 @@ class ErasedPeople:
 
 def salt(con: duckdb.DuckDBPyConnection) -> str:
     """The deployment's erasure salt, drawn once (32 random bytes, hex)."""
-    found = scalar(con, "SELECT salt FROM erasure_salt LIMIT 1")
+    found = _value(con, "SELECT salt FROM erasure_salt LIMIT 1")
     if found is None:
         found = secrets.token_hex(32)
         con.execute("INSERT INTO erasure_salt VALUES (?)", [found])
@@ -150,7 +157,7 @@ def compact(path: Path) -> None:
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:
-    return scalar(con, "SELECT current_database()")
+    return _value(con, "SELECT current_database()")
 
 
 def ignore_erased(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -159,7 +166,7 @@ def ignore_erased(con: duckdb.DuckDBPyConnection, table: str) -> None:
     reason "erased on <date>". Costs one lookup when nobody was ever erased."""
     from segpipe.ingest.validate import OUTCOME, REASON
 
-    if not scalar(con, "SELECT count(*) FROM erasures"):
+    if not _value(con, "SELECT count(*) FROM erasures"):
         return
     present = set(frame(con, f"SELECT * FROM {table} LIMIT 0").columns)
     for kind in HASHED:
@@ -181,7 +188,7 @@ def ignore_erased(con: duckdb.DuckDBPyConnection, table: str) -> None:
 def returned_people(con: duckdb.DuckDBPyConnection) -> int:
     """How many constituents carry an identifier whose hash is in `erasures` (should be 0: an
     erased person is never re-created)."""
-    if not scalar(con, "SELECT count(*) FROM erasures"):
+    if not _value(con, "SELECT count(*) FROM erasures"):
         return 0
     checks = " UNION ".join(
         f"SELECT c.{PERSON_KEY} FROM constituents c JOIN erasures e "
@@ -189,4 +196,4 @@ def returned_people(con: duckdb.DuckDBPyConnection) -> int:
         + hash_sql(f"'{kind}'", f"c.{column}::VARCHAR")
         for kind, column in HASHED.items()
     )
-    return scalar(con, f"SELECT count(*) FROM ({checks})")
+    return _value(con, f"SELECT count(*) FROM ({checks})")

@@ -178,3 +178,18 @@ def test_forget_refuses_an_identifier_that_cannot_name_anyone(history: Deploymen
         failure.step_failure_data.user_failure_data.description
     )
     assert history.query("SELECT count(*) FROM constituents").item() == 3
+
+
+def test_the_check_finds_an_erased_person_written_back_behind_segpipes_back(tmp_path: Path):
+    from segpipe.warehouse.connection import connect
+    from segpipe.warehouse.erasures import ErasedPeople, erase_people, returned_people
+
+    found = ErasedPeople()
+    found.add("email", "gone@example.org")
+    with connect(tmp_path / "w.duckdb") as con:
+        erase_people(con, found, datetime(2026, 11, 30))
+        assert returned_people(con) == 0
+        con.execute("INSERT INTO constituents (member_id, email) VALUES (5, 'kept@example.org')")
+        assert returned_people(con) == 0
+        con.execute("INSERT INTO constituents (member_id, email) VALUES (6, 'gone@example.org')")
+        assert returned_people(con) == 1

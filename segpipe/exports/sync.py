@@ -29,7 +29,11 @@ from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Channel, Destin
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
-from segpipe.warehouse.suppressions import channels_suppressing, suppressed_people
+from segpipe.warehouse.suppressions import (
+    PERSON_KEY,
+    channels_suppressing,
+    suppressed_people,
+)
 
 ATTENTIVE_MAX_ROWS = 500_000  # Attentive's limit per subscriber segment file
 FILES = ("members", "adds", "removes")
@@ -127,7 +131,7 @@ def _consent(con, destination: Destination) -> str:
     )
     return (
         f"coalesce(c.{OPT_IN[destination.channel]}, FALSE) "
-        "AND c.member_id NOT IN (SELECT person FROM _sync_suppressed)"
+        f"AND c.{PERSON_KEY} NOT IN (SELECT person FROM _sync_suppressed)"
     )
 
 

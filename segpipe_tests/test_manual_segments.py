@@ -117,9 +117,9 @@ def test_a_file_without_an_identifier_column_is_rejected_whole(lists: Deployment
 
 def test_history_records_each_entry_and_exit_with_its_upload(lists: Deployment):
     history = lists.query(
-        "SELECT u.file_name, h.member_id, h.change FROM membership_history h "
+        "SELECT u.file_name, h.cons_id, h.change FROM membership_history h "
         "JOIN uploads u USING (upload_id) JOIN segments s USING (segment_id) "
-        "WHERE s.name = 'Board' ORDER BY u.file_name, h.member_id"
+        "WHERE s.name = 'Board' ORDER BY u.file_name, h.cons_id"
     )
     assert history.rows() == [
         (FIRST, 1, "entered"),
@@ -169,8 +169,8 @@ def test_segment_delete_removes_the_segment_and_memberships_never_people(
     ).is_empty()
     assert lists.query("SELECT count(*) AS n FROM constituents")["n"][0] == people
     exits = lists.query(
-        "SELECT member_id, run_id FROM membership_history "
-        "WHERE change = 'left' AND upload_id IS NULL ORDER BY member_id"
+        "SELECT cons_id, run_id FROM membership_history "
+        "WHERE change = 'left' AND upload_id IS NULL ORDER BY cons_id"
     )
     assert exits.rows() == [(1, "segpipe segment delete"), (3, "segpipe segment delete")]
     code, said = delete(lists, "VIP", capsys)

@@ -263,11 +263,12 @@ def test_sample_segments_from_its_events(sample: Deployment):
     code, printed = sample.run(as_of=datetime(2026, 11, 7))
     assert code == 2, printed  # the sample's deliberately bad segmentation file
     found = members(sample)
-    assert found["High value donors"] == {1001, 1006}  # 1003 bought the gold offer
-    assert found["Offer window shoppers"] == {1001, 1002, 1006}  # 1009: two views this week
-    assert found["Donate page visitors"] == {1001, 1002, 1004, 1007, 1009}
+    # cons_ids: the sample's member M-1001 is cons_id 1, and so on.
+    assert found["High value donors"] == {1, 6}  # M-1003 bought the gold offer
+    assert found["Offer window shoppers"] == {1, 2, 6}  # M-1009: two views this week
+    assert found["Donate page visitors"] == {1, 2, 4, 7, 9}
     errors = sample.errors("events_2026-11-06_web.csv")
     assert errors["reason"].to_list() == [
-        "constituent not found: no member_id 9999",
+        "constituent not found: no member_id M-9999",
         "invalid timestamp; use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00",
     ]

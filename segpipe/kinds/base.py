@@ -112,13 +112,16 @@ def person_id_types() -> pl.Expr:
     return pl.col("cons_id").cast(pl.Int64, strict=False)
 
 
-def person_lookup(people_by_email: str = "constituents", row: str = "v") -> tuple[str, str, str]:
+def person_lookup(
+    people_by_email: str = "constituents", people_by_member: str = "constituents", row: str = "v"
+) -> tuple[str, str, str]:
     """SQL joins from the rows `row` (columns of `person_identifiers`) to the constituent they
     name, the expression of that person's `cons_id` (NULL: nobody), and the reason a row naming
-    nobody is refused. `people_by_email` has columns `cons_id, email` (one row an email)."""
+    nobody is refused. `people_by_email` has columns `cons_id, email` (one row an email),
+    `people_by_member` `cons_id, member_id` (both may be constituents itself)."""
     joins = f"""
     LEFT JOIN constituents by_cons ON by_cons.cons_id = {row}.cons_id
-    LEFT JOIN constituents by_member ON by_member.member_id = {row}.member_id
+    LEFT JOIN {people_by_member} by_member ON by_member.member_id = {row}.member_id
     LEFT JOIN {people_by_email} by_email ON by_email.email = {row}.email"""
     resolved = "coalesce(by_cons.cons_id, by_member.cons_id, by_email.cons_id)"
     return joins, resolved, not_found_reason(row)

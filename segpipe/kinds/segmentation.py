@@ -76,9 +76,9 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _judge_sql(people_by_email: str) -> str:
+def _judge_sql(people_by_email: str, people_by_member: str) -> str:
     """Each accepted row's person and interest, and what becomes of the rows that find none."""
-    joins, person, not_found = person_lookup(people_by_email)
+    joins, person, not_found = person_lookup(people_by_email, people_by_member)
     return f"""
 WITH matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
@@ -109,7 +109,7 @@ FROM matched
 """
 
 
-JUDGE_SQL = _judge_sql("constituents")
+JUDGE_SQL = _judge_sql("constituents", "constituents")
 # A person's last row for an interest wins; a new interest is keyed by its name until created.
 # Integer columns, not one text key: cheaper to group 10M rows by.
 LATEST_KEY = (
@@ -121,39 +121,42 @@ LATEST_KEY = (
 
 # DuckDB answers `email = ANY(list)` from the constituents email index only for a list of at
 # most 50 values (longer ones scan the table: 60 ms instead of 2 ms against 5M people), so a
-# small upload's emails are looked up 50 at a time; past INDEXED_EMAILS the join is cheaper.
+# small upload's emails (and member ids, indexed the same way) are looked up 50 at a time; past
+# INDEXED_VALUES the join is cheaper.
 INDEX_LIST_MAX = 50
-INDEXED_EMAILS = 1_000
+INDEXED_VALUES = 1_000
 
 
-def _people_by_email(con: duckdb.DuckDBPyConnection, validated: str) -> str:
-    """The constituents an email row may name: for an upload with few emails, only theirs,
-    found through the email index (2-3 ms a 100-row file instead of 26 ms for the join, whose
-    own filter still scans 1.9M of 5M people); else the whole table, for the join."""
+def _people_by(con: duckdb.DuckDBPyConnection, validated: str, column: str) -> str:
+    """The constituents a row may name by `column` (email or member_id): for an upload with few
+    such values, only theirs, found through the column's index (2-3 ms a 100-row file instead
+    of 26 ms for the join, whose own filter still scans 1.9M of 5M people); else the whole
+    table, for the join."""
     if row_count(con, validated) > interests.FEW_ROWS:
         return "constituents"
-    emails = (
+    values = (
         con.execute(
-            f"SELECT list(DISTINCT email) FROM {validated} WHERE email IS NOT NULL"
-        ).fetchone()[0]
+            f"SELECT list(DISTINCT {column}) FROM {validated} WHERE {column} IS NOT NULL"
+        ).fetchall()[0][0]
         or []
     )
-    if len(emails) > INDEXED_EMAILS:
+    if len(values) > INDEXED_VALUES:
         return "constituents"
-    con.execute("SET VARIABLE _upload_emails = ?", [emails])
+    con.execute(f"SET VARIABLE _upload_{column} = ?", [values])
     lookups = " UNION ALL ".join(
-        "SELECT cons_id, email FROM constituents "
-        f"WHERE email = ANY(getvariable('_upload_emails')[{first}:{first + INDEX_LIST_MAX - 1}])"
-        for first in range(1, max(len(emails), 1) + 1, INDEX_LIST_MAX)
+        f"SELECT cons_id, {column} FROM constituents WHERE {column} = "
+        f"ANY(getvariable('_upload_{column}')[{first}:{first + INDEX_LIST_MAX - 1}])"
+        for first in range(1, max(len(values), 1) + 1, INDEX_LIST_MAX)
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _upload_people AS {lookups}")
-    return "_upload_people"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _upload_people_{column} AS {lookups}")
+    return f"_upload_people_{column}"
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    people = _people_by_email(con, validated)
-    resolved = resolve_accepted(con, validated, _judge_sql(people))
-    con.execute("DROP TABLE IF EXISTS _upload_people")
+    by_email, by_member = (_people_by(con, validated, c) for c in ("email", "member_id"))
+    resolved = resolve_accepted(con, validated, _judge_sql(by_email, by_member))
+    con.execute("DROP TABLE IF EXISTS _upload_people_email")
+    con.execute("DROP TABLE IF EXISTS _upload_people_member_id")
     supersede_earlier_rows(con, resolved, LATEST_KEY)
     return resolved
 

@@ -71,7 +71,8 @@ def ensure_current(con: duckdb.DuckDBPyConnection) -> None:
 def upgrade(con: duckdb.DuckDBPyConnection) -> None:
     """Migrate an older warehouse to schema.SCHEMA_VERSION; refuse a newer one.
 
-    Raises WarehouseVersionError for a warehouse newer than this segpipe."""
+    Raises WarehouseVersionError for a warehouse newer than this segpipe, or when the migration
+    fails (then nothing was changed)."""
     version = stored_version(con)
     if version is None or version == SCHEMA_VERSION:
         return
@@ -80,8 +81,15 @@ def upgrade(con: duckdb.DuckDBPyConnection) -> None:
             f"this warehouse has schema version {version}, newer than this segpipe knows "
             f"({SCHEMA_VERSION}): upgrade segpipe, or point --data-dir at another warehouse"
         )
-    with transaction(con):
-        _migrate_1_to_2(con)
+    try:
+        with transaction(con):
+            _migrate_1_to_2(con)
+    except duckdb.Error as error:
+        raise WarehouseVersionError(
+            f"could not migrate this warehouse from schema version {version} to "
+            f"{SCHEMA_VERSION}, and changed nothing ({error}). An index of your own on one of "
+            "segpipe's tables blocks the migration: drop it (DROP INDEX name) and run again"
+        ) from error
 
 
 def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:

@@ -92,7 +92,11 @@ PUBLIC_TABLES = [*TABLES, "segment_members"]
 # Point lookups of people by email (a small upload's rows): DuckDB answers them from this ART
 # index in ~2 ms where a scan of 5M emails takes ~26 ms, the largest part of a small file's cost.
 # Not unique: uniqueness of emails is guarded by an asset check, as the keys are.
-INDEXES = {"constituents_email": ("constituents", "email")}
+# member_id: the same for small uploads naming people by their text member id.
+INDEXES = {
+    "constituents_email": ("constituents", "email"),
+    "constituents_member_id": ("constituents", "member_id"),
+}
 
 # The layout of TABLES. 1: the person key was `member_id BIGINT` (no segpipe_meta table);
 # 2: `cons_id BIGINT` everywhere and `constituents.member_id VARCHAR`.

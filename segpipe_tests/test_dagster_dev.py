@@ -44,7 +44,7 @@ def big_files(folder: Path) -> dict[str, Path]:
         pl.DataFrame({"interest_name": [f"Interest {n}" for n in range(INTERESTS)]}), how="cross"
     )
     memberships = memberships.with_columns(
-        opt=pl.when(pl.col("cons_id") % 4 == 0).then(pl.lit("out")).otherwise(pl.lit("in"))
+        opt=pl.when(pl.col("member_id") % 4 == 0).then(pl.lit("out")).otherwise(pl.lit("in"))
     )
     paths = {
         BIG_CONSTITUENTS: folder / BIG_CONSTITUENTS,

@@ -17,6 +17,7 @@ from segpipe.kinds.base import (
     UploadContext,
     applied_rows,
     column_or_null,
+    identifiers_used,
     names_person,
     person_id_types,
     person_identifiers,
@@ -76,9 +77,9 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _judge_sql(people_by_email: str, people_by_member: str) -> str:
+def _judge_sql(people_by_email: str, people_by_member: str, used: set[str] | frozenset[str]) -> str:
     """Each accepted row's person and interest, and what becomes of the rows that find none."""
-    joins, person, not_found = person_lookup(people_by_email, people_by_member)
+    joins, person, not_found = person_lookup(people_by_email, people_by_member, used=used)
     return f"""
 WITH matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
@@ -109,7 +110,7 @@ FROM matched
 """
 
 
-JUDGE_SQL = _judge_sql("constituents", "constituents")
+JUDGE_SQL = _judge_sql("constituents", "constituents", frozenset(PERSON_IDENTIFIERS))
 # A person's last row for an interest wins; a new interest is keyed by its name until created.
 # Integer columns, not one text key: cheaper to group 10M rows by.
 LATEST_KEY = (
@@ -154,7 +155,8 @@ def _people_by(con: duckdb.DuckDBPyConnection, validated: str, column: str) -> s
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     by_email, by_member = (_people_by(con, validated, c) for c in ("email", "member_id"))
-    resolved = resolve_accepted(con, validated, _judge_sql(by_email, by_member))
+    used = identifiers_used(con, validated)
+    resolved = resolve_accepted(con, validated, _judge_sql(by_email, by_member, used))
     con.execute("DROP TABLE IF EXISTS _upload_people_email")
     con.execute("DROP TABLE IF EXISTS _upload_people_member_id")
     supersede_earlier_rows(con, resolved, LATEST_KEY)

@@ -20,9 +20,9 @@ destinations:
 """
 PEOPLE = csv(
     "member_id,email,phone,external_id,first_name,last_name,email_opt_in,sms_opt_in",
-    "1,ann@example.org,415-555-0101,EXT-11A1,Ann,Lee,yes,yes",
-    "7,Erin.Vasquez@Example.ORG,(503) 555-0199,EXT-77Q1,Erin,Vasquez,yes,yes",
-    "2,bob@example.org,415-555-0102,EXT-22B2,Bob,Kim,yes,yes",
+    "M-1,ann@example.org,415-555-0101,EXT-11A1,Ann,Lee,yes,yes",
+    "M-7001,Erin.Vasquez@Example.ORG,(503) 555-0199,EXT-77Q1,Erin,Vasquez,yes,yes",
+    "M-2,bob@example.org,415-555-0102,EXT-22B2,Bob,Kim,yes,yes",
 )
 # Everything that names Erin, in every form it was written or exported in.
 ERIN = [
@@ -30,8 +30,11 @@ ERIN = [
     rb"5035550199",
     rb"503\) 555-0199",
     rb"EXT-77Q1",
+    rb"M-7001",
     rb"Vasquez",
 ]
+ERIN_CONS_ID = 2  # the second person of the first file
+ERIN_TABLES = ("interest_memberships", "segment_memberships", "membership_history", "events")
 ANN = [rb"ann@example\.org", rb"4155550101", rb"415-555-0101", rb"EXT-11A1"]
 
 
@@ -48,6 +51,10 @@ def _files_naming(root: Path, patterns: list[bytes], skip: Path | None = None) -
             if re.search(p, payload, re.I)
         ]
     return found
+
+
+def _rows_of_erin(deployment: Deployment, table: str) -> int:
+    return deployment.query(f"SELECT count(*) FROM {table} WHERE cons_id = {ERIN_CONS_ID}").item()
 
 
 @pytest.fixture
@@ -69,15 +76,16 @@ def history(deployment: Deployment) -> Deployment:
             "ann@example.org,page_view,not a time,/c",
         ),
     )
-    deployment.drop("manual_segment_2026-11-04.csv", csv("segment,member_id", "Friends,1",
-                                                          "Friends,7", "Friends,2"))  # fmt: skip
+    friends = csv("segment,member_id", "Friends,M-1", "Friends,M-7001", "Friends,M-2")
+    deployment.drop("manual_segment_2026-11-04.csv", friends)
     code, printed = deployment.run()
     assert code == 0, printed
-    deployment.drop("constituents_2026-11-05.csv", csv("member_id,first_name", "2,Robert"))
+    deployment.drop("constituents_2026-11-05.csv", csv("member_id,first_name", "M-2,Robert"))
     code, printed = deployment.run()
     assert code == 0, printed
     # The test can fail: before erasure, Erin is everywhere.
     assert len(_files_naming(deployment.data.root, ERIN)) > 10
+    assert all(_rows_of_erin(deployment, table) > 0 for table in ERIN_TABLES)
     return deployment
 
 
@@ -88,9 +96,9 @@ def test_forget_removes_the_person_from_every_byte(history: Deployment):
     assert _files_naming(root, ERIN) == []
 
     people = history.query("SELECT member_id, first_name FROM constituents ORDER BY 1").rows()
-    assert people == [(1, "Ann"), (2, "Robert")]
-    for table in ("interest_memberships", "segment_memberships", "membership_history", "events"):
-        assert history.query(f"SELECT count(*) FROM {table} WHERE member_id = 7").item() == 0
+    assert people == [("M-1", "Ann"), ("M-2", "Robert")]
+    for table in ERIN_TABLES:
+        assert _rows_of_erin(history, table) == 0
     erased = history.query("SELECT identifier_kind, identifier_hash FROM erasures ORDER BY 1")
     assert erased["identifier_kind"].to_list() == [
         "cons_id", "email", "external_id", "member_id", "phone",
@@ -100,7 +108,7 @@ def test_forget_removes_the_person_from_every_byte(history: Deployment):
     # The archive keeps everyone else's rows byte for byte; each rewrite is on its upload.
     archived = next(history.data.archive.glob("*/constituents_2026-11-01.csv")).read_text()
     assert archived == PEOPLE.replace(
-        "7,Erin.Vasquez@Example.ORG,(503) 555-0199,EXT-77Q1,Erin,Vasquez,yes,yes\n", ""
+        "M-7001,Erin.Vasquez@Example.ORG,(503) 555-0199,EXT-77Q1,Erin,Vasquez,yes,yes\n", ""
     )
     rewrites = history.query("SELECT file_name, rows_removed FROM archive_rewrites ORDER BY 1")
     assert rewrites.rows() == [
@@ -154,7 +162,7 @@ def test_forget_person_job_erases_and_scrubs_its_own_run_config(history: Deploym
             run_config={"ops": {"forget_person": {"config": {"phone": "(415) 555-0101"}}}},
         )
         assert result.success
-    assert history.query("SELECT count(*) FROM constituents WHERE member_id = 1").item() == 0
+    assert history.query("SELECT count(*) FROM constituents WHERE member_id = 'M-1'").item() == 0
     assert _files_naming(history.data.root, ANN) == []
     assert _files_naming(history.data.root, ERIN) != []  # only the person named was erased
 
@@ -189,7 +197,7 @@ def test_the_check_finds_an_erased_person_written_back_behind_segpipes_back(tmp_
     with connect(tmp_path / "w.duckdb") as con:
         erase_people(con, found, datetime(2026, 11, 30))
         assert returned_people(con) == 0
-        con.execute("INSERT INTO constituents (member_id, email) VALUES (5, 'kept@example.org')")
+        con.execute("INSERT INTO constituents (cons_id, email) VALUES (5, 'kept@example.org')")
         assert returned_people(con) == 0
-        con.execute("INSERT INTO constituents (member_id, email) VALUES (6, 'gone@example.org')")
+        con.execute("INSERT INTO constituents (cons_id, email) VALUES (6, 'gone@example.org')")
         assert returned_people(con) == 1

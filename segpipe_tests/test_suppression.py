@@ -82,7 +82,7 @@ def test_a_later_opt_in_applies_but_the_suppression_holds(suppressed: Deployment
     assert code == 0, printed
     upload = suppressed.upload("constituents_2026-11-04_resubscribe.csv")
     assert (upload["rows_in"], upload["rows_applied"], upload["rows_rejected"]) == (2, 2, 0)
-    opted = suppressed.query("SELECT email_opt_in FROM constituents WHERE member_id = 1")
+    opted = suppressed.query("SELECT email_opt_in FROM constituents WHERE member_id = '1'")
     assert opted.item() is True
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     errors = suppressed.errors("constituents_2026-11-04_resubscribe.csv")

@@ -1,10 +1,11 @@
 """Suppression upload: identifiers never to be contacted on a channel (SPEC 2).
 
-Columns: `email`, `phone`, `member_id` or `cons_id` (a row may carry several: each names the
-same person, and each is suppressed); optional `channel` (email, sms, all; default all),
-`reason`, `action` (add, default; remove). No person needs to exist: a suppression by an
-identifier nobody has yet applies when that person arrives, as Census's and Klaviyo's
-suppression lists do. A later row for the same identifiers and channel wins.
+Columns: `email`, `phone`, `member_id` (text, Luminate's Member ID, kept as written) or
+`cons_id` (a whole number); a row may carry several, and each is suppressed. Optional
+`channel` (email, sms, all; default all), `reason`, `action` (add, default; remove). No person
+needs to exist: a suppression by an identifier nobody has yet applies when that person arrives,
+as Census's and Klaviyo's suppression lists do. A later row for the same identifiers and
+channel wins.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ SCHEMA = pa.DataFrameSchema(
     {
         "email": columns.email(),
         "phone": columns.phone(),
-        "member_id": columns.whole_number("member_id"),
         "cons_id": columns.whole_number("cons_id"),
         "names_identifier": columns.holds(
             "row names no one: email, phone, member_id and cons_id are empty"

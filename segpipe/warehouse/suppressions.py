@@ -37,12 +37,12 @@ class SuppressionAction(StrEnum):
 
 # The person key of constituents, and how each identifier kind finds it: the only lines that
 # know which constituents column an identifier lives in.
-PERSON_KEY = "member_id"
+PERSON_KEY = "cons_id"
 MATCHES = {
     IdentifierKind.EMAIL: "c.email = s.identifier",
     IdentifierKind.PHONE: "c.phone = s.identifier",
-    IdentifierKind.MEMBER_ID: "c.member_id = TRY_CAST(s.identifier AS BIGINT)",
-    IdentifierKind.CONS_ID: "c.member_id = TRY_CAST(s.identifier AS BIGINT)",
+    IdentifierKind.MEMBER_ID: "c.member_id = s.identifier",
+    IdentifierKind.CONS_ID: "c.cons_id = TRY_CAST(s.identifier AS BIGINT)",
 }
 
 
@@ -121,7 +121,11 @@ def note_overridden_opt_ins(con: duckdb.DuckDBPyConnection, resolved: str, perso
         f"SELECT r.rowid AS row_id, s.channel, s.since, s.reason FROM {resolved} r "
         f"JOIN suppressions s ON s.identifier_kind = '{kind}' AND s.identifier = r.{column} "
         f"WHERE r.{OUTCOME} IS NULL"
-        for kind, column in ((IdentifierKind.EMAIL, "email"), (IdentifierKind.PHONE, "phone"))
+        for kind, column in (
+            (IdentifierKind.EMAIL, "email"),
+            (IdentifierKind.PHONE, "phone"),
+            (IdentifierKind.MEMBER_ID, "member_id"),
+        )
     )
     # The person the row updates may carry suppressed identifiers the row does not repeat.
     by_row += (

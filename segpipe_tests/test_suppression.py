@@ -21,9 +21,9 @@ PEOPLE = csv(
     "2,bob@example.org,415-555-0102,Bob,yes,yes",
     "3,cy@example.org,415-555-0103,Cy,yes,yes",
 )
-# Title Case headers and stray spaces, as spreadsheet exports have them.
+# Mailchimp's and Klaviyo's export headers (aliases) and a stray space, as exports have them.
 SUPPRESSIONS = csv(
-    "Email,Phone,Channel,Reason",
+    "Email Address,Phone Number,Channel,Reason",
     "ANN@example.org ,,email,complaint",
     ",(415) 555-0109,,carrier opt-out",
     "bob@example.org,,fax,typo",

@@ -13,6 +13,7 @@ import polars as pl
 
 from segpipe.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED
 from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.segments.jobs import AS_OF_TAG
@@ -86,6 +87,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             failures += _run_job(defs, "refresh_segments", instance, as_of_tags)
             if not failures:  # exports follow fresh segments, never stale ones
                 failures += sync_exports(defs, instance, data)
+                failures += deliver_exports(defs, instance, data)
     finally:
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
@@ -110,6 +112,18 @@ def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataD
     if tags is None:
         return []
     return _run_job(defs, "sync_destinations", instance, tags)
+
+
+def deliver_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+    """One run of `deliver_exports_job` over every destination with `deliver:` (issue 21)."""
+    try:
+        names = [d.name for d in delivering(data)]
+    except DestinationError:
+        return []  # the sync has reported it
+    tags = register_destinations(instance, names)
+    if tags is None:
+        return []
+    return _run_job(defs, "deliver_exports_job", instance, tags)
 
 
 def _run_job(

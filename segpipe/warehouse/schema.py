@@ -64,6 +64,12 @@ TABLES = {
     "subscriber_deliveries": """
         domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
         upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
+    # One row per file each time a delivery settles it (issue 21): `file` is its path on the
+    # server, status delivered / already_on_server / failed (segpipe.exports.deliver).
+    "deliveries": """
+        destination VARCHAR NOT NULL, file VARCHAR NOT NULL, bytes BIGINT, sha256 VARCHAR,
+        "at" TIMESTAMP NOT NULL, status VARCHAR NOT NULL, error VARCHAR, attempts BIGINT,
+        address VARCHAR, run_id VARCHAR""",
 }
 
 # An interest group's members: the people whose status in its interest is the group's kind.

@@ -6,6 +6,7 @@ import dagster as dg
 
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
 from segpipe.pipeline import progress
 
@@ -51,6 +52,14 @@ def sync_exports(
         destinations = list(dict.fromkeys(p.destination for p in pairs))
         for destination in destinations:
             mine = [p for p in pairs if p.destination == destination]
+            if waiting := undelivered_diffs(con, destination):
+                line = (
+                    f"held {destination.name}: {waiting} file(s) of its last sync not delivered "
+                    "yet; they are delivered first, this sync follows on the next run"
+                )
+                progress.info(line)
+                context.log.warning(line)
+                continue
             try:
                 synced = sync_destination(
                     con, data, destination, mine, at=at, run_id=context.run.run_id

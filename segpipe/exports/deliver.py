@@ -39,7 +39,7 @@ from segpipe.exports.destinations import Destination, SftpDelivery
 from segpipe.exports.sync import FILES, attentive_name
 from segpipe.ingest.normalize import mask_text
 from segpipe.ingest.receive import sha256_of
-from segpipe.warehouse.sql import frame, registered, scalar
+from segpipe.warehouse.sql import frame, registered
 
 PARTIAL = ".{name}.partial"
 
@@ -155,14 +155,14 @@ def undelivered_diffs(con: duckdb.DuckDBPyConnection, destination: Destination) 
     attentive file is a full list; a new one supersedes the one that failed."""
     if destination.deliver is None or destination.format != "csv":
         return 0
-    return scalar(
-        con,
+    # fetchall, not fetchone: duckdb 2.x keeps a half-fetched result open on the connection.
+    return con.execute(
         """
         SELECT count(*) FROM deliveries WHERE destination = ? AND status = ?
           AND "at" = (SELECT max("at") FROM deliveries WHERE destination = ?)
         """,
         [destination.name, DeliveryStatus.FAILED.value, destination.name],
-    )
+    ).fetchall()[0][0]
 
 
 def deliver_destination(

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from segpipe.defs.deliveries.partitions import deliveries_partitions, delivering
+from segpipe.defs.exports.assets import DESTINATIONS_FAILED
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.exports.deliver import DeliveryResult, deliver_destination
 from segpipe.pipeline import progress
@@ -67,7 +68,7 @@ def deliver_exports(
         raise dg.Failure(
             description=DELIVERY_FAILED_PREFIX
             + "; ".join(f"{name}: {reason}" for name, reason in failed.items()),
-            metadata={"destinations_failed": dg.MetadataValue.json(failed)},
+            metadata={DESTINATIONS_FAILED: dg.MetadataValue.json(failed)},
             allow_retries=False,  # the step already retried with backoff; the next run will
         )
     yield from ()

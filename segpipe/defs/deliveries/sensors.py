@@ -11,7 +11,7 @@ from segpipe.exports.destinations import DestinationError
 @dg.asset_sensor(
     asset_key=dg.AssetKey("segment_export"),
     job=deliver_exports_job,
-    minimum_interval_seconds=10,
+    minimum_interval_seconds=30,  # a delivery waits for its sync anyway; fewer daemon ticks
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Delivers the destinations' files to their SFTP servers after a sync.",
 )

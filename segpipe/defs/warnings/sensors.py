@@ -10,6 +10,10 @@ from segpipe.defs.resources import DataDirResource
 from segpipe.defs.warnings.runs import WARNED_BY_TAG
 from segpipe.defs.warnings.send import send_run_warnings
 
+# The daemon evaluates sensors one after another: warnings a minute late cost the upload and
+# refresh sensors less than a tick every 30 s would.
+WARN_INTERVAL_SECONDS = 60
+
 
 def _warn(context: dg.RunStatusSensorContext, data_dir: DataDirResource) -> dg.SkipReason | None:
     run = context.dagster_run
@@ -22,6 +26,7 @@ def _warn(context: dg.RunStatusSensorContext, data_dir: DataDirResource) -> dg.S
 
 
 @dg.run_failure_sensor(
+    minimum_interval_seconds=WARN_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Emails and calls the webhook of segments.yaml's `warnings:` when a run fails: "
     "a rejected file, a failed sync or delivery.",
@@ -32,6 +37,7 @@ def warn_on_run_failure(context: dg.RunFailureSensorContext, data_dir: DataDirRe
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
+    minimum_interval_seconds=WARN_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Warns when a segment's size moved sharply (the size check's WARN), and tells "
     "who asked (`export_ready: true`) that an export is ready.",

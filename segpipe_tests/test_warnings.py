@@ -243,3 +243,16 @@ def test_the_daemon_warns_through_the_run_failure_sensor(deployment: Deployment,
     assert sorted(to) == ["crm-owner@example.org", "data-team@example.org"]
     assert "sync failed for destination selligent" in body["Subject"]
     assert calls[-1]["json"]["kind"] == "sync_failed"
+
+
+def test_messages_mask_every_email_and_phone_but_not_dates_in_file_names():
+    from segpipe.ingest.normalize import mask_text
+
+    text = (
+        "row for Jane.Doe@Example.org, +12025550123, 202-555-0124, (202) 555 0125, +447911123456 "
+        "in sirendenim_subscriber_segment_20261102_1.csv at 2026-11-02T09:00:00 (3 rows)"
+    )
+    assert mask_text(text) == (
+        "row for J***@Example.org, ***-***-0123, ***-***-0124, ***-***-0125, ***-***-3456 "
+        "in sirendenim_subscriber_segment_20261102_1.csv at 2026-11-02T09:00:00 (3 rows)"
+    )

@@ -58,7 +58,7 @@ def _configure(
   - {destination}, segments: ["*"],
      deliver: {{sftp: {{host: 127.0.0.1, port: {port}, username: {server.username},
        key_file: {server.client_key}, known_hosts: known_hosts,
-       path: {server.folder}/uploads, attempts: 3, backoff_seconds: 0.1, timeout_seconds: 10}}}}}}
+       path: {server.folder}/uploads, attempts: 3, backoff_seconds: 0.1, timeout_seconds: 60}}}}}}
 """
     )
 

@@ -16,7 +16,7 @@ import yaml
 
 from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
 
-KEYS = ("email", "member_id", "external_id", "phone")
+KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
 MODES = ("mirror", "upsert")
 ALL_SEGMENTS = "*"

@@ -15,6 +15,7 @@ from segpipe.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED
 from segpipe.config import DATA_DIR_ENV, DataDir
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
+from segpipe.defs.recovery import fail_dead_runs, process_tags, wait_for_pool
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
@@ -76,16 +77,18 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     try:
         with dg.DagsterInstance.get() as instance:
             ensure_warehouse_pool(instance)
+            for line in fail_dead_runs(instance):
+                print(f"segpipe: {line}", file=out)
             defs = _definitions()
             pending = pending_uploads(data)
             print(f"segpipe: {len(pending)} new file(s) in {data.root}", file=out)
             if pending:
                 tags = range_tags(*_register(instance, pending))
-                failures += _run_job(defs, "process_upload", instance, tags)
+                failures += _run_job(defs, "process_upload", instance, tags, out=out)
             as_of_tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-            failures += _run_job(defs, "refresh_segments", instance, as_of_tags)
+            failures += _run_job(defs, "refresh_segments", instance, as_of_tags, out=out)
             if not failures:  # exports follow fresh segments, never stale ones
-                failures += sync_exports(defs, instance, data)
+                failures += sync_exports(defs, instance, data, out=out)
     finally:
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
@@ -100,7 +103,9 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     return EXIT_OK
 
 
-def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+def sync_exports(
+    defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
+) -> list[str]:
     """One run of `sync_destinations` over every configured destination and segment."""
     try:
         with connect(data.warehouse) as con:
@@ -109,15 +114,25 @@ def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataD
         return [f"{data.segments_yaml.name}: {error}"]
     if tags is None:
         return []
-    return _run_job(defs, "sync_destinations", instance, tags)
+    return _run_job(defs, "sync_destinations", instance, tags, out=out)
 
 
 def _run_job(
-    defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tags: dict | None
+    defs: dg.Definitions,
+    name: str,
+    instance: dg.DagsterInstance,
+    tags: dict | None,
+    out: TextIO | None = None,
 ) -> list[str]:
-    """Run job `name` in this process on `instance`; the unexpected failures it had."""
+    """Run job `name` in this process on `instance`; the unexpected failures it had.
+    Waits first for the `duckdb` pool (saying for which run), the run tagged with this process
+    so that a later start can tell when it was killed."""
+    wait_for_pool(instance, out or sys.stdout)
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET, tags=tags
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={**(tags or {}), **process_tags()},
     )
     return _unexpected_failures(result)
 

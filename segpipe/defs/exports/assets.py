@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
+from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.exports.sync import sync_destination
 from segpipe.pipeline import progress
@@ -40,6 +41,7 @@ def sync_exports(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
     """Writes members, adds and removes for every destination and segment in the run."""
+    mark_run_process(context)
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from segpipe.defs.instance import ensure_warehouse_pool
+from segpipe.defs.recovery import fail_dead_runs
 from segpipe.defs.resources import DataDirResource
 from segpipe.defs.uploads.jobs import process_upload, range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
@@ -24,6 +25,8 @@ def unregistered_uploads(data_dir: DataDirResource, registered: set[str]) -> lis
 )
 def receive_inbox_files(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
     ensure_warehouse_pool(context.instance)
+    for line in fail_dead_runs(context.instance):
+        context.log.warning(line)
     registered = set(context.instance.get_dynamic_partitions(uploads_partitions.name))
     new = unregistered_uploads(data_dir, registered)
     if not new:

@@ -142,7 +142,8 @@ def test_a_killed_run_is_recovered_by_the_next_run(tmp_path, reference, marker, 
 
     result = _run(root)
 
-    assert result.returncode == 2, result.stdout + result.stderr
+    # 2 when the files the sample rejects on purpose were still pending, else 0
+    assert result.returncode in (0, 2), result.stdout + result.stderr
     assert "run failed" not in result.stdout, result.stdout
     assert fingerprint(root) == reference
     big = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)

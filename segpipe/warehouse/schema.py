@@ -64,6 +64,10 @@ TABLES = {
     "subscriber_deliveries": """
         domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
         upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
+    # Each settled upload's content fingerprint (ingest/guard.py: decoded, BOM and CRLF aside):
+    # the same rows re-sent compressed or from another tool are a duplicate too.
+    "upload_contents": """
+        upload_id VARCHAR NOT NULL, content_sha256 VARCHAR NOT NULL""",
 }
 
 # An interest group's members: the people whose status in its interest is the group's kind.

@@ -20,7 +20,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadRejected
-from segpipe.ingest.filenames import UploadKind, kind_of
+from segpipe.ingest.filenames import UploadKind, kind_of, printable
 from segpipe.ingest.guard import check_cells, inspect_content
 from segpipe.ingest.reader import LINE, only_lines, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
@@ -359,5 +359,5 @@ def describe(outcome: UploadOutcome) -> str:
             f"ignored {c['rows_ignored']}  superseded {c['rows_superseded']}"
         )
     else:
-        detail = outcome.error or ""
-    return f"{outcome.file_name:<48} {outcome.status:<9} {detail}"
+        detail = printable(outcome.error or "")
+    return f"{printable(outcome.file_name):<48} {outcome.status:<9} {detail}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from datetime import datetime
 from typing import TextIO
 
@@ -21,13 +22,16 @@ from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
-from segpipe.ingest.receive import archived, receive_inbox
+from segpipe.ingest.filenames import printable
+from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import REJECTED_PREFIX, progress
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
+# A `segpipe run` waits at most this many settle intervals for files still being written.
+MAX_SETTLE_WAITS = 15
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -42,9 +46,22 @@ def uploads_table(data: DataDir) -> pl.DataFrame:
         return frame(con, "SELECT * FROM uploads ORDER BY upload_id")
 
 
-def pending_uploads(data: DataDir) -> list[str]:
-    """Files from the inbox, and archived ones never settled (a crash, a lost run), in order."""
-    receive_inbox(data)
+def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
+    """Files from the inbox, and archived ones never settled (a crash, a lost run), in order.
+    Files still being written are waited for (up to MAX_SETTLE_WAITS settle intervals, then
+    left for the next run); entries that are not regular files are refused, and said so."""
+    out = out or sys.stdout
+    for _ in range(MAX_SETTLE_WAITS):
+        look = look_at_inbox(data)
+        for name, problem in look.refused:
+            print(f"segpipe: refused inbox/{printable(name)}: {problem}", file=out)
+        if not look.unsettled:
+            break
+        names = ", ".join(printable(n) for n in look.unsettled)
+        print(f"segpipe: waiting for file(s) still being written: {names}", file=out)
+        time.sleep(settle_seconds())
+    else:
+        print("segpipe: still changing, left for the next run: " + names, file=out)
     settled = set(uploads_table(data)["upload_id"].to_list())
     return [f.upload_id for f in archived(data) if f.upload_id not in settled]
 
@@ -80,7 +97,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             for line in fail_dead_runs(instance):
                 print(f"segpipe: {line}", file=out)
             defs = _definitions()
-            pending = pending_uploads(data)
+            pending = pending_uploads(data, out)
             print(f"segpipe: {len(pending)} new file(s) in {data.root}", file=out)
             if pending:
                 tags = range_tags(*_register(instance, pending))
@@ -159,7 +176,7 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
 
 def _counts(row: dict) -> str:
     if row["status"] != "applied":
-        return row["error"] or ""
+        return printable(row["error"] or "")
     return (
         f"in {row['rows_in']}  applied {row['rows_applied']}  rejected {row['rows_rejected']}  "
         f"ignored {row['rows_ignored']}  superseded {row['rows_superseded']}"
@@ -171,7 +188,8 @@ def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO) -> None:
     if uploads.is_empty():
         print("  (no new files)", file=out)
     for row in uploads.iter_rows(named=True):
-        print(f"  {row['file_name']:<48} {row['status']:<9} {_counts(row)}", file=out)
+        name = printable(row["file_name"])
+        print(f"  {name:<48} {row['status']:<9} {_counts(row)}", file=out)
         errors = data.errors_csv(row["upload_id"])
         if errors.exists():
             print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from segpipe.config import DataDir
+from segpipe.exports.cells import neutralized_frame
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind, kind_of, printable
@@ -314,7 +315,7 @@ def _write_errors(data: DataDir, upload_id: str, rows: pl.DataFrame) -> str | No
     path.unlink(missing_ok=True)
     if rows.is_empty():
         return None
-    report.write_atomically(rows, path)
+    report.write_atomically(neutralized_frame(rows), path)
     return str(path.relative_to(data.root))
 
 

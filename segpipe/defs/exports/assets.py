@@ -47,7 +47,9 @@ def sync_exports(
     at = datetime.now(UTC).replace(tzinfo=None)
     failed = []
     with warehouse.get_connection() as con:
-        pairs = [p for p in current_pairs(con, data) if p.partition_key in requested]
+        pairs = [
+            p for p in current_pairs(con, data, _warn(context)) if p.partition_key in requested
+        ]
         if stale := requested - {p.partition_key for p in pairs}:
             context.log.info(f"{len(stale)} pair(s) no longer configured, not synced")
         destinations = list(dict.fromkeys(p.destination for p in pairs))
@@ -81,6 +83,14 @@ def sync_exports(
     if failed:
         raise dg.Failure(description=f"sync failed for destination(s): {', '.join(failed)}")
     yield from ()
+
+
+def _warn(context: dg.AssetExecutionContext):
+    def warn(message: str) -> None:
+        progress.warning(f"warning: {message}")
+        context.log.warning(message)
+
+    return warn
 
 
 def _metadata(values: dict, delivery_files: list[str]) -> dict:

@@ -22,6 +22,7 @@ from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
+from segpipe.exports.sync import finish_interrupted_syncs
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import REJECTED_PREFIX, progress
@@ -62,7 +63,11 @@ def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
         time.sleep(settle_seconds())
     else:
         print("segpipe: still changing, left for the next run: " + names, file=out)
-    settled = set(uploads_table(data)["upload_id"].to_list())
+    with connect(data.warehouse) as con:
+        # A sync killed during its swap is finished first: exports all old or all new.
+        for swap in finish_interrupted_syncs(con, data):
+            print(f"segpipe: export swap {swap} was interrupted: old files put back", file=out)
+        settled = set(frame(con, "SELECT upload_id FROM uploads")["upload_id"].to_list())
     return [f.upload_id for f in archived(data) if f.upload_id not in settled]
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv as csvlib
 import io
+import signal
+import subprocess
+import sys
 import time
 
 import polars as pl
@@ -174,3 +177,73 @@ def test_a_yaml_alias_bomb_fails_the_refresh_with_its_line(deployment: Deploymen
 
     assert code == 1
     assert "YAML aliases" in printed
+
+
+KILLED_SWAP = """
+import os, signal, sys
+from datetime import datetime
+from pathlib import Path
+
+from segpipe.config import DataDir
+from segpipe.exports import files
+from segpipe.exports.destinations import Destination, resolve_pairs
+from segpipe.exports.sync import sync_destination
+from segpipe.warehouse.connection import connect
+
+root, after = Path(sys.argv[1]), int(sys.argv[2])
+moves = []
+put = files.Swap.put
+
+
+def killing_put(self, staged, target):
+    if len(moves) == after:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback: as kill -9 does
+    moves.append(target)
+    put(self, staged, target)
+
+
+files.Swap.put = killing_put
+destination = Destination("crm", "external_id", ("VIP list", "Gala"))
+with connect(root / "warehouse.duckdb") as con:
+    pairs = resolve_pairs(con, destination)
+    sync_destination(con, DataDir(root), destination, pairs, at=datetime(2026, 11, 8))
+"""
+
+
+def test_a_sync_killed_during_its_swap_is_undone_at_the_next_start(
+    warehouse: Warehouse,  # noqa: F811
+):
+    from segpipe.exports.sync import finish_interrupted_syncs
+    from segpipe.warehouse.connection import connect
+
+    destination = Destination("crm", "external_id", ("VIP list", "Gala"))
+    warehouse.members("VIP list", 1, 2)
+    warehouse.members("Gala", 3)
+    warehouse.sync(destination)
+    folder = warehouse.data.exports / "crm"
+    before = _files(folder)
+    warehouse.members("VIP list", 2, 3)
+    warehouse.members("Gala", 1)
+
+    # 4 moves a segment (history, members, adds, removes): killed inside the second segment's
+    killed = subprocess.run([sys.executable, "-c", KILLED_SWAP, str(warehouse.data.root), "5"])
+    assert killed.returncode == -signal.SIGKILL
+    assert _files(folder) != before  # half swapped: VIP list new, Gala old
+
+    with connect(warehouse.data.warehouse) as con:
+        undone = finish_interrupted_syncs(con, warehouse.data)
+
+    assert len(undone) == 1
+    assert _files(folder) == before
+    assert not list(folder.glob(".staging-*"))
+    warehouse.sync(destination)  # and the next sync's diff is exact against the last good one
+    assert warehouse.keys("crm", "VIP_list", "adds") == ["X3"]
+    assert warehouse.keys("crm", "VIP_list", "removes") == ["X1"]
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and ".staging-" not in str(p)
+    }

@@ -27,7 +27,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
 from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Destination, Pair
-from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
+from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
 
@@ -305,10 +305,42 @@ def _swap_in(swap: Swap, data: DataDir, result: DestinationSync, stage: Path, at
             swap.put(stage / "delivery" / str(n), data.root / name)
 
 
-def _cleanup_stale_staging(folder: Path) -> None:
-    """A sync killed before its cleanup leaves its staging folder; nothing there is needed."""
-    for stale in folder.glob(STAGING_PREFIX + "*"):
+def _cleanup_stale_staging(con, folder: Path) -> list[str]:
+    """A sync killed before its cleanup leaves its staging folder. When it was killed during
+    its swap, before its transaction committed, the files it had swapped in are put back (the
+    warehouse's baseline is still the old one); once committed, its new files stay. Then the
+    folder goes. The stamps of the swaps undone."""
+    undone = []
+    for stale in sorted(folder.glob(STAGING_PREFIX + "*")):
+        stamp = stale.name.removeprefix(STAGING_PREFIX)
+        if not _committed(con, folder.name, stamp) and undo_journal(stale / "backup"):
+            undone.append(stamp)
         shutil.rmtree(stale, ignore_errors=True)
+    return undone
+
+
+def _committed(con, destination: str, stamp: str) -> bool:
+    try:
+        at = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
+    except ValueError:
+        return False
+    found = con.execute(
+        'SELECT count(*) FROM syncs WHERE destination = ? AND "at" = ?', [destination, at]
+    ).fetchall()
+    return found[0][0] > 0
+
+
+def finish_interrupted_syncs(con: duckdb.DuckDBPyConnection, data: DataDir) -> list[str]:
+    """At a start: every destination's sync killed during its swap is undone (all its old files
+    back) or, if it had committed, kept; "<destination> <stamp>" per swap undone. Call it with
+    the warehouse open for writing, so that no other process is syncing."""
+    if not data.exports.exists():
+        return []
+    return [
+        f"{folder.name} {stamp}"
+        for folder in sorted(p for p in data.exports.iterdir() if p.is_dir())
+        for stamp in _cleanup_stale_staging(con, folder)
+    ]
 
 
 def sync_destination(
@@ -331,7 +363,7 @@ def sync_destination(
         return result
     folder = data.exports / destination.name
     folder.mkdir(parents=True, exist_ok=True)
-    _cleanup_stale_staging(folder)
+    _cleanup_stale_staging(con, folder)
     stage = folder / (STAGING_PREFIX + result.stamp)
     swap = Swap(stage / "backup")
     try:

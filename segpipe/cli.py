@@ -114,8 +114,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from segpipe.warehouse.connection import WarehouseBusy
+
     args = parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except WarehouseBusy as busy:  # another process kept the warehouse past the lock timeout
+        print(f"segpipe: {busy}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -32,13 +32,19 @@ _UNFINISHED = [
 _POLL_SECONDS = 1.0
 
 
-def _start_time(pid: int) -> str:
-    """The process's start time from /proc (field 22 of stat), "" where /proc is absent."""
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name (field 3, the state, first); [] without /proc."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+        return []
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (field 22 of stat), "" where /proc is absent."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields else ""
 
 
 def this_process() -> str:
@@ -70,7 +76,10 @@ def _is_gone(process: str) -> bool:
         return True
     except PermissionError:
         pass  # exists, owned by someone else
-    return bool(started) and _start_time(pid) != started
+    fields = _stat_fields(pid)
+    if fields and fields[0] in ("Z", "X"):
+        return True  # killed, not yet reaped by its parent
+    return bool(started) and bool(fields) and fields[19] != started
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:

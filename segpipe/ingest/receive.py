@@ -139,6 +139,12 @@ def move_verified(path: Path, target: Path) -> None:
     path.unlink()
 
 
+def _last_change(entry: os.stat_result, now: float) -> float:
+    """When the file last changed: its modification time, or, when a sender's clock put that in
+    the future, its inode change time (set by this machine's clock)."""
+    return entry.st_mtime if entry.st_mtime <= now + 60 else entry.st_ctime
+
+
 def look_at_inbox(data: DataDir, settle: float | None = None) -> InboxLook:
     """Move every settled regular inbox file to archive/<upload_id>/<name>, bytes and mtime
     unchanged; refuse (once) what is not a regular file; leave unsettled files for later.
@@ -158,7 +164,7 @@ def look_at_inbox(data: DataDir, settle: float | None = None) -> InboxLook:
             continue
         if what := _kind_of_entry(entry.st_mode):
             look.refused.append(_refuse(data, path, what))
-        elif now - entry.st_mtime < settle:
+        elif now - _last_change(entry, now) < settle:
             look.unsettled.append(path.name)
         else:
             files.append(path)

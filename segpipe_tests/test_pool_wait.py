@@ -106,3 +106,22 @@ def test_a_waiting_run_goes_on_when_the_holder_is_killed(tmp_path: Path):
     assert f"run {run_id[:8]} (refresh_segments) died with its process: failed" in out
     assert "constituents_a.csv" in out and "applied" in out
     assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_inbox_sensor_fails_a_killed_run_and_frees_its_slot(tmp_path: Path):
+    """Under `dagster dev` the inbox sensor does the same at every tick."""
+    from segpipe.defs.resources import build_resources
+    from segpipe.defs.uploads.sensors import receive_inbox_files
+
+    instance = _deployment(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    run_id = _holding_run(instance, holder)
+    holder.kill()
+    holder.wait()
+    context = dg.build_sensor_context(instance=instance, resources=build_resources(tmp_path))
+
+    result = receive_inbox_files(context)
+
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots == []
+    assert len(result.run_requests) == 1  # and the new file's run can take the slot

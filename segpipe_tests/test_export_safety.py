@@ -26,7 +26,7 @@ def _cells(text: str) -> list[list[str]]:
 
 
 def test_attentive_files_neutralize_keys_and_segment_names(warehouse: Warehouse):  # noqa: F811
-    warehouse.people({"member_id": 20, "email": HOSTILE_EMAIL, "first_name": "Eve"})
+    warehouse.people({"cons_id": 20, "email": HOSTILE_EMAIL, "first_name": "Eve"})
     warehouse.members("-2-3", 20, 1)
     warehouse.members("-cmd", 2)
     attentive = Destination("att", "email", ("*",), format="attentive", domain="brand.com")
@@ -43,11 +43,11 @@ def test_attentive_files_neutralize_keys_and_segment_names(warehouse: Warehouse)
 
 def test_members_csv_is_sorted_by_key(warehouse: Warehouse):  # noqa: F811
     people = 150_000  # enough rows for DuckDB to write a partition with several threads
-    with_ids = pl.DataFrame({"member_id": range(100, 100 + people)}).with_columns(
-        external_id=pl.col("member_id").cast(pl.String).str.reverse()
+    with_ids = pl.DataFrame({"cons_id": range(100, 100 + people)}).with_columns(
+        external_id=pl.col("cons_id").cast(pl.String).str.reverse()
     )
     warehouse.people(*with_ids.to_dicts())
-    ids = with_ids["member_id"].to_list()
+    ids = with_ids["cons_id"].to_list()
     warehouse.members("Big A", *ids)
     warehouse.members("Big B", *ids[::2])
     destination = Destination("crm", "external_id", ("Big A", "Big B"))

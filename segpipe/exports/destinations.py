@@ -17,7 +17,7 @@ import yaml
 
 from segpipe.safe_yaml import load_yaml
 
-KEYS = ("email", "member_id", "external_id", "phone")
+KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
 MODES = ("mirror", "upsert")
 ALL_SEGMENTS = "*"

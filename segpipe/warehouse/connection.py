@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from segpipe.warehouse.schema import ensure_schema
+from segpipe.warehouse.migrate import ensure_current
 
 # DuckDB shares one database instance per file within a process and refuses a second
 # connection with other settings, so every caller opens it with exactly these.
@@ -75,7 +75,7 @@ def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     Waits for another process's lock as `open_waiting` does."""
     con = open_waiting(path)
     try:
-        ensure_schema(con)
+        ensure_current(con)
         yield con
     finally:
         con.close()

@@ -148,11 +148,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from segpipe.warehouse.connection import WarehouseBusy
+
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
     except WarehouseVersionError as error:  # an old or newer warehouse: say what to do
         print(f"segpipe: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except WarehouseBusy as busy:  # another process kept the warehouse past the lock timeout
+        print(f"segpipe: {busy}", file=sys.stderr)
         return EXIT_FAILED
 
 

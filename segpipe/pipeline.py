@@ -18,9 +18,11 @@ import duckdb
 import polars as pl
 
 from segpipe.config import DataDir
+from segpipe.exports.cells import neutralized_frame
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadRejected
-from segpipe.ingest.filenames import UploadKind, kind_of
+from segpipe.ingest.filenames import UploadKind, kind_of, printable
+from segpipe.ingest.guard import check_cells, inspect_content
 from segpipe.ingest.reader import LINE, only_lines, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
@@ -77,8 +79,16 @@ def process_upload(
         if uploads.status_of(con, upload_id) in ("applied", "duplicate"):
             outcome.status = "skipped"
             return outcome
-        original = uploads.earlier_copy(con, upload_id, sha256, _name_that_matters(received))
+        try:
+            content = inspect_content(received.path, sha256)
+        except UploadRejected as error:
+            _reject(data, con, received, sha256, error, outcome)
+            outcome.stages.setdefault("raw_upload", facts)["status"] = "rejected"
+            return outcome
+        facts["content_sha256"] = content.sha256
+        original, how = _earlier(con, received, sha256, content.sha256)
         if original:
+            problem = f"same {how} as upload {original}"
             _record(
                 con,
                 received,
@@ -86,10 +96,10 @@ def process_upload(
                 kind=None,
                 status="duplicate",
                 counts={},
-                error=f"same bytes as upload {original}",
+                error=problem,
                 duplicate_of=original,
             )
-            outcome.status, outcome.error = "duplicate", f"same bytes as upload {original}"
+            outcome.status, outcome.error = "duplicate", problem
             outcome.stages["raw_upload"] = {
                 **facts,
                 "status": "duplicate",
@@ -104,6 +114,17 @@ def process_upload(
     return outcome
 
 
+def _earlier(con, received: ReceivedFile, sha256: str, content_sha256: str):
+    """(the applied upload these bytes, or else this decoded content, repeat; "bytes" or
+    "content"), or (None, None) (SPEC 3: a repeat changes nothing)."""
+    name = _name_that_matters(received)
+    if original := uploads.earlier_copy(con, received.upload_id, sha256, name):
+        return original, "bytes"
+    if original := uploads.earlier_content(con, received.upload_id, content_sha256, name):
+        return original, "content (decoded: compression, byte-order mark, line endings aside)"
+    return None, None
+
+
 def _name_that_matters(received: ReceivedFile) -> str | None:
     """An Attentive file's name carries its delivery (domain, date, part): the same bytes under
     another delivery's name are new news (an unchanged part of today's delivery), not a repeat."""
@@ -116,7 +137,7 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
 def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id):
     rules = rules_for(kind_of(received.file_name), received.file_name)
     read = {**facts, "kind": str(rules.kind)}
-    rows_in = _validate_into_table(con, received, rules, lambda rows: _read(outcome, read, rows))
+    rows_in = _guarded_validation(con, received, rules, lambda rows: _read(outcome, read, rows))
     # Before anything shows a row: an erased person's rows never reach a preview.
     erasures.ignore_erased(con, VALIDATED_TABLE)
     validated_counts = _outcomes_in(con, VALIDATED_TABLE)
@@ -150,6 +171,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
                 status="applied",
                 counts=counts,
             )
+            uploads.record_content(con, received.upload_id, facts["content_sha256"])
             errors_csv = report_written.result()
     outcome.counts = counts
     outcome.stages["applied_upload"] = {
@@ -176,6 +198,23 @@ def _raw_batches(received: ReceivedFile, rules, lines: pl.Series | None = None):
 
 def _read(outcome: UploadOutcome, facts: dict, rows_in: int) -> None:
     outcome.stages["raw_upload"] = {**facts, "rows_in": rows_in}
+
+
+def _guarded_validation(con, received: ReceivedFile, rules, on_read) -> int:
+    """`_validate_into_table`, where any unexpected error reading or validating this one file
+    (a library's parse error, memory) becomes the file's rejection: a poison file is set aside
+    with a reason and never blocks the files after it. Its message is not passed on: it may
+    quote the file's content."""
+    try:
+        return _validate_into_table(con, received, rules, on_read)
+    except UploadRejected:
+        raise
+    except Exception as error:
+        raise UploadRejected(
+            received.file_name,
+            f"could not be read or validated ({type(error).__name__}); nothing from it was "
+            "applied: check that it is a CSV file of its kind",
+        ) from None
 
 
 def _validate_into_table(con, received: ReceivedFile, rules, on_read) -> int:
@@ -213,6 +252,7 @@ def _validated_slices(
     for raw in _raw_batches(received, rules):
         if rejection is None:
             try:
+                check_cells(received.file_name, raw, LINE)
                 yield raw.height, reject_malformed(rules.validate(received.file_name, raw), raw)
                 continue
             except UploadRejected as error:
@@ -281,7 +321,7 @@ def _write_errors(data: DataDir, upload_id: str, rows: pl.DataFrame) -> str | No
     path.unlink(missing_ok=True)
     if rows.is_empty():
         return None
-    report.write_atomically(rows, path)
+    report.write_atomically(neutralized_frame(rows), path)
     return str(path.relative_to(data.root))
 
 
@@ -326,5 +366,5 @@ def describe(outcome: UploadOutcome) -> str:
             f"ignored {c['rows_ignored']}  superseded {c['rows_superseded']}"
         )
     else:
-        detail = outcome.error or ""
-    return f"{outcome.file_name:<48} {outcome.status:<9} {detail}"
+        detail = printable(outcome.error or "")
+    return f"{printable(outcome.file_name):<48} {outcome.status:<9} {detail}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from contextvars import ContextVar
 from datetime import datetime
 from typing import TextIO
@@ -17,19 +18,24 @@ from segpipe.config import DATA_DIR_ENV, DataDir
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
+from segpipe.defs.recovery import fail_dead_runs, process_tags, wait_for_pool
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.defs.warnings.runs import WARNED_BY_TAG
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
-from segpipe.ingest.receive import archived, receive_inbox
+from segpipe.exports.sync import finish_interrupted_syncs
+from segpipe.ingest.filenames import printable
+from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import REJECTED_PREFIX, progress
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
+# A `segpipe run` waits at most this many settle intervals for files still being written.
+MAX_SETTLE_WAITS = 15
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The runs of the `segpipe run` under way, whose warnings it sends itself (no daemon runs the
 # warning sensors for it); None outside one (the bench drives jobs too).
@@ -47,10 +53,27 @@ def uploads_table(data: DataDir) -> pl.DataFrame:
         return frame(con, "SELECT * FROM uploads ORDER BY upload_id")
 
 
-def pending_uploads(data: DataDir) -> list[str]:
-    """Files from the inbox, and archived ones never settled (a crash, a lost run), in order."""
-    receive_inbox(data)
-    settled = set(uploads_table(data)["upload_id"].to_list())
+def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
+    """Files from the inbox, and archived ones never settled (a crash, a lost run), in order.
+    Files still being written are waited for (up to MAX_SETTLE_WAITS settle intervals, then
+    left for the next run); entries that are not regular files are refused, and said so."""
+    out = out or sys.stdout
+    for _ in range(MAX_SETTLE_WAITS):
+        look = look_at_inbox(data)
+        for name, problem in look.refused:
+            print(f"segpipe: refused inbox/{printable(name)}: {problem}", file=out)
+        if not look.unsettled:
+            break
+        names = ", ".join(printable(n) for n in look.unsettled)
+        print(f"segpipe: waiting for file(s) still being written: {names}", file=out)
+        time.sleep(settle_seconds())
+    else:
+        print("segpipe: still changing, left for the next run: " + names, file=out)
+    with connect(data.warehouse) as con:
+        # A sync killed during its swap is finished first: exports all old or all new.
+        for swap in finish_interrupted_syncs(con, data):
+            print(f"segpipe: export swap {swap} was interrupted: old files put back", file=out)
+        settled = set(frame(con, "SELECT upload_id FROM uploads")["upload_id"].to_list())
     return [f.upload_id for f in archived(data) if f.upload_id not in settled]
 
 
@@ -83,17 +106,19 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     try:
         with dg.DagsterInstance.get() as instance:
             ensure_warehouse_pool(instance)
+            for line in fail_dead_runs(instance):
+                print(f"segpipe: {line}", file=out)
             defs = _definitions()
-            pending = pending_uploads(data)
+            pending = pending_uploads(data, out)
             print(f"segpipe: {len(pending)} new file(s) in {data.root}", file=out)
             if pending:
                 tags = range_tags(*_register(instance, pending))
-                failures += _run_job(defs, "process_upload", instance, tags)
+                failures += _run_job(defs, "process_upload", instance, tags, out=out)
             as_of_tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-            failures += _run_job(defs, "refresh_segments", instance, as_of_tags)
+            failures += _run_job(defs, "refresh_segments", instance, as_of_tags, out=out)
             if not failures:  # exports follow fresh segments, never stale ones
-                failures += sync_exports(defs, instance, data)
-                failures += deliver_exports(defs, instance, data)
+                failures += sync_exports(defs, instance, data, out=out)
+                failures += deliver_exports(defs, instance, data, out=out)
             warned = _send_warnings(data, instance, runs, failures)
     finally:
         _THIS_RUN.reset(token)
@@ -111,7 +136,9 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     return EXIT_OK
 
 
-def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+def sync_exports(
+    defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
+) -> list[str]:
     """One run of `sync_destinations` over every configured destination and segment."""
     try:
         with connect(data.warehouse) as con:
@@ -120,7 +147,7 @@ def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataD
         return [f"{data.segments_yaml.name}: {error}"]
     if tags is None:
         return []
-    return _run_job(defs, "sync_destinations", instance, tags)
+    return _run_job(defs, "sync_destinations", instance, tags, out=out)
 
 
 def _send_warnings(data: DataDir, instance, run_ids: list[str], failures: list[str]):
@@ -144,7 +171,9 @@ def _print_warnings(sent: int, problems: list[str], out: TextIO) -> None:
         print(f"segpipe: warning not sent: {problem}", file=out)
 
 
-def deliver_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+def deliver_exports(
+    defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
+) -> list[str]:
     """One run of `deliver_exports_job` over every destination with `deliver:` (issue 21)."""
     try:
         names = [d.name for d in delivering(data)]
@@ -153,18 +182,28 @@ def deliver_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: Da
     tags = register_destinations(instance, names)
     if tags is None:
         return []
-    return _run_job(defs, "deliver_exports_job", instance, tags)
+    return _run_job(defs, "deliver_exports_job", instance, tags, out=out)
 
 
 def _run_job(
-    defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tags: dict | None
+    defs: dg.Definitions,
+    name: str,
+    instance: dg.DagsterInstance,
+    tags: dict | None,
+    out: TextIO | None = None,
 ) -> list[str]:
-    """Run job `name` in this process on `instance`; the unexpected failures it had."""
+    """Run job `name` in this process on `instance`; the unexpected failures it had.
+    Waits first for the `duckdb` pool (saying for which run), the run tagged with this process
+    so that a later start can tell when it was killed."""
     runs = _THIS_RUN.get()
     if runs is not None:
         tags = {**(tags or {}), WARNED_BY_TAG: "segpipe run"}
+    wait_for_pool(instance, out or sys.stdout)
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET, tags=tags
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={**(tags or {}), **process_tags()},
     )
     if runs is not None:
         runs.append(result.run_id)
@@ -193,7 +232,7 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
 
 def _counts(row: dict) -> str:
     if row["status"] != "applied":
-        return row["error"] or ""
+        return printable(row["error"] or "")
     return (
         f"in {row['rows_in']}  applied {row['rows_applied']}  rejected {row['rows_rejected']}  "
         f"ignored {row['rows_ignored']}  superseded {row['rows_superseded']}"
@@ -205,7 +244,8 @@ def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO) -> None:
     if uploads.is_empty():
         print("  (no new files)", file=out)
     for row in uploads.iter_rows(named=True):
-        print(f"  {row['file_name']:<48} {row['status']:<9} {_counts(row)}", file=out)
+        name = printable(row["file_name"])
+        print(f"  {name:<48} {row['status']:<9} {_counts(row)}", file=out)
         errors = data.errors_csv(row["upload_id"])
         if errors.exists():
             print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)

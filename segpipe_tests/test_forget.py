@@ -175,10 +175,14 @@ def test_forget_refuses_an_identifier_that_cannot_name_anyone(history: Deploymen
     assert "cannot forget: email: not a valid email" in capsys.readouterr().err
     config = {"email": "a@b.org", "cons_id": "7"}  # two identifiers: which person is meant?
     with history.instance() as instance:
-        result = defs().resolve_job_def("forget_person_job").execute_in_process(
-            instance=instance,
-            run_config={"ops": {"forget_person": {"config": config}}},
-            raise_on_error=False,
+        result = (
+            defs()
+            .resolve_job_def("forget_person_job")
+            .execute_in_process(
+                instance=instance,
+                run_config={"ops": {"forget_person": {"config": config}}},
+                raise_on_error=False,
+            )
         )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)

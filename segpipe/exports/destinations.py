@@ -8,6 +8,7 @@ need the warehouse (segment names, fields) run in `resolve_pairs` / `check_field
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +17,7 @@ import duckdb
 import yaml
 
 from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
+from segpipe.safe_yaml import load_yaml
 
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
@@ -40,6 +42,10 @@ _SFTP_ALLOWED = _SFTP_REQUIRED | {
     "backoff_seconds",
     "timeout_seconds",
 }
+# An audience folder name's length limit: file systems allow 255 bytes; Dagster partition keys
+# and the paths under it need room too.
+MAX_AUDIENCE_BYTES = 200
+Warn = Callable[[str], None]
 
 
 class Channel(StrEnum):
@@ -138,7 +144,7 @@ def load_destinations(path: Path) -> list[Destination]:
     if not path.exists():
         return []
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise DestinationError(f"{path.name}: not valid YAML: {error}") from None
     if not isinstance(document, dict):
@@ -266,8 +272,14 @@ def check_fields(con: duckdb.DuckDBPyConnection, destination: Destination) -> No
         )
 
 
-def resolve_pairs(con: duckdb.DuckDBPyConnection, destination: Destination) -> list[Pair]:
-    """The segments `destination` receives, by name (case aside) or all of them for "*"."""
+def resolve_pairs(
+    con: duckdb.DuckDBPyConnection, destination: Destination, warn: Warn | None = None
+) -> list[Pair]:
+    """The segments `destination` receives, by name (case aside) or all of them for "*".
+
+    A segment whose export folder would be another's (`VIP list` and `VIP_list`), or whose name
+    is too long for a folder name (over MAX_AUDIENCE_BYTES in UTF-8), is left out and
+    `warn(message)` says so: one bad name never stops the other segments' syncs."""
     segments = con.execute("SELECT segment_id, name FROM segments ORDER BY segment_id").fetchall()
     by_name = {name.lower(): (segment_id, name) for segment_id, name in segments}
     if destination.all_segments:
@@ -280,19 +292,34 @@ def resolve_pairs(con: duckdb.DuckDBPyConnection, destination: Destination) -> l
             )
         chosen = list(dict.fromkeys(by_name[s.lower()] for s in destination.segments))
     pairs = [Pair(destination, sid, name, audience_of(name)) for sid, name in chosen]
-    audiences: dict[str, str] = {}
+    return _exportable(destination, pairs, warn or (lambda message: None))
+
+
+def _exportable(destination: Destination, pairs: list[Pair], warn: Warn) -> list[Pair]:
+    """`pairs` without those whose folder name is too long or taken by an earlier segment."""
+    kept, audiences = [], {}
     for pair in pairs:
-        if (other := audiences.setdefault(pair.audience.lower(), pair.segment)) != pair.segment:
-            raise DestinationError(
-                f"destination {destination.name!r}: segments {other!r} and {pair.segment!r} "
-                f"would share the export folder {pair.audience!r}; rename one"
+        label = f"destination {destination.name!r}: segment {pair.segment[:80]!r}"
+        if len(pair.audience.encode()) > MAX_AUDIENCE_BYTES:
+            warn(
+                f"{label} not exported: its name is longer than {MAX_AUDIENCE_BYTES} bytes, "
+                "too long for a folder name; rename it"
             )
-    return pairs
+        elif (other := audiences.setdefault(pair.audience.lower(), pair.segment)) != pair.segment:
+            warn(
+                f"{label} not exported: segment {other!r} already exports to the folder "
+                f"{pair.audience!r}; rename one of them"
+            )
+        else:
+            kept.append(pair)
+    return kept
 
 
-def configured_pairs(con: duckdb.DuckDBPyConnection, destinations: list[Destination]) -> list[Pair]:
+def configured_pairs(
+    con: duckdb.DuckDBPyConnection, destinations: list[Destination], warn: Warn | None = None
+) -> list[Pair]:
     pairs = []
     for destination in destinations:
         check_fields(con, destination)
-        pairs += resolve_pairs(con, destination)
+        pairs += resolve_pairs(con, destination, warn)
     return pairs

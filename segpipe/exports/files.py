@@ -48,8 +48,15 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+JOURNAL = "journal"
+
+
 class Swap:
-    """Moves staged files over their targets, remembering how to put the old ones back."""
+    """Moves staged files over their targets, remembering how to put the old ones back.
+
+    Each move is written to `<backup>/journal` before it is made (target, then its backup or
+    nothing), so a swap killed half-way can be undone by the next process (`undo_journal`):
+    a reader then sees all the old files of the destination again, never a mix."""
 
     def __init__(self, backup: Path):
         self.backup = backup
@@ -57,32 +64,52 @@ class Swap:
 
     def put(self, staged: Path, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        kept = self._keep(target)
+        self._keep(target)
         os.replace(staged, target)
-        self.done.append((target, kept))
 
     def remove(self, target: Path) -> None:
-        kept = self._keep(target)
+        self._keep(target)
         target.unlink()
-        self.done.append((target, kept))
 
     def _keep(self, target: Path) -> Path | None:
-        if not target.exists():
-            return None
-        kept = self.backup / str(len(self.done))
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir():
-            shutil.copytree(target, kept)
-        else:
-            link_or_copy(target, kept)
+        """Back up `target` and journal the move about to happen; the backup's path or None."""
+        kept = None
+        if target.exists():
+            kept = self.backup / str(len(self.done))
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                shutil.copytree(target, kept)
+            else:
+                link_or_copy(target, kept)
+        self.backup.mkdir(parents=True, exist_ok=True)
+        with (self.backup / JOURNAL).open("a", encoding="utf-8") as journal:
+            journal.write(f"{target}\0{kept or ''}\n")
+        self.done.append((target, kept))
         return kept
 
     def undo(self) -> None:
-        for target, kept in reversed(self.done):
-            if target.is_dir():
-                shutil.rmtree(target)
-            if kept is None:
-                target.unlink(missing_ok=True)
-            else:
-                os.replace(kept, target)
+        _restore(self.done)
         self.done.clear()
+
+
+def _restore(done: list[tuple[Path, Path | None]]) -> None:
+    for target, kept in reversed(done):
+        if target.is_dir():
+            shutil.rmtree(target)
+        if kept is None:
+            target.unlink(missing_ok=True)
+        elif kept.exists():
+            os.replace(kept, target)
+
+
+def undo_journal(backup: Path) -> bool:
+    """Put back every file a killed swap journaled in `backup`; False when there is none."""
+    journal = backup / JOURNAL
+    if not journal.exists():
+        return False
+    done = []
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        target, _, kept = line.partition("\0")
+        done.append((Path(target), Path(kept) if kept else None))
+    _restore(done)
+    return True

@@ -25,8 +25,9 @@ import duckdb
 import polars as pl
 
 from segpipe.config import DataDir
+from segpipe.exports.cells import neutralized_sql
 from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Channel, Destination, Pair
-from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
+from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
 from segpipe.warehouse.suppressions import (
@@ -37,10 +38,6 @@ from segpipe.warehouse.suppressions import (
 
 ATTENTIVE_MAX_ROWS = 500_000  # Attentive's limit per subscriber segment file
 FILES = ("members", "adds", "removes")
-# A value a spreadsheet would run as a formula starts with one of these (OWASP CSV injection);
-# a valid E.164 phone starts with `+` too and is left alone.
-_FORMULA_START = "^[=+\\-@\\t\\r]"
-_E164 = "^\\+[1-9][0-9]{6,14}$"
 STAGING_PREFIX = ".staging-"
 
 
@@ -81,15 +78,6 @@ def sync_stamp(at: datetime) -> str:
     return at.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def neutralized(expression: str) -> str:
-    """SQL that prefixes `'` to a text value a spreadsheet would execute (valid E.164 aside)."""
-    return (
-        f"CASE WHEN regexp_matches({expression}, '{_FORMULA_START}') "
-        f"AND NOT regexp_matches({expression}, '{_E164}') "
-        f"THEN '''' || {expression} ELSE {expression} END"
-    )
-
-
 def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -105,11 +93,11 @@ def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def _output_columns(con: duckdb.DuckDBPyConnection, destination: Destination) -> str:
     """The key, then the chosen fields, text neutralized, in the destination's column order."""
     types = _column_types(con)
-    columns = [f"{neutralized('o.key_value')} AS {quote(destination.key)}"]
+    columns = [f"{neutralized_sql('o.key_value')} AS {quote(destination.key)}"]
     for name in destination.columns[1:]:
         value = f"c.{quote(name)}"
         if types.get(name) == "VARCHAR":
-            value = neutralized(value)
+            value = neutralized_sql(value)
         columns.append(f"{value} AS {quote(name)}")
     return ", ".join(columns)
 
@@ -227,13 +215,24 @@ def _write_lists(con, destination: Destination, stage: Path, count: int) -> None
     parts = stage / "parts"
     con.execute(
         f"""
-        COPY (
-            SELECT o.pair, o.file, {_output_columns(con, destination)}
-            FROM _sync_out o LEFT JOIN constituents c ON c.cons_id = o.cons_id
-            ORDER BY o.pair, o.file, o.key_value
-        ) TO {_literal(parts)} (FORMAT csv, HEADER true, PARTITION_BY (pair, file))
+        CREATE OR REPLACE TEMP TABLE _sync_lines AS
+        SELECT o.pair, o.file, {_output_columns(con, destination)}
+        FROM _sync_out o LEFT JOIN constituents c ON c.cons_id = o.cons_id
+        ORDER BY o.pair, o.file, o.key_value
         """
     )
+    # A partitioned COPY written by several threads interleaves their rows: with one thread it
+    # keeps the table's order, so every file is sorted by key (stable from sync to sync).
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        con.execute(
+            f"COPY _sync_lines TO {_literal(parts)} "
+            "(FORMAT csv, HEADER true, PARTITION_BY (pair, file))"
+        )
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+        con.execute("DROP TABLE _sync_lines")
     header = header_line(destination.columns)
     for pair in range(count):
         for name in FILES:
@@ -281,7 +280,7 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
         COPY (
             SELECT (row_number() OVER (ORDER BY p.segment, o.key_value) - 1) // {int(max_rows)} + 1
                        AS file_n,
-                   {key} AS key, p.segment
+                   {neutralized_sql(key)} AS key, {neutralized_sql("p.segment")} AS segment
             FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok
         ) TO {_literal(stage / "attentive")} (FORMAT csv, HEADER false, PARTITION_BY (file_n))
         """
@@ -356,10 +355,42 @@ def _swap_in(swap: Swap, data: DataDir, result: DestinationSync, stage: Path, at
             swap.put(stage / "delivery" / str(n), data.root / name)
 
 
-def _cleanup_stale_staging(folder: Path) -> None:
-    """A sync killed before its cleanup leaves its staging folder; nothing there is needed."""
-    for stale in folder.glob(STAGING_PREFIX + "*"):
+def _cleanup_stale_staging(con, folder: Path) -> list[str]:
+    """A sync killed before its cleanup leaves its staging folder. When it was killed during
+    its swap, before its transaction committed, the files it had swapped in are put back (the
+    warehouse's baseline is still the old one); once committed, its new files stay. Then the
+    folder goes. The stamps of the swaps undone."""
+    undone = []
+    for stale in sorted(folder.glob(STAGING_PREFIX + "*")):
+        stamp = stale.name.removeprefix(STAGING_PREFIX)
+        if not _committed(con, folder.name, stamp) and undo_journal(stale / "backup"):
+            undone.append(stamp)
         shutil.rmtree(stale, ignore_errors=True)
+    return undone
+
+
+def _committed(con, destination: str, stamp: str) -> bool:
+    try:
+        at = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
+    except ValueError:
+        return False
+    found = con.execute(
+        'SELECT count(*) FROM syncs WHERE destination = ? AND "at" = ?', [destination, at]
+    ).fetchall()
+    return found[0][0] > 0
+
+
+def finish_interrupted_syncs(con: duckdb.DuckDBPyConnection, data: DataDir) -> list[str]:
+    """At a start: every destination's sync killed during its swap is undone (all its old files
+    back) or, if it had committed, kept; "<destination> <stamp>" per swap undone. Call it with
+    the warehouse open for writing, so that no other process is syncing."""
+    if not data.exports.exists():
+        return []
+    return [
+        f"{folder.name} {stamp}"
+        for folder in sorted(p for p in data.exports.iterdir() if p.is_dir())
+        for stamp in _cleanup_stale_staging(con, folder)
+    ]
 
 
 def sync_destination(
@@ -382,7 +413,7 @@ def sync_destination(
         return result
     folder = data.exports / destination.name
     folder.mkdir(parents=True, exist_ok=True)
-    _cleanup_stale_staging(folder)
+    _cleanup_stale_staging(con, folder)
     stage = folder / (STAGING_PREFIX + result.stamp)
     swap = Swap(stage / "backup")
     try:

@@ -85,3 +85,12 @@ def delivery_of(file_name: str) -> Delivery:
     except ValueError:
         raise UploadRejected(file_name, f"{stamp} is not a valid YYYYMMDD date") from None
     return Delivery(domain=match["domain"].lower(), day=day, part=int(match["n"] or 0))
+
+
+def printable(name: str) -> str:
+    """A file name as it may be printed: control characters (terminal escape codes, newlines)
+    written as Python escapes, `\x1b` for ESC, so a name can neither rewrite the terminal nor
+    forge a line of output."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)

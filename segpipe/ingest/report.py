@@ -53,10 +53,35 @@ def file_error_row(problem: str) -> pl.DataFrame:
     return pl.DataFrame({"line": [None], "outcome": ["rejected"], "reason": [problem]})
 
 
+# Personal data by value, whatever the column is called (secondary_email, mobile_phone, an event
+# property): an email anywhere in a value, or a whole value that is a phone number (10 to 15
+# digits with the separators people write; dates and times have fewer digits or a colon).
+_EMAIL_IN_TEXT = r"([^@\s,;<>\\\"'])[^@\s,;<>\\\"']*@"
+_PHONE_LIKE = r"^\+?[0-9\s().\-]+$"
+
+
+def mask_by_value(value: pl.Expr) -> pl.Expr:
+    """Emails in the text masked (`j***@example.org`), and a value that is a phone number
+    masked whole (`***-***-7890`); anything else unchanged."""
+    digits = value.str.count_matches(r"[0-9]")
+    phone = value.str.contains(_PHONE_LIKE) & digits.is_between(10, 15)
+    return (
+        pl.when(phone)
+        .then(normalize.mask_phone(value.str.strip_chars()))
+        .otherwise(value.str.replace_all(_EMAIL_IN_TEXT, "${1}***@"))
+    )
+
+
 def masked(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with every email and phone column masked (j***@example.org, ***-***-7890)."""
+    """The frame with every email and phone column masked (j***@example.org, ***-***-7890),
+    and every other text value masked by what it looks like (`mask_by_value`)."""
+    named = {name: mask for name, mask in PERSONAL.items() if name in frame.columns}
+    others = [
+        name for name, kind in frame.schema.items() if kind == pl.String and name not in named
+    ]
     return frame.with_columns(
-        [mask(pl.col(name)).alias(name) for name, mask in PERSONAL.items() if name in frame.columns]
+        *[mask(pl.col(name)).alias(name) for name, mask in named.items()],
+        *[mask_by_value(pl.col(name)).alias(name) for name in others],
     )
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from segpipe.safe_yaml import load_yaml
+
 ATTRIBUTE_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "contains", "exists", "not_exists")
 VALUELESS_OPS = ("exists", "not_exists")
 INTEREST_STATUSES = ("opted_in", "opted_out")
@@ -107,7 +109,7 @@ def read_definitions(path: Path) -> list[SegmentDefinition]:
 
 def parse_definitions(text: str) -> list[SegmentDefinition]:
     try:
-        document = yaml.safe_load(text) or {}
+        document = load_yaml(text) or {}
     except yaml.YAMLError as error:
         raise SegmentDefinitionError(None, f"not valid YAML: {error}") from None
     if not isinstance(document, dict):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,12 +18,62 @@ from segpipe.warehouse.migrate import ensure_current
 # connection with other settings, so every caller opens it with exactly these.
 # 1 GB keeps the 50M-row membership table work under the 2 GiB target at no cost in speed.
 SETTINGS = {"memory_limit": "1GB", "custom_user_agent": "segpipe"}
+# How long a process waits for another one to close the warehouse (DuckDB allows one writing
+# process per file); SEGPIPE_LOCK_TIMEOUT overrides it, in seconds.
+LOCK_TIMEOUT_ENV = "SEGPIPE_LOCK_TIMEOUT"
+LOCK_TIMEOUT_SECONDS = 600.0
+_LOCK_POLL_SECONDS = 0.25
+_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process kept the warehouse file locked for longer than the lock timeout."""
+
+
+def lock_timeout() -> float:
+    return float(os.environ.get(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT_SECONDS))
+
+
+def _locked_by_other_process(error: duckdb.Error) -> bool:
+    return "Could not set lock" in str(error)
+
+
+def open_waiting(path: Path | str, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
+    """`duckdb.connect(path)` with segpipe's settings; while another process holds the file's
+    lock, waits (saying so once on stderr, naming the holder's PID) up to `timeout` seconds
+    (default `lock_timeout()`), then raises WarehouseBusy naming the file and the holder."""
+    timeout = lock_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            return duckdb.connect(str(path), config=SETTINGS)
+        except duckdb.IOException as error:
+            if not _locked_by_other_process(error):
+                raise
+            holder = _HOLDER.search(str(error))
+            who = f"process {holder.group(1)}" if holder else "another process"
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"{Path(path).name} is still locked by {who} after {timeout:.0f} s; "
+                    f"try again when it has finished (or raise {LOCK_TIMEOUT_ENV})"
+                ) from None
+            if not said:
+                print(
+                    f"segpipe: waiting for {who} to close {Path(path).name} "
+                    f"(one writer at a time; up to {timeout:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                said = True
+            time.sleep(_LOCK_POLL_SECONDS)
 
 
 @contextmanager
 def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection with the public tables in place; closed on the way out, error or not."""
-    con = duckdb.connect(str(path), config=SETTINGS)
+    """A connection with the public tables in place; closed on the way out, error or not.
+    Waits for another process's lock as `open_waiting` does."""
+    con = open_waiting(path)
     try:
         ensure_current(con)
         yield con

@@ -95,6 +95,10 @@ TABLES = {
         destination VARCHAR NOT NULL, file VARCHAR NOT NULL, bytes BIGINT, sha256 VARCHAR,
         "at" TIMESTAMP NOT NULL, status VARCHAR NOT NULL, error VARCHAR, attempts BIGINT,
         address VARCHAR, run_id VARCHAR""",
+    # Each settled upload's content fingerprint (ingest/guard.py: decoded, BOM and CRLF aside):
+    # the same rows re-sent compressed or from another tool are a duplicate too.
+    "upload_contents": """
+        upload_id VARCHAR NOT NULL, content_sha256 VARCHAR NOT NULL""",
 }
 
 # Columns added after a table first shipped: older warehouse files get them on open.

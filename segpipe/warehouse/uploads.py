@@ -31,6 +31,31 @@ def earlier_copy(
     )
 
 
+def earlier_content(
+    con: duckdb.DuckDBPyConnection,
+    upload_id: str,
+    content_sha256: str,
+    file_name: str | None = None,
+) -> str | None:
+    """The applied upload whose decoded content (ingest/guard.py's fingerprint) is the same as
+    this one's, if any; under the same name when `file_name` is given (as `earlier_copy`)."""
+    return scalar(
+        con,
+        """
+        SELECT u.upload_id FROM uploads u JOIN upload_contents c USING (upload_id)
+        WHERE c.content_sha256 = ? AND u.upload_id <> ? AND u.status = 'applied'
+          AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
+        ORDER BY u.upload_id LIMIT 1
+        """,
+        [content_sha256, upload_id, file_name, file_name],
+    )
+
+
+def record_content(con: duckdb.DuckDBPyConnection, upload_id: str, content_sha256: str) -> None:
+    con.execute("DELETE FROM upload_contents WHERE upload_id = ?", [upload_id])
+    con.execute("INSERT INTO upload_contents VALUES (?, ?)", [upload_id, content_sha256])
+
+
 def record(
     con: duckdb.DuckDBPyConnection,
     *,

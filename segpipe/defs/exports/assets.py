@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
+from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
@@ -44,12 +45,15 @@ def sync_exports(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
     """Writes members, adds and removes for every destination and segment in the run."""
+    mark_run_process(context)
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
     failed, reasons = [], {}
     with warehouse.get_connection() as con:
-        pairs = [p for p in current_pairs(con, data) if p.partition_key in requested]
+        pairs = [
+            p for p in current_pairs(con, data, _warn(context)) if p.partition_key in requested
+        ]
         if stale := requested - {p.partition_key for p in pairs}:
             context.log.info(f"{len(stale)} pair(s) no longer configured, not synced")
         destinations = list(dict.fromkeys(p.destination for p in pairs))
@@ -97,6 +101,14 @@ def sync_exports(
             metadata={DESTINATIONS_FAILED: dg.MetadataValue.json(reasons)},
         )
     yield from ()
+
+
+def _warn(context: dg.AssetExecutionContext):
+    def warn(message: str) -> None:
+        progress.warning(f"warning: {message}")
+        context.log.warning(message)
+
+    return warn
 
 
 def _metadata(values: dict, delivery_files: list[str]) -> dict:

@@ -19,9 +19,10 @@ from segpipe.exports.destinations import Pair, configured_pairs, load_destinatio
 exports_partitions = dg.DynamicPartitionsDefinition(name="exports")
 
 
-def current_pairs(con: duckdb.DuckDBPyConnection, data: DataDir) -> list[Pair]:
-    """Every configured destination and segment; DestinationError when segments.yaml is wrong."""
-    return configured_pairs(con, load_destinations(data.segments_yaml))
+def current_pairs(con: duckdb.DuckDBPyConnection, data: DataDir, warn=None) -> list[Pair]:
+    """Every configured destination and segment; DestinationError when segments.yaml is wrong.
+    `warn(message)` hears of segments left out for their names."""
+    return configured_pairs(con, load_destinations(data.segments_yaml), warn)
 
 
 def register_pairs(instance: dg.DagsterInstance, pairs: list[Pair]) -> dict[str, str] | None:

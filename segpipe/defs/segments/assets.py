@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.segments.refresh import refresh_segments
@@ -58,6 +59,7 @@ def segments(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Every segment and its current size; data-driven segments recomputed from their rules."""
+    mark_run_process(context)
     as_of = _as_of(context)
     now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.get_connection() as con:

@@ -4,6 +4,7 @@ from contextlib import nullcontext
 
 import dagster as dg
 
+from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
@@ -89,6 +90,7 @@ def process_uploads(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
     """Takes each received file through validation, resolution and its one transaction."""
+    mark_run_process(context)
     upload_ids = sorted(
         context.partition_keys,
         key=lambda upload_id: arrival_key(archived_file(data_dir.paths, upload_id).path),

@@ -1,18 +1,26 @@
 """Watch the inbox: every new file becomes an upload partition, and each batch a run."""
 
+import logging
+
 import dagster as dg
 
 from segpipe.defs.instance import ensure_warehouse_pool
+from segpipe.defs.recovery import fail_dead_runs
 from segpipe.defs.resources import DataDirResource
 from segpipe.defs.uploads.jobs import process_upload, range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
-from segpipe.ingest.receive import archived, receive_inbox
+from segpipe.ingest.filenames import printable
+from segpipe.ingest.receive import archived, look_at_inbox
 
 
-def unregistered_uploads(data_dir: DataDirResource, registered: set[str]) -> list[str]:
+def unregistered_uploads(
+    data_dir: DataDirResource, registered: set[str], log: logging.Logger | None = None
+) -> list[str]:
     """Take the inbox into the archive, then every archived upload not yet a partition, in
     arrival order (this also recovers files archived by a tick that died before registering)."""
-    receive_inbox(data_dir.paths)
+    look = look_at_inbox(data_dir.paths)
+    for name, problem in look.refused:
+        (log or logging.getLogger(__name__)).warning(f"refused inbox/{printable(name)}: {problem}")
     return [f.upload_id for f in archived(data_dir.paths) if f.upload_id not in registered]
 
 
@@ -24,8 +32,10 @@ def unregistered_uploads(data_dir: DataDirResource, registered: set[str]) -> lis
 )
 def receive_inbox_files(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
     ensure_warehouse_pool(context.instance)
+    for line in fail_dead_runs(context.instance):
+        context.log.warning(line)
     registered = set(context.instance.get_dynamic_partitions(uploads_partitions.name))
-    new = unregistered_uploads(data_dir, registered)
+    new = unregistered_uploads(data_dir, registered, context.log)
     if not new:
         return dg.SkipReason("no new files in the inbox")
     context.log.info(f"received {len(new)} file(s): {', '.join(new)}")

@@ -27,6 +27,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
+from segpipe.ingest import normalize
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
 
@@ -35,7 +36,7 @@ FILES = ("members", "adds", "removes")
 # A value a spreadsheet would run as a formula starts with one of these (OWASP CSV injection);
 # a valid E.164 phone starts with `+` too and is left alone.
 _FORMULA_START = "^[=+\\-@\\t\\r]"
-_E164 = "^\\+[1-9][0-9]{6,14}$"
+_E164 = normalize.E164_PATTERN
 STAGING_PREFIX = ".staging-"
 
 

@@ -84,6 +84,7 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         present("member_id").alias("member_id"),
         normalize.email(present("email")).alias("email"),
         normalize.phone_e164(present("phone")).alias("phone"),
+        columns.phone_problem(present("phone")),
         *[present(name).alias(name) for name in TEXT_FIELDS],
         normalize.boolean_word(present("email_opt_in")).alias("email_opt_in"),
         normalize.boolean_word(present("sms_opt_in")).alias("sms_opt_in"),
@@ -92,7 +93,7 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(
         (pl.col("member_id").is_not_null() | pl.col("email").is_not_null()).alias("names_person")
     )
-    checked = reject_failures(canonical, SCHEMA).drop("names_person")
+    checked = reject_failures(canonical, SCHEMA, [columns.PHONE_PROBLEM]).drop("names_person")
     good = checked.filter(pl.col(OUTCOME).is_null())
     attribute_types = {name: attributes.sql_type(good[name]) for name in attribute_columns(raw)}
     return checked.with_columns(

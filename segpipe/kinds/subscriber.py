@@ -86,12 +86,18 @@ def identifier_kinds(path: Path) -> set[str]:
 
 
 def _refuse_header(file_name: str, raw: pl.DataFrame) -> None:
-    first = raw.row(0, named=True)
-    identifier, segment = first[IDENTIFIER] or "", first[SEGMENT] or ""
-    if "@" in identifier or raw.head(1).select(_looks_like_phone(pl.col(IDENTIFIER))).item():
+    """A first line whose identifier is neither a phone nor an email, while a later line's is
+    (`Mobile Phone,Segment Title`), or whose cells are column names, is a header row."""
+    identifier = pl.col(IDENTIFIER)
+    names = _looks_like_email(identifier) | _looks_like_phone(identifier)
+    first, later = raw.head(1), raw.slice(1)
+    row = first.row(0, named=True)
+    if row[IDENTIFIER] is None or first.select(names).item():
         return
-    if normalize_header(identifier) in IDENTIFIER_HEADERS or (
-        normalize_header(segment) in SEGMENT_HEADERS
+    named_later = later.select(names.fill_null(False).any()).item()
+    if named_later or (
+        normalize_header(row[IDENTIFIER] or "") in IDENTIFIER_HEADERS
+        or normalize_header(row[SEGMENT] or "") in SEGMENT_HEADERS
     ):
         raise UploadRejected(
             file_name,
@@ -132,10 +138,13 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         (normalize.email(identifier) if kind == "email" else pl.lit(None, pl.String)).alias(
             "email"
         ),
+        (columns.phone_problem(identifier) if kind == "phone" else pl.lit(None, pl.String)).alias(
+            columns.PHONE_PROBLEM
+        ),
         identifier.is_not_null().alias("names_subscriber"),
         pl.col(SEGMENT).alias("segment"),
     )
-    return reject_failures(canonical, SCHEMA).drop("names_subscriber")
+    return reject_failures(canonical, SCHEMA, [columns.PHONE_PROBLEM]).drop("names_subscriber")
 
 
 # One person per phone (or email): the lowest member_id among those opted in, so a row never

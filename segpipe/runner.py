@@ -83,9 +83,12 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
                 tags = range_tags(*_register(instance, pending))
                 failures += _run_job(defs, "process_upload", instance, tags)
             as_of_tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-            failures += _run_job(defs, "refresh_segments", instance, as_of_tags)
+            refreshed = _execute(defs, "refresh_segments", instance, as_of_tags)
+            failures += _unexpected_failures(refreshed)
             if not failures:  # exports follow fresh segments, never stale ones
                 failures += sync_exports(defs, instance, data)
+            # A broken rule kept its segment as it was; the others refreshed and exported.
+            failures += _broken_rules(refreshed)
     finally:
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
@@ -116,10 +119,25 @@ def _run_job(
     defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tags: dict | None
 ) -> list[str]:
     """Run job `name` in this process on `instance`; the unexpected failures it had."""
-    result = defs.resolve_job_def(name).execute_in_process(
+    return _unexpected_failures(_execute(defs, name, instance, tags))
+
+
+def _execute(
+    defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tags: dict | None
+) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(name).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET, tags=tags
     )
-    return _unexpected_failures(result)
+
+
+def _broken_rules(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The segment rules the segment_rules_evaluate check found broken in this refresh."""
+    return [
+        f"segments.yaml rules not evaluated (those segments kept their members): "
+        f"{evaluation.description}"
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "segment_rules_evaluate" and not evaluation.passed
+    ]
 
 
 def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:

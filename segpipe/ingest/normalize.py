@@ -120,7 +120,10 @@ def phone_problem(value: pl.Expr) -> pl.Expr:
         .then(pl.lit(PHONE_NOT_A_NUMBER))
         .when(north_american & ~candidate.str.contains(NANP_PATTERN))
         .then(pl.lit(PHONE_NOT_NANP))
-        .when(~north_american & ~elsewhere.map_batches(_valid_for_country, pl.Boolean))
+        .when(
+            ~north_american
+            & ~elsewhere.map_batches(_valid_for_country, pl.Boolean, is_elementwise=True)
+        )
         .then(pl.lit(PHONE_NOT_OF_COUNTRY))
     )
 

@@ -95,3 +95,23 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for index, (table, column) in INDEXES.items():
         con.execute(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}")')
     con.execute(SEGMENT_MEMBERS_VIEW)
+
+
+def alter_column_type(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, sql_type: str, using: str | None = None
+) -> None:
+    """`ALTER TABLE ... ALTER COLUMN ... TYPE`, which DuckDB refuses while an index on the table
+    or the segment_members view exists ("Cannot alter entry ... because there are entries that
+    depend on it"): they are dropped and made again around it, inside the caller's transaction,
+    so the change commits or rolls back with the upload that needed it."""
+    indexes = [name for name, (on, _) in INDEXES.items() if on == table]
+    for index in indexes:
+        con.execute(f'DROP INDEX IF EXISTS "{index}"')
+    con.execute("DROP VIEW IF EXISTS segment_members")
+    quoted = '"' + column.replace('"', '""') + '"'
+    clause = f" USING {using}" if using else ""
+    con.execute(f'ALTER TABLE "{table}" ALTER COLUMN {quoted} TYPE {sql_type}{clause}')
+    for index in indexes:
+        on, indexed = INDEXES[index]
+        con.execute(f'CREATE INDEX "{index}" ON "{on}" ("{indexed}")')
+    con.execute(SEGMENT_MEMBERS_VIEW)

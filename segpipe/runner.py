@@ -187,8 +187,11 @@ def print_segments(data: DataDir, out: TextIO) -> None:
     print("\nSegments", file=out)
     if sizes.is_empty():
         print("  (none)", file=out)
-    for name, kind, members in sizes.select("name", "kind", "members").iter_rows():
-        print(f"  {name:<48} {kind:<15} {members:>8}", file=out)
+    for name, kind, members, domain in sizes.select(
+        "name", "kind", "members", "domain"
+    ).iter_rows():
+        shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
+        print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
     with connect(data.warehouse) as con:
         print_exports(latest_syncs(con), out)
 

@@ -363,3 +363,32 @@ def test_a_bad_attributes_section_rejects_constituent_files_saying_what_to_fix(
         "segments.yaml: attribute 'lifetime_value': type must be one of "
         "number, date, timestamp, boolean, text, not 'money'"
     )
+
+
+def test_subscriber_segments_belong_to_their_domain(deployment: Deployment):
+    deployment.data.segments_yaml.write_text(
+        "destinations:\n  - {name: lists, format: csv, key: member_id, segments: [VIP]}\n"
+    )
+    deployment.drop(
+        "constituents.csv",
+        csv("member_id,phone,sms_opt_in", "1,2025550101,yes", "2,2025550102,yes"),
+    )
+    deployment.drop("shop_subscriber_segment_20261104.csv", csv("2025550101,VIP", "2025550102,VIP"))
+    deployment.drop("brand_subscriber_segment_20261104.csv", csv("2025550102,VIP"))
+    assert deployment.run()[0] == EXIT_OK
+    # the second brand's list arrives later and replaces only its own VIP
+    deployment.drop("brand_subscriber_segment_20261105.csv", csv("2025550101,VIP"))
+
+    code, printed = deployment.run()
+
+    assert code == EXIT_OK, printed
+    vip = deployment.query(
+        "SELECT s.domain, list(m.member_id ORDER BY m.member_id) AS members "
+        "FROM segments s JOIN segment_members m USING (segment_id) "
+        "WHERE s.name = 'VIP' AND s.kind = 'subscriber' GROUP BY s.domain ORDER BY s.domain"
+    )
+    assert vip.rows() == [("brand", [1]), ("shop", [1, 2])]
+    assert "VIP (brand)" in printed and "VIP (shop)" in printed
+    for audience, members in (("shop_VIP", [1, 2]), ("brand_VIP", [1])):
+        exported = pl.read_csv(deployment.data.exports / "lists" / audience / "members.csv")
+        assert sorted(exported["member_id"]) == members

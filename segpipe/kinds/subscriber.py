@@ -148,7 +148,8 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
 
 
 # One person per phone (or email): the lowest member_id among those opted in, so a row never
-# turns into two. `someone` tells "nobody has it" from "nobody with it opted in".
+# turns into two. `someone` tells "nobody has it" from "nobody with it opted in". Segments are
+# those of this delivery's domain, or of another kind (which the row may not replace).
 JUDGE_SQL = f"""
 WITH by_phone AS (
     SELECT phone, min(member_id) FILTER (WHERE sms_opt_in) AS subscriber,
@@ -162,7 +163,7 @@ by_email AS (
 ),
 named AS (
     SELECT lower(name) AS key, min(segment_id) AS segment_id, arg_min(kind, segment_id) AS kind
-    FROM segments GROUP BY lower(name)
+    FROM segments WHERE domain IS NULL OR domain = $domain GROUP BY lower(name)
 ),
 matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
@@ -212,7 +213,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
             f"delivery already applied for domain {delivery.domain}",
             rows_in=row_count(con, validated),
         )
-    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    resolved = resolve_accepted(con, validated, JUDGE_SQL, {"domain": delivery.domain})
     supersede_earlier_rows(con, resolved, ("resolved_member_id", "lower(segment)"))
     return resolved
 
@@ -235,9 +236,9 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         SELECT DISTINCT ?, ?, ?, ?, s.segment_id,
                CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_member_id END
         FROM named_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
-        WHERE s.kind = 'subscriber'
+        WHERE s.kind = 'subscriber' AND s.domain = ?
         """,
-        key + key,
+        key + key + [delivery.domain],
     )
 
 
@@ -248,7 +249,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
     with view(con, "named_rows", named):
         con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
-        create_missing_segments(con, "_named", "subscriber", upload.at)
+        create_missing_segments(con, "_named", "subscriber", upload.at, domain=delivery.domain)
         _record_contribution(con, delivery, upload)
     this_delivery = [delivery.domain, delivery.day]
     con.execute(

@@ -28,7 +28,7 @@ TABLES = {
         since TIMESTAMP, upload_id VARCHAR, updated_at TIMESTAMP""",
     "segments": """
         segment_id BIGINT NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        description VARCHAR, created_at TIMESTAMP""",
+        description VARCHAR, created_at TIMESTAMP, domain VARCHAR""",
     "segment_memberships": """
         segment_id BIGINT NOT NULL, member_id BIGINT NOT NULL, since TIMESTAMP,
         upload_id VARCHAR""",
@@ -92,6 +92,8 @@ INDEXES = {"constituents_email": ("constituents", "email")}
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in TABLES.items():
         con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({columns})')
+    # A subscriber segment belongs to its Attentive domain (added after the first warehouses).
+    con.execute("ALTER TABLE segments ADD COLUMN IF NOT EXISTS domain VARCHAR")
     for index, (table, column) in INDEXES.items():
         con.execute(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}")')
     con.execute(SEGMENT_MEMBERS_VIEW)

@@ -6,7 +6,9 @@ condition is a set-based test of `c.member_id` (a semi or anti join on a grouped
 segment over millions of people and events is a handful of hash joins, not per-person work.
 
 A rule is checked against the warehouse before anything runs (`Catalog`): an unknown attribute,
-event property, interest or segment fails with the segment's name and the condition.
+event property or segment, or a number or date compared with a text column, fails with the
+segment's name and the condition (SPEC section 5); an interest no upload created yet matches
+nobody, with a note.
 """
 
 from __future__ import annotations

@@ -251,7 +251,8 @@ def test_changes_between_runs_are_history_and_bad_rules_change_nothing(
     # A rule naming an unknown attribute fails that segment (never created here); the others
     # refresh (to the same members: same rules, same as-of) and the run exits 1.
     deployment.data.segments_yaml.write_text(
-        _yaml(changed) + "  - name: Typo\n    all: [{attribute: lifetme_value, op: gt, value: 1}]\n"
+        _yaml(changed, NESTED)
+        + "  - name: Typo\n    all: [{attribute: lifetme_value, op: gt, value: 1}]\n"
     )
     code, printed = deployment.run(as_of=AS_OF)
     assert code == 1

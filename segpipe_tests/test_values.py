@@ -392,3 +392,7 @@ def test_subscriber_segments_belong_to_their_domain(deployment: Deployment):
     for audience, members in (("shop_VIP", [1, 2]), ("brand_VIP", [1])):
         exported = pl.read_csv(deployment.data.exports / "lists" / audience / "members.csv")
         assert sorted(exported["member_id"]) == members
+    with deployment.instance() as instance:
+        (record,) = instance.fetch_materializations(dg.AssetKey("segments"), limit=1).records
+    sizes = record.asset_materialization.metadata
+    assert (sizes["size: VIP (shop)"].value, sizes["size: VIP (brand)"].value) == (2, 1)

@@ -82,8 +82,9 @@ def segments(
             **{f"{RULE_FAILED_PREFIX}{name}": problem for name, problem in refresh.failed.items()},
             **{f"rule note: {name}": "; ".join(notes) for name, notes in refresh.notes.items()},
             **{
-                f"size: {name}": dg.MetadataValue.int(n)
-                for name, n in sizes.select("name", "members").iter_rows()
+                # a subscriber segment's domain keeps two brands' "VIP" apart
+                f"size: {name} ({domain})" if domain else f"size: {name}": dg.MetadataValue.int(n)
+                for name, n, domain in sizes.select("name", "members", "domain").iter_rows()
             },
         }
     )

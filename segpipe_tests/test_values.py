@@ -383,7 +383,7 @@ def test_subscriber_segments_belong_to_their_domain(deployment: Deployment):
 
     assert code == EXIT_OK, printed
     vip = deployment.query(
-        "SELECT s.domain, list(m.member_id ORDER BY m.member_id) AS members "
+        "SELECT s.domain, list(m.cons_id ORDER BY m.cons_id) AS members "
         "FROM segments s JOIN segment_members m USING (segment_id) "
         "WHERE s.name = 'VIP' AND s.kind = 'subscriber' GROUP BY s.domain ORDER BY s.domain"
     )

@@ -135,7 +135,7 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
 
 
 def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id):
-    rules = rules_for(kind_of(received.file_name), received.file_name)
+    rules = rules_for(kind_of(received.file_name), received.file_name, data.segments_yaml)
     read = {**facts, "kind": str(rules.kind)}
     rows_in = _guarded_validation(con, received, rules, lambda rows: _read(outcome, read, rows))
     # Before anything shows a row: an erased person's rows never reach a preview.

@@ -115,10 +115,13 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
                 tags = range_tags(*_register(instance, pending))
                 failures += _run_job(defs, "process_upload", instance, tags, out=out)
             as_of_tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-            failures += _run_job(defs, "refresh_segments", instance, as_of_tags, out=out)
+            refreshed = _execute(defs, "refresh_segments", instance, as_of_tags, out=out)
+            failures += _unexpected_failures(refreshed)
             if not failures:  # exports follow fresh segments, never stale ones
                 failures += sync_exports(defs, instance, data, out=out)
                 failures += deliver_exports(defs, instance, data, out=out)
+            # A broken rule kept its segment as it was; the others refreshed and exported.
+            failures += _broken_rules(refreshed)
             warned = _send_warnings(data, instance, runs, failures)
     finally:
         _THIS_RUN.reset(token)
@@ -192,9 +195,20 @@ def _run_job(
     tags: dict | None,
     out: TextIO | None = None,
 ) -> list[str]:
-    """Run job `name` in this process on `instance`; the unexpected failures it had.
-    Waits first for the `duckdb` pool (saying for which run), the run tagged with this process
-    so that a later start can tell when it was killed."""
+    """Run job `name` in this process on `instance`; the unexpected failures it had."""
+    return _unexpected_failures(_execute(defs, name, instance, tags, out))
+
+
+def _execute(
+    defs: dg.Definitions,
+    name: str,
+    instance: dg.DagsterInstance,
+    tags: dict | None,
+    out: TextIO | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run job `name` in this process on `instance`. Waits first for the `duckdb` pool (saying
+    for which run); the run is tagged with this process, so that a later start can tell when it
+    was killed, and with `segpipe run` when that sends its warnings itself."""
     runs = _THIS_RUN.get()
     if runs is not None:
         tags = {**(tags or {}), WARNED_BY_TAG: "segpipe run"}
@@ -207,7 +221,17 @@ def _run_job(
     )
     if runs is not None:
         runs.append(result.run_id)
-    return _unexpected_failures(result)
+    return result
+
+
+def _broken_rules(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The segment rules the segment_rules_evaluate check found broken in this refresh."""
+    return [
+        f"segments.yaml rules not evaluated (those segments kept their members): "
+        f"{evaluation.description}"
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "segment_rules_evaluate" and not evaluation.passed
+    ]
 
 
 def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -258,8 +282,11 @@ def print_segments(data: DataDir, out: TextIO) -> None:
     print("\nSegments", file=out)
     if sizes.is_empty():
         print("  (none)", file=out)
-    for name, kind, members in sizes.select("name", "kind", "members").iter_rows():
-        print(f"  {name:<48} {kind:<15} {members:>8}", file=out)
+    for name, kind, members, domain in sizes.select(
+        "name", "kind", "members", "domain"
+    ).iter_rows():
+        shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
+        print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
     with connect(data.warehouse) as con:
         print_exports(latest_syncs(con), out)
 

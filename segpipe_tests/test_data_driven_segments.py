@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from segpipe.ingest import normalize
 from segpipe_tests.conftest import Deployment, csv, deployment_at
 
 AS_OF = datetime(2026, 11, 7)
@@ -247,9 +248,11 @@ def test_changes_between_runs_are_history_and_bad_rules_change_nothing(
     )
     assert sorted(removed.rows()) == [(3, "entered"), (3, "left")]  # lt_ltv: first run, then gone
 
-    # A rule naming an unknown attribute fails the refresh and leaves every segment as it was.
+    # A rule naming an unknown attribute fails that segment (never created here); the others
+    # refresh (to the same members: same rules, same as-of) and the run exits 1.
     deployment.data.segments_yaml.write_text(
-        _yaml(changed) + "  - name: Typo\n    all: [{attribute: lifetme_value, op: gt, value: 1}]\n"
+        _yaml(changed, NESTED)
+        + "  - name: Typo\n    all: [{attribute: lifetme_value, op: gt, value: 1}]\n"
     )
     code, printed = deployment.run(as_of=AS_OF)
     assert code == 1
@@ -270,5 +273,5 @@ def test_sample_segments_from_its_events(sample: Deployment):
     errors = sample.errors("events_2026-11-06_web.csv")
     assert errors["reason"].to_list() == [
         "constituent not found: no member_id M-9999",
-        "invalid timestamp; use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00",
+        f"invalid timestamp; use ISO 8601 / RFC 3339, e.g. {normalize.TIMESTAMP_FORMS}",
     ]

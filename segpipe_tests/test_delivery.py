@@ -154,7 +154,8 @@ def test_a_failed_delivery_holds_the_csv_sync_and_is_sent_by_the_next_run(
     # A fourth person enters before the server is back: the sync of crm waits, so the first
     # sync's adds (three people) reach the server before any later diff.
     proxy.refuse = False
-    deployment.drop("constituents_2026-11-05.csv", csv("email", "new@example.org"))
+    # Opted in to email: the crm destination (key email) sends only people with consent.
+    deployment.drop("constituents_2026-11-05.csv", csv("email,email_opt_in", "new@example.org,y"))
     deployment.drop(
         "manual_segment_2026-11-05.csv", csv("segment,email", "VIP list,new@example.org")
     )

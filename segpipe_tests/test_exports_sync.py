@@ -59,7 +59,8 @@ class Warehouse:
             if segment_id is None:
                 segment_id = (con.execute("SELECT count(*) + 1 FROM segments").fetchall()[0][0],)
                 con.execute(
-                    "INSERT INTO segments VALUES (?, ?, 'manual', NULL, ?)",
+                    "INSERT INTO segments (segment_id, name, kind, description, created_at) "
+                    "VALUES (?, ?, 'manual', NULL, ?)",
                     [segment_id[0], segment, self.clock],
                 ).fetchall()
             rows = pl.DataFrame(

@@ -8,25 +8,25 @@ import pytest
 from segpipe.ingest import normalize
 
 PHONES = [
-    # the spec's four shapes, bare
-    ("1234567890", "+11234567890"),
-    ("123-456-7890", "+11234567890"),
-    ("1123-456-7890", "+11234567890"),
-    ("11234567890", "+11234567890"),
+    # the spec's four shapes, bare (area code 212: NANP area codes start with 2-9)
+    ("2124567890", "+12124567890"),
+    ("212-456-7890", "+12124567890"),
+    ("1212-456-7890", "+12124567890"),
+    ("12124567890", "+12124567890"),
     # with + and country code
-    ("+11234567890", "+11234567890"),
-    ("+1 123-456-7890", "+11234567890"),
-    ("+1123-456-7890", "+11234567890"),
+    ("+12124567890", "+12124567890"),
+    ("+1 212-456-7890", "+12124567890"),
+    ("+1212-456-7890", "+12124567890"),
     ("+44 20 7946 0958", "+442079460958"),
     # spaces, dots and parentheses tolerated
-    ("(123) 456-7890", "+11234567890"),
-    ("123.456.7890", "+11234567890"),
-    ("123 456 7890", "+11234567890"),
-    ("1 (123) 456.7890", "+11234567890"),
-    ("+1 (123) 456 7890", "+11234567890"),
-    ("  1-123-456-7890  ", "+11234567890"),
+    ("(212) 456-7890", "+12124567890"),
+    ("212.456.7890", "+12124567890"),
+    ("212 456 7890", "+12124567890"),
+    ("1 (212) 456.7890", "+12124567890"),
+    ("+1 (212) 456 7890", "+12124567890"),
+    ("  1-212-456-7890  ", "+12124567890"),
 ]
-NOT_PHONES = ["12345", "456-7890", "21234567890", "123-456-789O", "+1 123 456 78", "phone", "+"]
+NOT_PHONES = ["12345", "456-7890", "21234567890", "212-456-789O", "+1 212 456 78", "phone", "+"]
 
 
 @pytest.mark.parametrize(("written", "e164"), PHONES)
@@ -47,3 +47,29 @@ def test_other_values_are_left_for_the_schema_to_reject(written: str):
     normalized = pl.select(normalize.phone_e164(pl.lit(written))).item()
     assert normalized == written.strip()
     assert not pl.select(pl.lit(normalized).str.contains(normalize.E164_PATTERN)).item()
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        ("0123456789", normalize.PHONE_NOT_NANP),  # area code starting with 0
+        ("1-123-456-7890", normalize.PHONE_NOT_NANP),  # area code starting with 1
+        ("(212) 155-0187", normalize.PHONE_NOT_NANP),  # exchange starting with 1
+        ("+44 20 7946 095", normalize.PHONE_NOT_OF_COUNTRY),  # a digit short for London
+        ("+999 1234 5678", normalize.PHONE_NOT_OF_COUNTRY),  # no such country code
+        ("12345", normalize.PHONE_NOT_A_NUMBER),
+    ],
+)
+def test_invalid_phones_carry_the_reason(written: str, problem: str):
+    assert pl.select(normalize.phone_problem(pl.lit(written))).item() == problem
+    assert pl.select(normalize.phone_e164(pl.lit(written))).item() == written
+
+
+def test_numbers_of_other_countries_are_checked_for_their_country():
+    written = pl.DataFrame({"phone": ["+33 6 12 34 56 78", "+49 221 669 9330", "+61 2 9374 4000"]})
+    checked = written.select(
+        normalize.phone_e164(pl.col("phone")).alias("phone"),
+        normalize.phone_problem(pl.col("phone")).alias("p"),
+    )
+    assert checked["phone"].to_list() == ["+33612345678", "+492216699330", "+61293744000"]
+    assert checked["p"].null_count() == 3

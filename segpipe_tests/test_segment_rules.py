@@ -22,7 +22,10 @@ def con(tmp_path_factory):
         con.execute(
             "INSERT INTO interests VALUES (1, 'Newsletter', 'Uploaded', 'email', NULL, NULL)"
         )
-        con.execute("INSERT INTO segments VALUES (7, 'VIP list', 'manual', NULL, NULL)")
+        con.execute(
+            "INSERT INTO segments (segment_id, name, kind, description, created_at) "
+            "VALUES (7, 'VIP list', 'manual', NULL, NULL)"
+        )
         con.execute("INSERT INTO event_properties VALUES ('viewed_offer', 'offer_id')")
         yield con
 
@@ -47,7 +50,6 @@ def _load(con, text: str):
             "{event: viewed_offer, same: offer_id, without: purchased}",
             "unknown property 'offer_id' of event 'purchased'",
         ),
-        ("{interest: Newsleter}", "unknown interest 'Newsleter'"),
         ("{segment: VIP lst}", "unknown segment 'VIP lst'"),
         ("{attribute: lifetime_value, op: gt, value: lots}", "value 'lots' is not a DOUBLE"),
         ("{attribute: lifetime_value, op: contains, value: '1'}", "needs a text attribute"),
@@ -134,3 +136,33 @@ def test_duplicate_names_and_bad_yaml_are_errors():
         parse_definitions("segments: [\n")
     with pytest.raises(SegmentDefinitionError, match="needs exactly one of 'all' or 'any'"):
         parse_definitions("segments:\n  - {name: A}\n")
+
+
+def test_an_interest_nobody_created_yet_matches_nobody_with_a_note(con):
+    (compiled,) = _load(con, "segments:\n  - name: Gardeners\n    all: [{interest: Gardening}]\n")
+    assert con.execute(compiled.sql, compiled.params).fetchall() == []
+    assert compiled.notes == [
+        "interest 'Gardening' does not exist yet: "
+        "{interest: Gardening, status: opted_in} matches nobody"
+    ]
+
+
+def test_a_text_attribute_compared_as_a_number_or_date_fails_saying_how_to_declare_it(con):
+    con.execute('ALTER TABLE constituents ADD COLUMN IF NOT EXISTS "given" VARCHAR')
+    for value, kind in (("25000", "number"), ("2010-01-01", "date"), ("[1, 2]", "number")):
+        op = "in" if value.startswith("[") else "gt"
+        with pytest.raises(SegmentDefinitionError) as raised:
+            _load(
+                con,
+                f"segments:\n  - name: Donors\n    all: [{{attribute: given, op: {op}, "
+                f"value: {value}}}]\n",
+            )
+        assert f"attribute 'given' holds text (VARCHAR), so it cannot be compared as a {kind}" in (
+            str(raised.value)
+        )
+        assert f"attributes: {{given: {kind}}}" in str(raised.value)
+    # a quoted value compares as text, as the message says
+    (compiled,) = _load(
+        con, "segments:\n  - name: Donors\n    all: [{attribute: given, op: eq, value: '7'}]\n"
+    )
+    assert compiled.params == ["7"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from segpipe.ingest import normalize
 from segpipe_tests.conftest import Deployment, csv, deployment_at
 
 CONSTITUENTS = csv(
@@ -32,11 +33,18 @@ WHOLE_FILE_REJECTS = {
     "shop_subscriber_segment_20261131.csv": "20261131 is not a valid YYYYMMDD date",
     "head_subscriber_segment_20261105.csv": "line 1 is a header row; subscriber segment files "
     "carry no header",
+    # Attentive's own export header: neither cell is a name segpipe knows, but line 2 is a
+    # phone and line 1 is not
+    "title_subscriber_segment_20261105.csv": "line 1 is a header row; subscriber segment files "
+    "carry no header",
     "mixed_subscriber_segment_20261105.csv": "file mixes phone numbers and emails (first phone on "
     "line 2, first email on line 1)",
 }
 WHOLE_FILE_CONTENT = {
     "head_subscriber_segment_20261105.csv": csv("phone,segment", "2025550101,VIP"),
+    "title_subscriber_segment_20261105.csv": csv(
+        "Mobile Phone,Segment Title", "(202) 555-0101,VIP", "2025550104,VIP"
+    ),
     "mixed_subscriber_segment_20261105.csv": csv("ann@example.org,VIP", "2025550101,VIP"),
 }
 
@@ -59,6 +67,7 @@ def attentive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
                 "2025550101,",
                 ",VIP",
                 "1-202-555-0101,VIP",  # ann again: supersedes line 1
+                "0123456789,VIP",  # was stored as +10123456789
             ),
         )
         deployment.drop(SECOND_1, csv("2025550101,VIP", "2025550103,Cart"))
@@ -105,15 +114,16 @@ def test_rows_are_refused_or_ignored_with_a_reason(attentive: Deployment):
     assert reasons(attentive, FIRST) == {
         4: "constituent has not opted in to SMS (sms_opt_in)",
         5: "no constituent with that phone number",
-        6: "invalid phone number",
+        6: normalize.PHONE_NOT_A_NUMBER,
         7: "segment name is longer than 64 characters",
         8: "segment name may contain only letters, digits, spaces, _ and -",
         9: "missing segment",
         10: "row names no subscriber: the first column is empty",
+        12: normalize.PHONE_NOT_NANP,  # no North American area code starts with 0
     }
     upload = attentive.upload(FIRST)
-    assert (upload["rows_in"], upload["rows_applied"], upload["rows_superseded"]) == (11, 3, 1)
-    assert (upload["rows_rejected"], upload["rows_ignored"]) == (5, 2)
+    assert (upload["rows_in"], upload["rows_applied"], upload["rows_superseded"]) == (12, 3, 1)
+    assert (upload["rows_rejected"], upload["rows_ignored"]) == (6, 2)
 
 
 def test_emails_need_email_opt_in(attentive: Deployment):

@@ -135,8 +135,8 @@ def _interests(con: duckdb.DuckDBPyConnection, scale: Scale) -> None:
         [n],
     )
     con.execute(
-        f"INSERT INTO segments SELECT group_id, name, 'interest_group', NULL, {LOADED_AT} "
-        "FROM interest_groups"
+        "INSERT INTO segments (segment_id, name, kind, description, created_at) "
+        f"SELECT group_id, name, 'interest_group', NULL, {LOADED_AT} FROM interest_groups"
     )
     con.execute(
         f"""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from segpipe.ingest.normalize import E164_PATTERN as E164
+
 FORMULA_START = "^[=+\\-@\\t\\r]"
-E164 = "^\\+[1-9][0-9]{6,14}$"
 
 
 def neutralized_sql(expression: str) -> str:

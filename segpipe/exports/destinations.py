@@ -125,6 +125,7 @@ class Pair:
     segment_id: int
     segment: str
     audience: str
+    domain: str | None = None  # a subscriber segment's Attentive domain
 
     @property
     def partition_key(self) -> str:
@@ -272,16 +273,27 @@ def check_fields(con: duckdb.DuckDBPyConnection, destination: Destination) -> No
         )
 
 
+def audience_of_segment(name: str, domain: str | None) -> str:
+    """A subscriber segment's audience carries its domain (`shop_VIP`): the same name from two
+    Attentive accounts is two segments, exported side by side."""
+    return audience_of(f"{domain}_{name}" if domain else name)
+
+
 def resolve_pairs(
     con: duckdb.DuckDBPyConnection, destination: Destination, warn: Warn | None = None
 ) -> list[Pair]:
-    """The segments `destination` receives, by name (case aside) or all of them for "*".
+    """The segments `destination` receives, by name (case aside; a subscriber segment name
+    that two domains carry names both) or all of them for "*".
 
     A segment whose export folder would be another's (`VIP list` and `VIP_list`), or whose name
     is too long for a folder name (over MAX_AUDIENCE_BYTES in UTF-8), is left out and
     `warn(message)` says so: one bad name never stops the other segments' syncs."""
-    segments = con.execute("SELECT segment_id, name FROM segments ORDER BY segment_id").fetchall()
-    by_name = {name.lower(): (segment_id, name) for segment_id, name in segments}
+    segments = con.execute(
+        "SELECT segment_id, name, domain FROM segments ORDER BY segment_id"
+    ).fetchall()
+    by_name: dict[str, list[tuple]] = {}
+    for segment in segments:
+        by_name.setdefault(segment[1].lower(), []).append(segment)
     if destination.all_segments:
         chosen = segments
     else:
@@ -290,8 +302,11 @@ def resolve_pairs(
             raise DestinationError(
                 f"destination {destination.name!r}: unknown segment(s) {', '.join(missing)}"
             )
-        chosen = list(dict.fromkeys(by_name[s.lower()] for s in destination.segments))
-    pairs = [Pair(destination, sid, name, audience_of(name)) for sid, name in chosen]
+        chosen = list(dict.fromkeys(s for n in destination.segments for s in by_name[n.lower()]))
+    pairs = [
+        Pair(destination, sid, name, audience_of_segment(name, domain), domain)
+        for sid, name, domain in chosen
+    ]
     return _exportable(destination, pairs, warn or (lambda message: None))
 
 

@@ -6,6 +6,8 @@ Every row keeps its `_line`; a row that fails any check gets `_outcome = "reject
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandera.polars as pa
 import polars as pl
 
@@ -15,9 +17,30 @@ OUTCOME = "_outcome"
 REASON = "_reason"
 
 
-def reject_failures(canonical: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
+def reject_failures(
+    canonical: pl.DataFrame, schema: pa.DataFrameSchema, problems: Sequence[str] = ()
+) -> pl.DataFrame:
     """`canonical` plus `_outcome`/`_reason` for the rows the schema refuses (eager: pandera
-    skips data checks on lazy frames)."""
+    skips data checks on lazy frames).
+
+    `problems` name String columns of `canonical` whose value, when not null, is a reason that
+    depends on the row (a phone's country, an attribute's cell): the row is rejected with the
+    first of them, which wins over the schema's more general message for the same row. They
+    are dropped from the result."""
+    return _reject_problems(_reject_schema_failures(canonical, schema), problems)
+
+
+def _reject_problems(frame: pl.DataFrame, problems: Sequence[str]) -> pl.DataFrame:
+    if not problems:
+        return frame
+    reason = pl.coalesce(*problems, REASON)
+    return frame.with_columns(
+        reason.alias(REASON),
+        pl.when(reason.is_not_null()).then(pl.lit("rejected")).alias(OUTCOME),
+    ).drop(*problems)
+
+
+def _reject_schema_failures(canonical: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
     try:
         schema.validate(canonical, lazy=True)
         failures = None

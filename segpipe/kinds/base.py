@@ -186,7 +186,7 @@ def supersede_earlier_rows(con: duckdb.DuckDBPyConnection, table: str, key: Sequ
 
 
 def resolve_accepted(
-    con: duckdb.DuckDBPyConnection, validated: str, query: str, params: list | None = None
+    con: duckdb.DuckDBPyConnection, validated: str, query: str, params: list | dict | None = None
 ) -> str:
     """Run `query` (which reads the accepted rows of the table `validated` as `validated`) and
     put the rows validation already refused beside its result, in the table RESOLVED_TABLE.

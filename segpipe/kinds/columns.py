@@ -16,19 +16,33 @@ def whole_number(name: str) -> pa.Column:
 
 
 def email() -> pa.Column:
+    """An email in canonical form (normalize.email) that meets the one email rule."""
     return pa.Column(
         pl.String,
-        pa.Check.str_matches(normalize.EMAIL_PATTERN, error="invalid email"),
+        pa.Check(
+            lambda data: data.lazyframe.select(normalize.email_valid(pl.col(data.key))),
+            error="invalid email",
+        ),
         nullable=True,
     )
 
 
 def phone() -> pa.Column:
+    """E.164 (normalize.phone_e164); why a number is invalid comes from the kind's
+    `phone_problem` column (see phone_problem below), this catches anything else."""
     return pa.Column(
         pl.String,
         pa.Check.str_matches(normalize.E164_PATTERN, error="invalid phone number"),
         nullable=True,
     )
+
+
+PHONE_PROBLEM = "phone_problem"
+
+
+def phone_problem(written: pl.Expr) -> pl.Expr:
+    """The per-row reason column for a phone, for `reject_failures(..., problems=...)`."""
+    return normalize.phone_problem(written).alias(PHONE_PROBLEM)
 
 
 def holds(error: str) -> pa.Column:

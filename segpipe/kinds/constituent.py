@@ -25,6 +25,7 @@ from segpipe.kinds.base import (
     supersede_earlier_rows,
 )
 from segpipe.warehouse import interests, migrate, suppressions
+from segpipe.warehouse.schema import alter_column_type
 from segpipe.warehouse.sql import frame, quote, registered
 
 TEXT_FIELDS = ["external_id", "first_name", "last_name"]
@@ -80,7 +81,13 @@ def attribute_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in STANDARD and not c.startswith("_")]
 
 
-def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
+def validate(
+    file_name: str, raw: pl.DataFrame, declared: dict[str, attributes.Declared] | None = None
+) -> pl.DataFrame:
+    """Raw text -> canonical rows; attribute columns typed by `declared` (segments.yaml's
+    `attributes:`), the others inferred from the rows that pass (ingest/attributes.py)."""
+    declared = {n: d for n, d in (declared or {}).items() if n in attribute_columns(raw)}
+    problems = {name: f"_problem_{i}" for i, name in enumerate(declared)}
     require_columns(file_name, raw, PERSON_IDENTIFIERS)
     clash = sorted(BOOKKEEPING & set(raw.columns))
     if clash:
@@ -94,19 +101,28 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         present("member_id").alias("member_id"),
         normalize.email(present("email")).alias("email"),
         normalize.phone_e164(present("phone")).alias("phone"),
+        columns.phone_problem(present("phone")),
         *[present(name).alias(name) for name in TEXT_FIELDS],
         normalize.boolean_word(present("email_opt_in")).alias("email_opt_in"),
         normalize.boolean_word(present("sms_opt_in")).alias("sms_opt_in"),
         present("interest_id").alias("interest_id"),
         *attribute_columns(raw),
+        *[attributes.problem(n, d, pl.col(n)).alias(problems[n]) for n, d in declared.items()],
     ).with_columns(names_person())
-    checked = reject_failures(canonical, SCHEMA).drop(NAMES_PERSON)
+    checked = reject_failures(canonical, SCHEMA, [columns.PHONE_PROBLEM, *problems.values()]).drop(
+        NAMES_PERSON
+    )
     good = checked.filter(pl.col(OUTCOME).is_null())
-    attribute_types = {name: attributes.sql_type(good[name]) for name in attribute_columns(raw)}
+    inferred = {
+        name: attributes.sql_type(good[name])
+        for name in attribute_columns(raw)
+        if name not in declared
+    }
     return checked.with_columns(
         pl.col("cons_id", "interest_id").cast(pl.Int64, strict=False),
         pl.col("email_opt_in", "sms_opt_in") == "true",
-        *[attributes.typed(pl.col(name), sql).alias(name) for name, sql in attribute_types.items()],
+        *[attributes.typed(pl.col(name), sql).alias(name) for name, sql in inferred.items()],
+        *[attributes.reader(d)(pl.col(name)).alias(name) for name, d in declared.items()],
     )
 
 
@@ -211,16 +227,43 @@ def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(rows.iter_rows())
 
 
-def _widen_attribute_columns(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str, str]:
-    """Add or widen a warehouse column for every attribute the file carries; returns all columns."""
+def _widen_attribute_columns(
+    con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, declared: dict[str, attributes.Declared]
+) -> dict[str, str]:
+    """Add or widen a warehouse column for every attribute the file carries, inside the upload's
+    transaction; returns all columns. A declared column takes its declared type when every value
+    it holds reads as that type; otherwise it widens (text holds anything), so no upload fails
+    on a type."""
     existing = _warehouse_columns(con)
     for name in attribute_columns(rows.drop("target_cons_id")):
         incoming = attributes.sql_type_of(rows[name].dtype)
         if name not in existing:
             con.execute(f"ALTER TABLE constituents ADD COLUMN {quote(name)} {incoming}")
+        elif name in declared and existing[name] != declared[name].sql:
+            _convert_to_declared(con, name, existing[name], declared[name], incoming)
         elif (wanted := attributes.wider(existing[name], incoming)) != existing[name]:
-            con.execute(f"ALTER TABLE constituents ALTER COLUMN {quote(name)} TYPE {wanted}")
+            alter_column_type(con, "constituents", name, wanted)
     return _warehouse_columns(con)
+
+
+def _convert_to_declared(con, name: str, current: str, declared, incoming: str) -> None:
+    """Retype a column that earlier uploads filled before its type was declared: each distinct
+    value is read with the declared rule (polars, as a new file's cells are) and the column is
+    rewritten from that mapping. A value that does not read keeps the column wide."""
+    values = frame(con, f"SELECT DISTINCT {quote(name)}::VARCHAR AS v FROM constituents")
+    values = values.drop_nulls().with_columns(t=attributes.reader(declared)(pl.col("v")))
+    if values["t"].null_count():
+        if (wanted := attributes.wider(current, incoming)) != current:
+            alter_column_type(con, "constituents", name, wanted)
+        return
+    entry = f"STRUCT(k VARCHAR, v {declared.sql})"
+    con.execute(
+        f"SET VARIABLE _declared_values = map_from_entries(?::{entry}[])",
+        [[{"k": k, "v": v} for k, v in values.iter_rows()]],
+    )
+    using = f"getvariable('_declared_values')[{quote(name)}::VARCHAR]"
+    alter_column_type(con, "constituents", name, declared.sql, using)
+    con.execute("RESET VARIABLE _declared_values")
 
 
 def _merged_column(name: str, sql_type: str, incoming: set[str]) -> str:
@@ -238,7 +281,12 @@ def _merged_column(name: str, sql_type: str, incoming: set[str]) -> str:
     return f"c.{quote(name)}"
 
 
-def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
+def apply(
+    con: duckdb.DuckDBPyConnection,
+    resolved: str,
+    upload: UploadContext,
+    declared: dict[str, attributes.Declared] | None = None,
+) -> None:
     # Back to polars: attribute columns are widened from the rows' types (a small file kind).
     rows = frame(
         con, f"SELECT * EXCLUDE ({OUTCOME}, {REASON}) FROM {resolved} WHERE {OUTCOME} IS NULL"
@@ -247,7 +295,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     attributes_sent = attribute_columns(rows.drop("target_cons_id"))
     blank = [c for c in attributes_sent if rows[c].null_count() == rows.height]
     rows = rows.drop(blank)
-    columns = _widen_attribute_columns(con, rows)
+    columns = _widen_attribute_columns(con, rows, declared or {})
     with registered(con, "applied_rows", rows):
         con.execute(
             f"""

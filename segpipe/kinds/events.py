@@ -12,6 +12,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
+from segpipe.ingest import normalize
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
@@ -36,7 +37,7 @@ from segpipe.warehouse.sql import quote
 STANDARD = (*PERSON_IDENTIFIERS, "event", "timestamp")
 # Names segpipe uses for the event while checking it: no property may be called so.
 RESERVED = ("occurred_at", "resolved_cons_id", "names_person", "timestamp_valid")
-TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00"
+TIMESTAMP_HINT = f"use ISO 8601 / RFC 3339, e.g. {normalize.TIMESTAMP_FORMS}"
 
 SCHEMA = pa.DataFrameSchema(
     {
@@ -56,20 +57,6 @@ def property_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in STANDARD and not c.startswith("_")]
 
 
-def utc_timestamp(value: pl.Expr) -> pl.Expr:
-    """ISO 8601 text -> naive UTC datetime; an offset (or Z) is honoured, none means UTC.
-    Accepts `T` or a space between date and time, fractions of seconds, minutes-only times and
-    bare dates (midnight). Anything else is null, for the schema to reject."""
-    text = value.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T").str.replace(r"[Zz]$", "+00:00")
-    with_offset = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_zone="UTC")
-    return pl.coalesce(
-        with_offset.dt.replace_time_zone(None),
-        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
-        text.str.to_datetime("%Y-%m-%dT%H:%M", strict=False),
-        text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
-    )
-
-
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     require_columns(file_name, raw, PERSON_IDENTIFIERS, ("event",), ("timestamp",))
     clash = [name for name in RESERVED if name in raw.columns]
@@ -82,7 +69,7 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         *person_identifiers(raw),
         pl.col("event"),
         pl.col("timestamp"),
-        utc_timestamp(pl.col("timestamp")).alias("occurred_at"),
+        normalize.utc_timestamp(pl.col("timestamp")).alias("occurred_at"),
         *property_columns(raw),
     ).with_columns(
         names_person(),

@@ -86,12 +86,18 @@ def identifier_kinds(path: Path) -> set[str]:
 
 
 def _refuse_header(file_name: str, raw: pl.DataFrame) -> None:
-    first = raw.row(0, named=True)
-    identifier, segment = first[IDENTIFIER] or "", first[SEGMENT] or ""
-    if "@" in identifier or raw.head(1).select(_looks_like_phone(pl.col(IDENTIFIER))).item():
+    """A first line whose identifier is neither a phone nor an email, while a later line's is
+    (`Mobile Phone,Segment Title`), or whose cells are column names, is a header row."""
+    identifier = pl.col(IDENTIFIER)
+    names = _looks_like_email(identifier) | _looks_like_phone(identifier)
+    first, later = raw.head(1), raw.slice(1)
+    row = first.row(0, named=True)
+    if row[IDENTIFIER] is None or first.select(names).item():
         return
-    if normalize_header(identifier) in IDENTIFIER_HEADERS or (
-        normalize_header(segment) in SEGMENT_HEADERS
+    named_later = later.select(names.fill_null(False).any()).item()
+    if named_later or (
+        normalize_header(row[IDENTIFIER] or "") in IDENTIFIER_HEADERS
+        or normalize_header(row[SEGMENT] or "") in SEGMENT_HEADERS
     ):
         raise UploadRejected(
             file_name,
@@ -132,14 +138,18 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         (normalize.email(identifier) if kind == "email" else pl.lit(None, pl.String)).alias(
             "email"
         ),
+        (columns.phone_problem(identifier) if kind == "phone" else pl.lit(None, pl.String)).alias(
+            columns.PHONE_PROBLEM
+        ),
         identifier.is_not_null().alias("names_subscriber"),
         pl.col(SEGMENT).alias("segment"),
     )
-    return reject_failures(canonical, SCHEMA).drop("names_subscriber")
+    return reject_failures(canonical, SCHEMA, [columns.PHONE_PROBLEM]).drop("names_subscriber")
 
 
 # One person per phone (or email): the lowest cons_id among those opted in, so a row never
-# turns into two. `someone` tells "nobody has it" from "nobody with it opted in".
+# turns into two. `someone` tells "nobody has it" from "nobody with it opted in". Segments are
+# those of this delivery's domain, or of another kind (which the row may not replace).
 JUDGE_SQL = f"""
 WITH by_phone AS (
     SELECT phone, min(cons_id) FILTER (WHERE sms_opt_in) AS subscriber,
@@ -153,7 +163,7 @@ by_email AS (
 ),
 named AS (
     SELECT lower(name) AS key, min(segment_id) AS segment_id, arg_min(kind, segment_id) AS kind
-    FROM segments GROUP BY lower(name)
+    FROM segments WHERE domain IS NULL OR domain = $domain GROUP BY lower(name)
 ),
 matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
@@ -203,7 +213,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
             f"delivery already applied for domain {delivery.domain}",
             rows_in=row_count(con, validated),
         )
-    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    resolved = resolve_accepted(con, validated, JUDGE_SQL, {"domain": delivery.domain})
     supersede_earlier_rows(con, resolved, ("resolved_cons_id", "lower(segment)"))
     return resolved
 
@@ -226,9 +236,9 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         SELECT DISTINCT ?, ?, ?, ?, s.segment_id,
                CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_cons_id END
         FROM named_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
-        WHERE s.kind = 'subscriber'
+        WHERE s.kind = 'subscriber' AND s.domain = ?
         """,
-        key + key,
+        key + key + [delivery.domain],
     )
 
 
@@ -239,7 +249,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
     with view(con, "named_rows", named):
         con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
-        create_missing_segments(con, "_named", "subscriber", upload.at)
+        create_missing_segments(con, "_named", "subscriber", upload.at, domain=delivery.domain)
         _record_contribution(con, delivery, upload)
     this_delivery = [delivery.domain, delivery.day]
     con.execute(

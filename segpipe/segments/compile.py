@@ -6,13 +6,15 @@ condition is a set-based test of `c.cons_id` (a semi or anti join on a grouped s
 segment over millions of people and events is a handful of hash joins, not per-person work.
 
 A rule is checked against the warehouse before anything runs (`Catalog`): an unknown attribute,
-event property, interest or segment fails with the segment's name and the condition.
+event property or segment, or a number or date compared with a text column, fails with the
+segment's name and the condition (SPEC section 5); an interest no upload created yet matches
+nobody, with a note.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 import duckdb
 
@@ -80,6 +82,9 @@ class CompiledSegment:
     description: str | None
     sql: str
     params: list
+    # What a user should know about how the rule was read ("interest 'Gardening' does not
+    # exist yet: that condition matches nobody"); shown in the segment's metadata.
+    notes: list[str] = field(default_factory=list)
 
 
 def compile_segment(
@@ -94,7 +99,9 @@ def compile_segment(
     compiler = _Compiler(con, definition, catalog, defined, as_of)
     where = compiler.condition(definition.rule)
     sql = f"SELECT c.cons_id FROM constituents c WHERE {where}"
-    return CompiledSegment(definition.name, definition.description, sql, compiler.params)
+    return CompiledSegment(
+        definition.name, definition.description, sql, compiler.params, compiler.notes
+    )
 
 
 class _Compiler:
@@ -107,6 +114,7 @@ class _Compiler:
             as_of,
         )
         self.params: list = []
+        self.notes: list[str] = []
 
     def fail(self, problem: str, condition) -> SegmentDefinitionError:
         return SegmentDefinitionError(self.definition.name, problem, condition.source)
@@ -141,6 +149,7 @@ class _Compiler:
             self.bind(condition.value)
             return f"contains({column}, ?)"
         # The value is cast to the column's type, so numbers compare as numbers, dates as dates.
+        self._refuse_text_comparison(condition, sql_type)
         self._check_fits(condition, sql_type)
         if op == "in":
             self.bind(list(condition.value))
@@ -149,6 +158,23 @@ class _Compiler:
         if op == "neq":  # someone with no value also differs from the value
             return f"({column} IS DISTINCT FROM CAST(? AS {sql_type}))"
         return f"({column} {COMPARISONS[op]} CAST(? AS {sql_type}))"
+
+    def _refuse_text_comparison(self, condition: AttributeCondition, sql_type: str) -> None:
+        """A number or a date compared with a text column would compare as text ('980.50' >
+        '25000'): the rule fails instead, saying how to type the column."""
+        if sql_type != "VARCHAR":
+            return
+        values = condition.value if condition.op == "in" else (condition.value,)
+        as_type = next((kind for v in values if (kind := _value_kind(v))), None)
+        if as_type is None:
+            return
+        name = condition.attribute
+        raise self.fail(
+            f"attribute '{name}' holds text (VARCHAR), so it cannot be compared as a {as_type}; "
+            f"declare its type in segments.yaml (attributes: {{{name}: {as_type}}}) and upload "
+            "it again, or quote the value to compare it as text",
+            condition,
+        )
 
     def _check_fits(self, condition: AttributeCondition, sql_type: str) -> None:
         values = condition.value if condition.op == "in" else (condition.value,)
@@ -219,7 +245,12 @@ class _Compiler:
 
     def interest(self, condition: InterestCondition) -> str:
         if condition.interest.lower() not in self.catalog.interests:
-            raise self.fail(f"unknown interest '{condition.interest}'", condition)
+            # No upload has created it yet (an upload naming it creates it): nobody is in it.
+            self.notes.append(
+                f"interest '{condition.interest}' does not exist yet: "
+                f"{{interest: {condition.interest}, status: {condition.status}}} matches nobody"
+            )
+            return "FALSE"
         self.bind(condition.interest, condition.status)
         return (
             "c.cons_id IN (SELECT m.cons_id FROM interest_memberships m "
@@ -236,3 +267,14 @@ class _Compiler:
         self.bind(*[condition.segment] * members.count("?"))  # the name, at each of its uses
         negation = "" if condition.member else "NOT "
         return f"c.cons_id {negation}IN (SELECT cons_id FROM ({members}))"
+
+
+def _value_kind(value: object) -> str | None:
+    """'number' or 'date' for a YAML value that compares as one (true/false do not)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, date):  # datetime is a date too
+        return "date"
+    return None

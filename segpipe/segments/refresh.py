@@ -1,5 +1,10 @@
 """Recompute every data-driven segment of segments.yaml, in one transaction.
 
+Rules fail alone (SPEC section 5): a segment whose rule cannot be evaluated (an unknown
+attribute, a text column compared as a number) keeps its members and is reported by name in
+`Refresh.failed`; every other segment still refreshes. Only a file segpipe cannot read at all
+(bad YAML, a cycle, a name defined twice) fails the whole refresh.
+
 Segments that other segments name are computed first, so a segment of segments sees its
 dependencies' new members. A data-driven segment no longer in segments.yaml is deleted: its
 members leave (recorded in membership_history, so destinations sync the removal) and the segment
@@ -33,21 +38,39 @@ class Refresh:
     entered: int
     left: int
     deleted: list[str]
+    failed: dict[str, str]  # segment name -> why its rule was not evaluated (it kept its members)
+    notes: dict[str, list[str]]  # segment name -> how its rule was read (see CompiledSegment)
 
 
 def compile_definitions(
     con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], as_of: datetime
 ) -> list[CompiledSegment]:
-    """Every definition checked against the warehouse and compiled, in dependency order."""
+    """Every definition checked against the warehouse and compiled, in dependency order;
+    raises the first SegmentDefinitionError."""
+    compiled, failed = compile_each(con, definitions, as_of)
+    if failed:
+        raise next(iter(failed.values()))
+    return compiled
+
+
+def compile_each(
+    con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], as_of: datetime
+) -> tuple[list[CompiledSegment], dict[str, SegmentDefinitionError]]:
+    """(the definitions that compile, in dependency order; the error of each that does not)."""
     catalog = load_catalog(con)
-    for definition in definitions:
-        kind = catalog.segments.get(definition.name.lower())
-        if kind not in (None, KIND):
-            raise SegmentDefinitionError(
-                definition.name, f"a {kind} segment of that name exists; choose another name"
-            )
     defined = {d.name.lower() for d in definitions}
-    return [compile_segment(con, d, catalog, defined, as_of) for d in dependency_order(definitions)]
+    compiled, failed = [], {}
+    for definition in dependency_order(definitions):
+        try:
+            kind = catalog.segments.get(definition.name.lower())
+            if kind not in (None, KIND):
+                raise SegmentDefinitionError(
+                    definition.name, f"a {kind} segment of that name exists; choose another name"
+                )
+            compiled.append(compile_segment(con, definition, catalog, defined, as_of))
+        except SegmentDefinitionError as error:
+            failed[definition.name] = error
+    return compiled, failed
 
 
 def refresh_segments(
@@ -55,14 +78,17 @@ def refresh_segments(
 ) -> Refresh:
     definitions = read_definitions(path)
     with transaction(con):
-        compiled = compile_definitions(con, definitions, as_of)
-        deleted = _delete_undefined(con, [c.name for c in compiled], run_id, at)
+        compiled, failed = compile_each(con, definitions, as_of)
+        # A segment whose rule failed is still defined: it keeps its members, it is not deleted.
+        deleted = _delete_undefined(con, [d.name for d in definitions], run_id, at)
         _create_defined(con, compiled, at)
         sizes, entered, left = {}, 0, 0
         for segment in compiled:
             moved, size = _refresh_one(con, segment, run_id, at)
             entered, left, sizes[segment.name] = entered + moved[0], left + moved[1], size
-    return Refresh(sizes, entered, left, deleted)
+    failures = {name: str(error) for name, error in failed.items()}
+    notes = {c.name: c.notes for c in compiled if c.notes}
+    return Refresh(sizes, entered, left, deleted, failures, notes)
 
 
 def _create_defined(con: duckdb.DuckDBPyConnection, compiled: list[CompiledSegment], at) -> None:

@@ -53,7 +53,8 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
         "INSERT INTO interest_groups SELECT group_id, interest_id, kind, name FROM _new_groups"
     )
     con.execute(
-        "INSERT INTO segments SELECT group_id, name, 'interest_group', NULL, ? FROM _new_groups",
+        "INSERT INTO segments (segment_id, name, kind, description, created_at) "
+        "SELECT group_id, name, 'interest_group', NULL, ? FROM _new_groups",
         [upload.at],
     )
     con.execute("DROP TABLE _new_groups")

@@ -31,7 +31,7 @@ TABLES = {
         since TIMESTAMP, upload_id VARCHAR, updated_at TIMESTAMP""",
     "segments": """
         segment_id BIGINT NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        description VARCHAR, created_at TIMESTAMP""",
+        description VARCHAR, created_at TIMESTAMP, domain VARCHAR""",
     "segment_memberships": """
         segment_id BIGINT NOT NULL, cons_id BIGINT NOT NULL, since TIMESTAMP,
         upload_id VARCHAR""",
@@ -102,7 +102,11 @@ TABLES = {
 }
 
 # Columns added after a table first shipped: older warehouse files get them on open.
-ADDED_COLUMNS = {"syncs": ["skipped_no_consent BIGINT DEFAULT 0"]}
+ADDED_COLUMNS = {
+    "syncs": ["skipped_no_consent BIGINT DEFAULT 0"],
+    # A subscriber segment belongs to its Attentive domain.
+    "segments": ["domain VARCHAR"],
+}
 
 # An interest group's members: the people whose status in its interest is the group's kind.
 GROUP_OF_STATUS = "CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' END"
@@ -145,4 +149,24 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'ALTER TABLE "{name}" ADD COLUMN IF NOT EXISTS {column}')
     for index, (table, column) in INDEXES.items():
         con.execute(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}")')
+    con.execute(SEGMENT_MEMBERS_VIEW)
+
+
+def alter_column_type(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, sql_type: str, using: str | None = None
+) -> None:
+    """`ALTER TABLE ... ALTER COLUMN ... TYPE`, which DuckDB refuses while an index on the table
+    or the segment_members view exists ("Cannot alter entry ... because there are entries that
+    depend on it"): they are dropped and made again around it, inside the caller's transaction,
+    so the change commits or rolls back with the upload that needed it."""
+    indexes = [name for name, (on, _) in INDEXES.items() if on == table]
+    for index in indexes:
+        con.execute(f'DROP INDEX IF EXISTS "{index}"')
+    con.execute("DROP VIEW IF EXISTS segment_members")
+    quoted = '"' + column.replace('"', '""') + '"'
+    clause = f" USING {using}" if using else ""
+    con.execute(f'ALTER TABLE "{table}" ALTER COLUMN {quoted} TYPE {sql_type}{clause}')
+    for index in indexes:
+        on, indexed = INDEXES[index]
+        con.execute(f'CREATE INDEX "{index}" ON "{on}" ("{indexed}")')
     con.execute(SEGMENT_MEMBERS_VIEW)

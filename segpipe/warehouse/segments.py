@@ -33,7 +33,8 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             JOIN interest_groups g
               ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
         )
-        SELECT s.segment_id, s.name, s.kind, coalesce(sum(c.members), 0)::BIGINT AS members
+        SELECT s.segment_id, s.name, s.kind, coalesce(sum(c.members), 0)::BIGINT AS members,
+               s.domain
         FROM segments s LEFT JOIN counted c USING (segment_id)
         GROUP BY ALL ORDER BY s.kind, s.name
         """,
@@ -61,20 +62,29 @@ def members_of(segment_ids: str) -> str:
 
 
 def create_missing_segments(
-    con: duckdb.DuckDBPyConnection, names: str, kind: str, at, description: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    names: str,
+    kind: str,
+    at,
+    description: str | None = None,
+    domain: str | None = None,
 ) -> int:
     """Create a segment of `kind` for every `name` in the relation `names` that matches no
-    segment (case aside). Returns how many were created."""
+    segment (case aside). With a `domain` (an Attentive account's subscriber segments), a
+    segment of another domain does not match: the same name in two domains is two segments.
+    Returns how many were created."""
     assert kind in SEGMENT_KINDS, kind
     first_id = next_id(con, "segments", "segment_id")
     return con.execute(
         f"""
-        INSERT INTO segments
-        SELECT ? + row_number() OVER (ORDER BY name) - 1, name, ?, ?, ?
+        INSERT INTO segments (segment_id, name, kind, description, created_at, domain)
+        SELECT ? + row_number() OVER (ORDER BY name) - 1, name, ?, ?, ?, ?
         FROM (SELECT min(name) AS name FROM {names} GROUP BY lower(name)) AS wanted
-        WHERE NOT EXISTS (SELECT 1 FROM segments s WHERE lower(s.name) = lower(wanted.name))
+        WHERE NOT EXISTS (
+            SELECT 1 FROM segments s WHERE lower(s.name) = lower(wanted.name)
+              AND (?::VARCHAR IS NULL OR s.domain IS NULL OR s.domain = ?))
         """,
-        [first_id, kind, description, at],
+        [first_id, kind, description, at, domain, domain, domain],
     ).fetchone()[0]
 
 

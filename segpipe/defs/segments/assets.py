@@ -13,6 +13,7 @@ from segpipe.segments.rules import SegmentDefinitionError
 from segpipe.warehouse.segments import segment_sizes
 
 OWNERS = ["team:audience-data"]
+RULE_FAILED_PREFIX = "rule failed: "
 
 
 @dg.observable_source_asset(
@@ -79,9 +80,13 @@ def segments(
             "entered": refresh.entered,
             "left": refresh.left,
             "deleted_segments": ", ".join(refresh.deleted) or "none",
+            # Read by the segment_rules_evaluate check; the segment kept its members.
+            **{f"{RULE_FAILED_PREFIX}{name}": problem for name, problem in refresh.failed.items()},
+            **{f"rule note: {name}": "; ".join(notes) for name, notes in refresh.notes.items()},
             **{
-                f"size: {name}": dg.MetadataValue.int(n)
-                for name, n in sizes.select("name", "members").iter_rows()
+                # a subscriber segment's domain keeps two brands' "VIP" apart
+                f"size: {name} ({domain})" if domain else f"size: {name}": dg.MetadataValue.int(n)
+                for name, n, domain in sizes.select("name", "members", "domain").iter_rows()
             },
         }
     )

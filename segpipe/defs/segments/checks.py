@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.segments.assets import RULE_FAILED_PREFIX
 from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
 from segpipe.kinds.subscriber import identifier_kinds
@@ -195,3 +196,31 @@ def _size_moves(before: dict[str, int], now: dict[str, int], max_change: float) 
 
 def _table(rows: pl.DataFrame) -> str:
     return markdown_table(rows)
+
+
+@dg.asset_check(
+    asset=SEGMENTS,
+    description="Fails (ERROR) when a data-driven segment's rule could not be evaluated this "
+    "refresh (unknown attribute, text compared as a number or date, ...): that segment kept its "
+    "members, the others refreshed. `segpipe run` exits non-zero on it.",
+)
+def segment_rules_evaluate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    records = context.instance.fetch_materializations(SEGMENTS, limit=1).records
+    metadata = records[0].asset_materialization.metadata if records else {}
+    if records and records[0].run_id != context.run.run_id:
+        metadata = {}  # this run did not refresh segments: nothing was evaluated
+    failed = {
+        key.removeprefix(RULE_FAILED_PREFIX): str(value.value)
+        for key, value in metadata.items()
+        if key.startswith(RULE_FAILED_PREFIX)
+    }
+    rows = pl.DataFrame(
+        {"segment": list(failed), "problem": list(failed.values())},
+        schema={"segment": pl.String, "problem": pl.String},
+    )
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(failed.values()) or None,
+        metadata={"failed_rules": len(failed), "rules": dg.MetadataValue.md(_table(rows))},
+    )

@@ -91,7 +91,7 @@ def test_gzip_files_are_read():
         (b"email,opt\na@b.org,in\n\xff\xfe,out\n", "not valid UTF-8 (line 3"),
         (b"email,Email\na@b.org,x\n", "header names column 'email' twice"),
         (b"email,email\na@b.org,x\n", "header names column 'email' twice"),
-        (b'email,opt\n"jane@example.org,in\n', "not a readable CSV file"),
+        (b'email,opt\n"jane@example.org,in\n', "line 2: a quoted value is never closed"),
     ],
 )
 def test_whole_file_problems_name_the_file_and_the_problem(payload, problem):

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from segpipe.ingest import normalize
-from segpipe.ingest.reader import LINE
+from segpipe.ingest.reader import LINE, RECEIVED
 from segpipe.ingest.validate import OUTCOME, REASON
 
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
@@ -24,17 +24,21 @@ def write_atomically(frame: pl.DataFrame, path: Path) -> None:
 
 
 def error_rows(refused: pl.DataFrame, raw_batches: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    """One row per rejected or ignored input row: line, outcome, reason, the row as received.
+    """One row per rejected or ignored input row: line (the physical line it starts on),
+    outcome, reason, its cells (trimmed; empty for a row whose fields could not be placed), and
+    `received`, the row's text exactly as in the file, every field.
 
     `refused` holds `_line`, `_outcome`, `_reason` of those rows; `raw_batches` their rows as
     received, from a re-read of the file that keeps only those lines (no whole raw frame)."""
     refused = refused.select(LINE, OUTCOME, REASON).sort(LINE)
-    received = [batch.select(LINE, pl.exclude("^_.*$")) for batch in raw_batches]
+    received = [
+        batch.select(LINE, pl.exclude("^_.*$"), pl.col(f"^{RECEIVED}$")) for batch in raw_batches
+    ]
     raw = pl.concat(received, how="diagonal_relaxed")
     return (
         refused.join(raw, on=LINE, how="left")
         .sort(LINE)
-        .rename({LINE: "line", OUTCOME: "outcome", REASON: "reason"})
+        .rename({LINE: "line", OUTCOME: "outcome", REASON: "reason", RECEIVED: "received"})
     )
 
 

@@ -188,7 +188,7 @@ def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read) -
     The next slice is read and validated (polars) while this one is inserted (DuckDB): the two
     overlap on a second core instead of taking turns."""
     con.execute(f"DROP TABLE IF EXISTS {VALIDATED_TABLE}")
-    rows_in, rejected = 0, None
+    rows_in, rejected, created = 0, None, False
     for height, validated in read_ahead(_validated_slices(received, rules, dialect)):
         rows_in += height
         if isinstance(validated, UploadRejected):
@@ -196,8 +196,9 @@ def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read) -
         if rejected:
             continue  # the rest of the file is only counted
         with registered(con, "_validated_slice", validated):
-            if rows_in == height:
+            if not created:
                 con.execute(f"CREATE TEMP TABLE {VALIDATED_TABLE} AS FROM _validated_slice")
+                created = True
             else:
                 con.execute(f"INSERT INTO {VALIDATED_TABLE} BY NAME FROM _validated_slice")
     on_read(rows_in)

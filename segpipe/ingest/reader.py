@@ -159,10 +159,20 @@ def read_batches(
 
 
 def _read(file_name, dialect, header, columns, lines, blocks) -> Iterator[pl.DataFrame]:
+    """The frames of `blocks`; a block with no rows (a header alone in the first block, say)
+    gives none unless the file gives no rows at all."""
     reading = _Reading(file_name, dialect, header, columns, lines)
-    yield from reading.frames(blocks)
+    yielded, first_empty = False, None
+    for frame in reading.frames(blocks):
+        if frame.height:
+            yielded = True
+            yield frame
+        elif first_empty is None:
+            first_empty = frame
     if reading.records == 0 and lines is None:
         raise UploadRejected(file_name, "file has no data rows")
+    if not yielded and first_empty is not None:
+        yield first_empty
 
 
 def _gunzip(file_name: str, payload: bytes) -> bytes:
@@ -281,7 +291,6 @@ class _Reading:
     def _rows(self, records: pl.DataFrame) -> pl.DataFrame:
         """The records of one block, parsed or refused, in line order."""
         header, d = self.header, self.dialect.delimiter
-        self.records += records.height
         if self.lines is not None:
             records = records.filter(pl.col(LINE).is_in(self.lines.cast(pl.Int64).implode()))
         fields = (
@@ -322,6 +331,7 @@ class _Reading:
         rows = rows.filter(
             pl.col(MALFORMED).is_not_null() | ~pl.all_horizontal(pl.col(cells).is_null())
         )
+        self.records += rows.height  # counted only when every line is read (lines is None)
         return self._named(rows, cells)
 
     def _named(self, rows: pl.DataFrame, cells: list[str]) -> pl.DataFrame:

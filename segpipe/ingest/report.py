@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from segpipe.ingest import normalize
+from segpipe.ingest.masking import mask_expr
 from segpipe.ingest.reader import LINE, RECEIVED
 from segpipe.ingest.validate import OUTCOME, REASON
 
@@ -47,9 +48,16 @@ def file_error_row(problem: str) -> pl.DataFrame:
 
 
 def masked(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with every email and phone column masked (j***@example.org, ***-***-7890)."""
+    """The frame with every email and phone column masked (j***@example.org, ***-***-7890),
+    and every email or phone inside the other columns too, as text (a phone given as a foreign
+    interest or a member_id); `_line` stays a number."""
     return frame.with_columns(
         [mask(pl.col(name)).alias(name) for name, mask in PERSONAL.items() if name in frame.columns]
+        + [
+            mask_expr(pl.col(name).cast(pl.String))
+            for name, dtype in frame.schema.items()
+            if name not in PERSONAL and name != LINE and not dtype.is_nested()
+        ]
     )
 
 

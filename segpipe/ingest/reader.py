@@ -252,6 +252,66 @@ class _Reading:
         """(frame or None, bytes carried to the next block, physical lines consumed)."""
         if self.dialect.line_ending == LineEnding.CR:
             block = block.replace(b"\r", b"\n")
+        skipped = 0
+        if self.header is None:
+            block, skipped = self._take_header(block, first_line)
+        if self.header is not None:
+            regular = self._regular(block, first_line + skipped)
+            if regular is not None:
+                frame, lines = regular
+                return frame, b"", skipped + lines
+        frame, carried, consumed = self._records_of(block, first_line + skipped, last)
+        return frame, carried, skipped + consumed
+
+    def _take_header(self, block: bytes, first_line: int) -> tuple[bytes, int]:
+        """The block after its header line, and the lines that took (blank ones first), when
+        the header is one complete line; else the block unchanged, for the record path."""
+        blank = re.match(rb"(?:[ \t]*\r?\n)*", block).end()
+        end = block.find(b"\n", blank)
+        if end < 0:
+            return block, 0
+        text = _as_text(self.file_name, block[blank:end], first_line)
+        record = _records(text, self.grammar, first_line)
+        if record[_OPEN][0]:
+            return block, 0  # a header with a line break inside a quoted name
+        skipped = block.count(b"\n", 0, blank)
+        self.header = self._read_header({LINE: first_line + skipped, _TEXT: record[_TEXT][0]})
+        return block[end + 1 :], skipped + 1
+
+    def _regular(self, block: bytes, first_line: int) -> tuple[pl.DataFrame, int] | None:
+        """The fast path of the usual block: no quote, no NUL byte, every line holding the
+        header's number of fields (its delimiter count adds up, and polars finds no line with
+        more), one record per line. (frame, lines read), or None when any of that fails (the
+        record path then)."""
+        header, d = self.header, self.dialect.delimiter
+        lines = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+        if (
+            b'"' in block
+            or b"\x00" in block
+            or header.min_fields != header.width
+            or block.count(d.encode()) != (header.width - 1) * lines
+        ):
+            return None
+        try:
+            parsed = _parse(block, d, width=header.width, strict=True)
+        except pl.exceptions.PolarsError:
+            return None  # a line with more fields, or bytes that are not UTF-8
+        if parsed.height != lines:
+            return None
+        rows = parsed.with_row_index(LINE, offset=first_line).with_columns(
+            pl.col(LINE).cast(pl.Int64), pl.lit(None, pl.String).alias(MALFORMED)
+        )
+        if self.lines is not None:
+            # Without quotes a line is exactly its fields joined by the delimiter.
+            rows = rows.filter(pl.col(LINE).is_in(self.lines.cast(pl.Int64).implode()))
+            cells = [pl.col(name).fill_null("") for name in parsed.columns]
+            rows = rows.with_columns(pl.concat_str(cells, separator=d).alias(RECEIVED))
+        return self._finished(rows), lines
+
+    def _records_of(self, block: bytes, first_line: int, last: bool):
+        """The record path: (frame or None, bytes carried, physical lines consumed)."""
+        if not block:
+            return None, b"", 0
         text = _as_text(self.file_name, block, first_line)
         lines = text.str.split("\n").explode()
         if block.endswith(b"\n"):
@@ -327,6 +387,12 @@ class _Reading:
         )
         if self.lines is not None:
             rows = rows.join(judged.select(LINE, pl.col(_TEXT).alias(RECEIVED)), on=LINE)
+        return self._finished(rows)
+
+    def _finished(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Parsed and refused rows (`_line`, column_1.., `_malformed`) in line order, cells
+        trimmed and blanks null, rows with no value left out, columns named."""
+        cells = [f"column_{i + 1}" for i in range(self.header.width)]
         rows = rows.sort(LINE).with_columns(pl.col(cells).str.strip_chars().replace("", None))
         rows = rows.filter(
             pl.col(MALFORMED).is_not_null() | ~pl.all_horizontal(pl.col(cells).is_null())
@@ -409,8 +475,9 @@ def _joined(texts: pl.Series) -> bytes:
     return texts.str.join("\n").item().encode("utf-8") + b"\n"
 
 
-def _parse(content: bytes, delimiter: str, width: int | None) -> pl.DataFrame:
-    """Records known to be well-formed, parsed by polars into column_1.. strings."""
+def _parse(content: bytes, delimiter: str, width: int | None, strict: bool = False):
+    """Records known to be well-formed, parsed by polars into column_1.. strings; a record
+    with fewer fields than `width` is null-filled. `strict`: a longer one raises PolarsError."""
     if not content:
         return pl.DataFrame(schema={f"column_{i + 1}": pl.String for i in range(width or 0)})
     return pl.read_csv(
@@ -420,6 +487,8 @@ def _parse(content: bytes, delimiter: str, width: int | None) -> pl.DataFrame:
         quote_char='"',
         infer_schema=False,
         schema=None if width is None else {f"column_{i + 1}": pl.String for i in range(width)},
+        missing_columns="insert",
+        truncate_ragged_lines=not strict,
     )
 
 

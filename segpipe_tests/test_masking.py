@@ -5,8 +5,10 @@ every run, `uploads.error` and the printed summary are scanned for them."""
 
 import re
 
+import pytest
 from dagster._serdes import serialize_value
 
+from segpipe.ingest.masking import mask
 from segpipe_tests.conftest import Deployment, csv
 
 FILES = {
@@ -88,3 +90,19 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(deployment: De
         assert shown in log, shown
     mac = deployment.upload("segmentation_mac.csv")
     assert (mac["status"], mac["rows_applied"], mac["error"]) == ("applied", 2, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("header names column 'jane.doe@example.org' twice", "column 'j***@example.org' twice"),
+        ("no member_id 2025550166", "no member_id ***-***-0166"),
+        ("phones (202) 555-0123, +44 20 7946 0958", "phones ***-***-0123, ***-***-0958"),
+        ("segment Jane+VIP@Example.org is data-driven", "segment J***@Example.org is"),
+        # What is not an identifier stays readable: ids, line numbers, dates.
+        ("unknown interest_id 42 on line 1234567", "unknown interest_id 42 on line 1234567"),
+        ("invalid timestamp 2026-11-04 10:15:00", "invalid timestamp 2026-11-04 10:15:00"),
+    ],
+)
+def test_the_masking_rule(text, shown):
+    assert shown in mask(text)

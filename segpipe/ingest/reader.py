@@ -228,15 +228,15 @@ class _Reading:
         self.lines = lines
         self.grammar = _Grammar.of(dialect.delimiter)
         self.records = 0  # data records seen, blank lines not counted
-        self.names: list[str] | None = None
 
     def frames(self, blocks: Iterator[bytes]) -> Iterator[pl.DataFrame]:
         """One frame per block; a record still open at a block's end moves to the next."""
         next_line = 2 if self.dialect.sep_line else 1
         carried = b""
         pending = next(blocks, None)
-        if pending is not None and self.dialect.sep_line:
-            pending = pending[dialects.SEP_LINE.match(pending).end() :]
+        sep_line = dialects.SEP_LINE.match(pending or b"") if self.dialect.sep_line else None
+        if sep_line:
+            pending = pending[sep_line.end() :]
         while pending is not None:
             block = carried + pending
             following = next(blocks, None)

@@ -353,32 +353,36 @@ class _Reading:
         header, d = self.header, self.dialect.delimiter
         if self.lines is not None:
             records = records.filter(pl.col(LINE).is_in(self.lines.cast(pl.Int64).implode()))
-        fields = (
-            pl.col(_TEXT)
-            .str.replace_all(self.grammar.quoted, "")
-            .str.count_matches(d, literal=True)
-            + 1
-        )
-        expected = (
-            f"the header has {header.width}" if self.has_header else f"expected {header.width}"
-        )
         judged = records.with_columns(
             pl.when(pl.col(_TEXT).str.contains("\x00", literal=True))
             .then(pl.lit(NUL_BYTE))
             .when(~pl.col(_TEXT).str.contains(self.grammar.strict))
             .then(pl.lit(STRAY_QUOTE))
-            .when(~fields.is_between(header.min_fields, header.width))
-            .then(pl.format("line has {} fields, {}", fields, pl.lit(expected)))
             .alias(MALFORMED)
         )
         good = judged.filter(pl.col(MALFORMED).is_null())
-        parsed = _parse(_joined(good[_TEXT]), d, width=header.width)
+        # A NUL field after each record (NUL never is in one that got here) lands in column
+        # k+1 of a record of k fields: where it lands says the record's count, in one parse.
+        parsed = _parse(_joined(good[_TEXT] + f"{d}\x00"), d, width=header.width + 1)
         if parsed.height != good.height:  # the automaton and polars must agree on records
             raise RuntimeError(f"{self.file_name}: {parsed.height} rows for {good.height} records")
         cells = [f"column_{i + 1}" for i in range(header.width)]
+        counted = pl.any_horizontal(
+            pl.col(f"column_{fields + 1}") == "\x00"
+            for fields in range(header.min_fields, header.width + 1)
+        )
+        miscounted = parsed.select(~counted.fill_null(False)).to_series().arg_true()
+        reasons = pl.repeat(None, good.height, dtype=pl.String, eager=True).alias(MALFORMED)
+        if miscounted.len():
+            reasons = reasons.scatter(miscounted, self._field_counts(good[_TEXT][miscounted]))
+        parsed = parsed.select(pl.col(cells).replace("\x00", None)).with_columns(
+            reasons, good[LINE]
+        )
         rows = pl.concat(
             [
-                parsed.with_columns(good[LINE], pl.lit(None, pl.String).alias(MALFORMED)),
+                parsed.with_columns(
+                    pl.when(pl.col(MALFORMED).is_null()).then(pl.col(c)).alias(c) for c in cells
+                ),
                 judged.filter(pl.col(MALFORMED).is_not_null())
                 .select(LINE, MALFORMED)
                 .with_columns(pl.lit(None, pl.String).alias(c) for c in cells),
@@ -388,6 +392,21 @@ class _Reading:
         if self.lines is not None:
             rows = rows.join(judged.select(LINE, pl.col(_TEXT).alias(RECEIVED)), on=LINE)
         return self._finished(rows)
+
+    def _field_counts(self, texts: pl.Series) -> pl.Series:
+        """"line has N fields, the header has M" for each record of `texts`."""
+        fields = (
+            texts.str.replace_all(self.grammar.quoted, "").str.count_matches(
+                self.dialect.delimiter, literal=True
+            )
+            + 1
+        )
+        expected = (
+            f"the header has {self.header.width}"
+            if self.has_header
+            else f"expected {self.header.width}"
+        )
+        return pl.select(pl.format("line has {} fields, {}", fields, pl.lit(expected))).to_series()
 
     def _finished(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Parsed and refused rows (`_line`, column_1.., `_malformed`) in line order, cells
@@ -449,14 +468,23 @@ def _records(lines: pl.Series, grammar: _Grammar, first_line: int) -> pl.DataFra
         )
     # Each line maps the state it starts in (outside or inside a quoted value) to the state it
     # ends in: from_out and from_in. Equal: a reset; from_out only: a flip; else identity.
-    from_out = has_quote & pl.col(_TEXT).str.contains(grammar.open_from_out)
+    frame = frame.with_columns(
+        (has_quote & pl.col(_TEXT).str.contains(grammar.open_from_out)).alias("_from_out")
+    )
+    if not frame["_from_out"].any():  # the first line starts outside, and so does every next
+        return frame.select(
+            pl.col(LINE).cast(pl.Int64),
+            pl.col(_TEXT).str.strip_suffix("\r"),
+            pl.lit(False).alias(_OPEN),
+        )
+    from_out = pl.col("_from_out")
     from_in = ~has_quote | pl.col(_TEXT).str.contains(grammar.open_from_in)
     reset = from_out == from_in
     flips = (from_out & ~from_in).cast(pl.Int64).cum_sum()
     base = pl.when(reset).then(from_out).forward_fill().fill_null(False)
     flips_at_reset = pl.when(reset).then(flips).forward_fill().fill_null(0)
     ends_open = base ^ ((flips - flips_at_reset) % 2 == 1)
-    states = frame.with_columns(ends_open.alias(_OPEN))
+    states = frame.with_columns(ends_open.alias(_OPEN)).drop("_from_out")
     record = (~pl.col(_OPEN).shift(1, fill_value=False)).cum_sum().alias("_record")
     return (
         states.group_by(record, maintain_order=True)
@@ -488,6 +516,7 @@ def _parse(content: bytes, delimiter: str, width: int | None, strict: bool = Fal
         infer_schema=False,
         schema=None if width is None else {f"column_{i + 1}": pl.String for i in range(width)},
         missing_columns="insert",
+        extra_columns="raise" if strict else "ignore",
         truncate_ragged_lines=not strict,
     )
 

@@ -11,6 +11,9 @@ record is then judged on its own:
   header reject that record only (`_malformed` holds the reason; its cells are null);
 - every other record is parsed by polars, cells trimmed, blank cells null.
 
+A block with no quote, no NUL byte and the header's field count on every line (the usual
+export) skips the automaton: polars parses its bytes directly, one record per line.
+
 Whole-file problems (encoding, empty, no data rows, an unclosed quote at the end, duplicate or
 reserved header names, an unnamed column holding values) raise UploadRejected. Files over
 WHOLE_FILE_BYTES are read in blocks cut at record boundaries, with the same result.

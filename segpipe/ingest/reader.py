@@ -291,7 +291,6 @@ class _Reading:
         if (
             b'"' in block
             or b"\x00" in block
-            or header.min_fields != header.width
             or block.count(d.encode()) != (header.width - 1) * lines
         ):
             return None

@@ -500,9 +500,10 @@ def _records(lines: pl.Series, grammar: _Grammar, first_line: int) -> pl.DataFra
 
 
 def _joined(texts: pl.Series) -> bytes:
+    """Records as one CSV text, each ending in LF (joined in Rust, handed over as bytes)."""
     if texts.is_empty():
         return b""
-    return texts.str.join("\n").item().encode("utf-8") + b"\n"
+    return (texts + "\n").str.join("").cast(pl.Binary).item()
 
 
 def _parse(content: bytes, delimiter: str, width: int | None, strict: bool = False):

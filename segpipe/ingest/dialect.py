@@ -155,6 +155,9 @@ def detect(path: Path) -> Dialect:
 
 
 def detect_bytes(file_name: str, head: bytes) -> Dialect:
+    """The dialect of a file whose content (gzip unwrapped) starts with `head`: the encoding
+    from its BOM, checked over the head; Excel's `sep=` line; delimiter and line ending from
+    DuckDB's sniffer. UploadRejected: empty, another encoding, a `sep=` of another delimiter."""
     encoding = next((known for bom, known in _BOMS if head.startswith(bom)), Encoding.UTF8)
     head = head.removeprefix(bom_of(encoding))
     text = _head_text(file_name, head, encoding)

@@ -39,6 +39,7 @@ MALFORMED = "_malformed"
 RECEIVED = "_received"  # the record's text as received; only on re-reads of chosen lines
 _TEXT = "_text"
 _OPEN = "_open"
+_STRICT = "_strict"
 # Files up to this size are parsed whole; bigger ones are read in blocks of about BLOCK_BYTES,
 # so a 10M-row file is never one frame in memory.
 WHOLE_FILE_BYTES = 64 * 1024**2
@@ -358,7 +359,7 @@ class _Reading:
         judged = records.with_columns(
             pl.when(pl.col(_TEXT).str.contains("\x00", literal=True))
             .then(pl.lit(NUL_BYTE))
-            .when(~pl.col(_TEXT).str.contains(self.grammar.strict))
+            .when(~pl.col(_STRICT))
             .then(pl.lit(STRAY_QUOTE))
             .alias(MALFORMED)
         )
@@ -459,43 +460,43 @@ def _as_text(file_name: str, block: bytes, first_line: int) -> pl.Series:
 
 def _records(lines: pl.Series, grammar: _Grammar, first_line: int) -> pl.DataFrame:
     """`_line` (where each record starts), `_text` (its lines joined by LF, a final CR
-    removed) and `_open` (it ends inside a quoted value: only the last record can)."""
+    removed), `_strict` (it is exactly RFC 4180 fields) and `_open` (it ends inside a quoted
+    value: only the last record can)."""
     frame = pl.DataFrame({_TEXT: lines}).with_row_index(LINE, offset=first_line)
-    has_quote = pl.col(_TEXT).str.contains('"', literal=True)
-    if not frame.select(has_quote.any()).item():
-        return frame.with_columns(
-            pl.col(LINE).cast(pl.Int64),
-            pl.col(_TEXT).str.strip_suffix("\r"),
-            pl.lit(False).alias(_OPEN),
-        )
+    frame = frame.with_columns(pl.col(LINE).cast(pl.Int64))
+    line = pl.col(_TEXT).str.strip_suffix("\r")
+    if not frame.select(pl.col(_TEXT).str.contains('"', literal=True).any()).item():
+        return frame.select(LINE, line, pl.lit(True).alias(_STRICT), pl.lit(False).alias(_OPEN))
+    frame = frame.with_columns(line.str.contains(grammar.strict).alias(_STRICT))
     # Each line maps the state it starts in (outside or inside a quoted value) to the state it
     # ends in: from_out and from_in. Equal: a reset; from_out only: a flip; else identity.
-    frame = frame.with_columns(
-        (has_quote & pl.col(_TEXT).str.contains(grammar.open_from_out)).alias("_from_out")
+    # A strict line closes every quote it opens, so only the others can end one open.
+    unsure = frame[_STRICT].not_().arg_true()
+    from_out = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).scatter(
+        unsure, frame[_TEXT].gather(unsure).str.contains(grammar.open_from_out)
     )
-    if not frame["_from_out"].any():  # the first line starts outside, and so does every next
-        return frame.select(
-            pl.col(LINE).cast(pl.Int64),
-            pl.col(_TEXT).str.strip_suffix("\r"),
-            pl.lit(False).alias(_OPEN),
-        )
-    from_out = pl.col("_from_out")
+    if not from_out.any():  # the first line starts outside, and so does every next
+        return frame.select(LINE, line, _STRICT, pl.lit(False).alias(_OPEN))
+    has_quote = pl.col(_TEXT).str.contains('"', literal=True)
     from_in = ~has_quote | pl.col(_TEXT).str.contains(grammar.open_from_in)
+    frame = frame.with_columns(from_out.alias("_from_out"))
+    from_out = pl.col("_from_out")
     reset = from_out == from_in
     flips = (from_out & ~from_in).cast(pl.Int64).cum_sum()
     base = pl.when(reset).then(from_out).forward_fill().fill_null(False)
     flips_at_reset = pl.when(reset).then(flips).forward_fill().fill_null(0)
     ends_open = base ^ ((flips - flips_at_reset) % 2 == 1)
-    states = frame.with_columns(ends_open.alias(_OPEN)).drop("_from_out")
+    states = frame.with_columns(ends_open.alias(_OPEN)).drop("_from_out", _STRICT)
     record = (~pl.col(_OPEN).shift(1, fill_value=False)).cum_sum().alias("_record")
     return (
         states.group_by(record, maintain_order=True)
         .agg(
-            pl.col(LINE).first().cast(pl.Int64),
+            pl.col(LINE).first(),
             pl.col(_TEXT).str.join("\n").str.strip_suffix("\r"),
             pl.col(_OPEN).last(),
         )
         .drop("_record")
+        .with_columns(pl.col(_TEXT).str.contains(grammar.strict).alias(_STRICT))
     )
 
 

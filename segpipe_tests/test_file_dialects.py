@@ -82,7 +82,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, str]:
 def opted(deployment: Deployment, interest: str) -> list[tuple[str, str]]:
     return deployment.query(
         "SELECT c.email, m.status FROM interest_memberships m JOIN interests i "
-        "USING (interest_id) JOIN constituents c USING (member_id) WHERE i.name = ? ORDER BY 1",
+        "USING (interest_id) JOIN constituents c USING (cons_id) WHERE i.name = ? ORDER BY 1",
         [interest],
     ).rows()
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import polars as pl
 
 from segpipe.ingest import dialect as dialects
+from segpipe.ingest import headers
 from segpipe.ingest.dialect import Dialect, LineEnding
 from segpipe.ingest.errors import UploadRejected
 
@@ -526,6 +527,7 @@ def _parse(content: bytes, delimiter: str, width: int | None, strict: bool = Fal
 
 
 def _header_names(file_name: str, row: list[str]) -> list[str]:
+    """segpipe's column names for the header's named cells (normalized, aliases resolved)."""
     names = [normalize_header(name or "") for name in row]
     seen: set[str] = set()
     for name in names:
@@ -534,4 +536,4 @@ def _header_names(file_name: str, row: list[str]) -> list[str]:
         if name.startswith("_"):
             raise UploadRejected(file_name, f"column names may not start with '_' ('{name}')")
         seen.add(name)
-    return names
+    return headers.canonical_names(file_name, [cell or "" for cell in row], names)

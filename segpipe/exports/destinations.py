@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import duckdb
 import yaml
+
+from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
 
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
@@ -23,11 +26,66 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 # Attentive's (and segpipe's own subscriber upload's) rule for segment names.
 ATTENTIVE_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9 _-]{1,64}$")
-_ALLOWED = {"name", "key", "segments", "format", "fields", "domain", "mode"}
+_ALLOWED = {
+    *("name", "key", "segments", "format", "fields", "domain", "mode", "channel"),
+    *("deliver", "warnings"),  # SFTP delivery and warnings
+}
+_SFTP_REQUIRED = {"host", "username", "path"}
+_SFTP_ALLOWED = _SFTP_REQUIRED | {
+    "port",
+    "key_file",
+    "password_env",
+    "known_hosts",
+    "attempts",
+    "backoff_seconds",
+    "timeout_seconds",
+}
+
+
+class Channel(StrEnum):
+    """What a destination contacts people on, and so whose consent it needs (SPEC 6): `email`
+    needs `email_opt_in`, `sms` needs `sms_opt_in`, and neither may be suppressed on that
+    channel; `none` (a warehouse or ad-audience copy that contacts nobody) needs no consent."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    NONE = "none"
+
+
+def default_channel(key: str) -> Channel:
+    """`sms` for destinations keyed on phone, `email` for every other key (emails and ids:
+    a list keyed on an id is a mailing list in the anchors' ESPs). An attentive destination
+    follows its identifier the same way."""
+    return Channel.SMS if key == "phone" else Channel.EMAIL
 
 
 class DestinationError(ValueError):
     """A destination in segments.yaml that cannot be synced; the message names it."""
+
+
+@dataclass(frozen=True)
+class SftpDelivery:
+    """Where a destination's files are uploaded after each sync (`deliver: {sftp: ...}`).
+
+    `key_file` and `known_hosts` are paths, relative ones from the data directory;
+    `password_env` names the environment variable holding the password (never the password
+    itself, which would sit in segments.yaml). `attempts` connections are tried within a run,
+    `backoff_seconds` apart, doubling each time; `timeout_seconds` bounds each network wait."""
+
+    host: str
+    username: str
+    path: str
+    port: int = 22
+    key_file: str | None = None
+    password_env: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    attempts: int = 3
+    backoff_seconds: float = 2.0
+    timeout_seconds: float = 30.0
+
+    @property
+    def address(self) -> str:
+        return f"sftp://{self.username}@{self.host}:{self.port}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +97,9 @@ class Destination:
     fields: tuple[str, ...] = ()
     domain: str | None = None
     mode: str = "mirror"
+    channel: Channel = Channel.EMAIL
+    deliver: SftpDelivery | None = None
+    warnings: WarningSettings | None = None
 
     @property
     def all_segments(self) -> bool:
@@ -122,6 +183,9 @@ def _destination(position: int, entry) -> Destination:
     fields = entry.get("fields") or []
     if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
         fail("`fields` must be a list of constituent column names")
+    channel = entry.get("channel", default_channel(key))
+    if channel not in set(Channel):
+        fail(f"unknown channel {channel!r}; one of {', '.join(Channel)}")
     domain = entry.get("domain")
     if form == "attentive":
         if key not in ("phone", "email"):
@@ -132,6 +196,10 @@ def _destination(position: int, entry) -> Destination:
             fail("attentive needs a `domain` of lower-case letters, digits, '.' and '-'")
     elif domain is not None:
         fail("`domain` applies to the attentive format only")
+    try:
+        warnings = parse_warnings(entry.get("warnings"), label)
+    except WarningsError as error:
+        raise DestinationError(str(error)) from None
     return Destination(
         name=name,
         key=key,
@@ -140,6 +208,46 @@ def _destination(position: int, entry) -> Destination:
         fields=tuple(fields),
         domain=domain,
         mode=mode,
+        channel=Channel(channel),
+        deliver=_sftp(entry.get("deliver"), fail),
+        warnings=warnings,
+    )
+
+
+def _sftp(entry, fail) -> SftpDelivery | None:
+    """`deliver: {sftp: {host, port, username, key_file | password_env, path, known_hosts}}`."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) != {"sftp"} or not isinstance(entry["sftp"], dict):
+        fail("`deliver` takes `sftp: {host, username, path, key_file or password_env, ...}`")
+    sftp = entry["sftp"]
+    if missing := sorted(_SFTP_REQUIRED - set(sftp)):
+        fail(f"deliver.sftp needs {', '.join(missing)}")
+    if unknown := sorted(set(sftp) - _SFTP_ALLOWED):
+        fail(f"deliver.sftp: unknown setting(s) {', '.join(unknown)}")
+    if ("key_file" in sftp) == ("password_env" in sftp):
+        fail("deliver.sftp needs one of `key_file` or `password_env`")
+    if not str(sftp["path"]).startswith("/"):
+        fail("deliver.sftp.path must be an absolute folder on the server, like /uploads")
+    try:
+        numbers = {
+            "port": int(sftp.get("port", 22)),
+            "attempts": int(sftp.get("attempts", 3)),
+            "backoff_seconds": float(sftp.get("backoff_seconds", 2.0)),
+            "timeout_seconds": float(sftp.get("timeout_seconds", 30.0)),
+        }
+    except (TypeError, ValueError):
+        fail("deliver.sftp: port, attempts, backoff_seconds and timeout_seconds are numbers")
+    if numbers["attempts"] < 1 or not 0 < numbers["port"] < 65536:
+        fail("deliver.sftp: attempts must be 1 or more, port between 1 and 65535")
+    return SftpDelivery(
+        host=str(sftp["host"]),
+        username=str(sftp["username"]),
+        path=str(sftp["path"]).rstrip("/") or "/",
+        key_file=sftp.get("key_file"),
+        password_env=sftp.get("password_env"),
+        known_hosts=str(sftp.get("known_hosts", "~/.ssh/known_hosts")),
+        **numbers,
     )
 
 

@@ -19,11 +19,13 @@ import polars as pl
 
 from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_frame
+from segpipe.ingest import dialect as dialects
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind, kind_of, printable
 from segpipe.ingest.guard import check_cells, inspect_content
-from segpipe.ingest.reader import LINE, only_lines, read_batches, read_file
+from segpipe.ingest.masking import mask_expr
+from segpipe.ingest.reader import LINE, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
@@ -136,8 +138,11 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
 
 def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id):
     rules = rules_for(kind_of(received.file_name), received.file_name, data.segments_yaml)
-    read = {**facts, "kind": str(rules.kind)}
-    rows_in = _guarded_validation(con, received, rules, lambda rows: _read(outcome, read, rows))
+
+    def on_read(rows: int) -> None:
+        _read(outcome, {**facts, "kind": str(rules.kind)}, rows)
+
+    rows_in, dialect = _guarded_validation(con, received, rules, facts, on_read)
     # Before anything shows a row: an erased person's rows never reach a preview.
     erasures.ignore_erased(con, VALIDATED_TABLE)
     validated_counts = _outcomes_in(con, VALIDATED_TABLE)
@@ -160,7 +165,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     # (DuckDB), each on its own core, and is on disk before the upload commits: a refused row
     # is never lost, even if writing its report fails.
     with ThreadPoolExecutor(1, thread_name_prefix="segpipe-errors") as pool:
-        report_written = pool.submit(_write_error_report, data, received, rules, refused)
+        report_written = pool.submit(_write_error_report, data, received, rules, dialect, refused)
         with transaction(con):
             rules.apply(con, resolved, upload)
             _record(
@@ -183,30 +188,30 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     con.execute(f"DROP TABLE {resolved}")
 
 
-def _raw_batches(received: ReceivedFile, rules, lines: pl.Series | None = None):
+def _raw_batches(received: ReceivedFile, rules, dialect, lines: pl.Series | None = None):
     """The file's rows as text: in slices when the kind validates row by row, else whole (read
     the same way both times, so a line reads alike for validation and for the errors report);
-    only those on `lines` when given."""
+    only those on `lines` when given, each with the record as received."""
+    shape = {"header": rules.header, "columns": rules.columns, "dialect": dialect, "lines": lines}
     if rules.row_by_row:
-        return read_batches(
-            received.path, header=rules.header, columns=rules.columns, rows=CHUNK_ROWS, lines=lines
-        )
-    return iter(
-        [only_lines(read_file(received.path, header=rules.header, columns=rules.columns), lines)]
-    )
+        return read_batches(received.path, rows=CHUNK_ROWS, **shape)
+    return iter([read_file(received.path, **shape)])
 
 
 def _read(outcome: UploadOutcome, facts: dict, rows_in: int) -> None:
     outcome.stages["raw_upload"] = {**facts, "rows_in": rows_in}
 
 
-def _guarded_validation(con, received: ReceivedFile, rules, on_read) -> int:
-    """`_validate_into_table`, where any unexpected error reading or validating this one file
-    (a library's parse error, memory) becomes the file's rejection: a poison file is set aside
-    with a reason and never blocks the files after it. Its message is not passed on: it may
-    quote the file's content."""
+def _guarded_validation(con, received: ReceivedFile, rules, facts: dict, on_read):
+    """(rows read, the file's dialect): the dialect detected (added to `facts`, the raw
+    upload's metadata, read or rejected), then `_validate_into_table`. Any unexpected error
+    reading or validating this one file (a library's parse error, memory) becomes the file's
+    rejection: a poison file is set aside with a reason and never blocks the files after it.
+    Its message is not passed on: it may quote the file's content."""
     try:
-        return _validate_into_table(con, received, rules, on_read)
+        dialect = dialects.detect(received.path)
+        facts.update(dialect.metadata())
+        return _validate_into_table(con, received, rules, dialect, on_read), dialect
     except UploadRejected:
         raise
     except Exception as error:
@@ -217,23 +222,24 @@ def _guarded_validation(con, received: ReceivedFile, rules, on_read) -> int:
         ) from None
 
 
-def _validate_into_table(con, received: ReceivedFile, rules, on_read) -> int:
+def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read) -> int:
     """Validate the file slice by slice into the temp table VALIDATED_TABLE; rows read.
     `on_read(rows_in)` is called once the whole file has been read.
 
     The next slice is read and validated (polars) while this one is inserted (DuckDB): the two
     overlap on a second core instead of taking turns."""
     con.execute(f"DROP TABLE IF EXISTS {VALIDATED_TABLE}")
-    rows_in, rejected = 0, None
-    for height, validated in read_ahead(_validated_slices(received, rules)):
+    rows_in, rejected, created = 0, None, False
+    for height, validated in read_ahead(_validated_slices(received, rules, dialect)):
         rows_in += height
         if isinstance(validated, UploadRejected):
             rejected = validated
         if rejected:
             continue  # the rest of the file is only counted
         with registered(con, "_validated_slice", validated):
-            if rows_in == height:
+            if not created:
                 con.execute(f"CREATE TEMP TABLE {VALIDATED_TABLE} AS FROM _validated_slice")
+                created = True
             else:
                 con.execute(f"INSERT INTO {VALIDATED_TABLE} BY NAME FROM _validated_slice")
     on_read(rows_in)
@@ -244,12 +250,12 @@ def _validate_into_table(con, received: ReceivedFile, rules, on_read) -> int:
 
 
 def _validated_slices(
-    received: ReceivedFile, rules
+    received: ReceivedFile, rules, dialect
 ) -> Iterator[tuple[int, pl.DataFrame | UploadRejected]]:
     """(rows read, their validated frame) per slice of the file; once a slice rejects the whole
     file, (rows read, the rejection) and then only the row counts of the rest."""
     rejection = None
-    for raw in _raw_batches(received, rules):
+    for raw in _raw_batches(received, rules, dialect):
         if rejection is None:
             try:
                 check_cells(received.file_name, raw, LINE)
@@ -282,10 +288,13 @@ def _refused_lines(con, resolved: str) -> pl.DataFrame:
     )
 
 
-def _write_error_report(data: DataDir, received: ReceivedFile, rules, refused: pl.DataFrame):
+def _write_error_report(
+    data: DataDir, received: ReceivedFile, rules, dialect, refused: pl.DataFrame
+):
     """The errors file of `refused` rows, each with the row as received; its path or None."""
     if not refused.is_empty():
-        refused = report.error_rows(refused, _raw_batches(received, rules, refused[LINE]))
+        raw = _raw_batches(received, rules, dialect, refused[LINE])
+        refused = report.error_rows(refused, raw)
         refused = report.without_cells(refused, erasures.ERASED_REASON)
     return _write_errors(data, received.upload_id, refused)
 
@@ -339,6 +348,8 @@ def _reasons(con, table: str) -> dict[str, Markdown]:
         con,
         f"SELECT {REASON}, count(*) AS len FROM {table} WHERE {REASON} IS NOT NULL GROUP BY ALL",
     )
+    # Reasons quote values (a segment name, an id): masked like every message from the file.
+    grouped = grouped.group_by(mask_expr(pl.col(REASON))).agg(pl.col("len").sum())
     # Most common first, then by reason: the order polars' reason_counts gives.
     reasons = dict(grouped.sort("len", REASON, descending=[True, False]).iter_rows())
     if not reasons:

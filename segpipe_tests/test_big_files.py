@@ -1,6 +1,7 @@
 """A big file is read and validated a slice at a time (segpipe.pipeline.CHUNK_ROWS rows) and
-streamed from disk past segpipe.ingest.reader.WHOLE_FILE_BYTES. Here both limits are made tiny so
-a few-line file takes that path: the outcome must be the one a whole-file read gives."""
+streamed from disk past segpipe.ingest.reader.WHOLE_FILE_BYTES in blocks of about
+segpipe.ingest.reader.BLOCK_BYTES. Here the limits are made tiny so a few-line file takes that
+path, cut into many blocks: the outcome must be the one a whole-file read gives."""
 
 import pytest
 
@@ -30,6 +31,7 @@ def sliced(request, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "sliced":
         monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
         monkeypatch.setattr(reader, "WHOLE_FILE_BYTES", 0)
+        monkeypatch.setattr(reader, "BLOCK_BYTES", 16)  # a block ends inside most records
     return request.param
 
 
@@ -67,13 +69,48 @@ def test_a_missing_column_rejects_the_file_with_every_row_counted(deployment: De
     assert (row["rows_in"], row["rows_rejected"]) == (5, 5)
 
 
-def test_an_unreadable_line_far_into_a_file_rejects_it(deployment: Deployment, sliced):
-    lines = ["email,interest_name,opt", *["a@b.org,X,in"] * 6, 'a@b.org,"X,in']
+def test_a_quote_never_closed_rejects_the_file_naming_its_line(deployment: Deployment, sliced):
+    lines = ["email,interest_name,opt", *["a@b.org,X,in"] * 6, 'a@b.org,"X,in', "c@d.org,Y,in"]
     deployment.drop("segmentation_broken.csv", "\n".join(lines) + "\n")
 
     deployment.run()
 
     row = deployment.upload("segmentation_broken.csv")
     assert row["status"] == "rejected"
-    assert row["error"].startswith("not a readable CSV file")
+    assert row["error"] == "line 8: a quoted value is never closed"
     assert deployment.query("SELECT count(*) FROM interest_memberships").item() == 0
+
+
+def test_bad_lines_far_into_a_file_cost_only_their_row(deployment: Deployment, sliced):
+    """A ragged line, a bare quote and a NUL byte deep in the file, after quoted values that
+    span lines (CRLF, as Excel writes them): each refused at its physical line, the rest
+    applied."""
+    deployment.drop("constituents_a.csv", PEOPLE)
+    rows = [
+        "email,interest_name,opt",
+        *['ana@example.org,"Multi\r\nLine",in'] * 3,  # lines 2-7
+        "ben@example.org,Digest,in,surplus",  # line 8
+        'ben@example.org,O"Neil,in',  # line 9
+        "ben@example.org,Nul\x00,in",  # line 10
+        'ben@example.org,"Quoted, ""Twice""",in',  # line 11
+    ]
+    deployment.drop("segmentation_deep.csv", "\r\n".join(rows) + "\r\n")
+
+    deployment.run()
+
+    row = deployment.upload("segmentation_deep.csv")
+    assert (row["status"], row["rows_in"], row["rows_applied"]) == ("applied", 7, 2)
+    assert (row["rows_rejected"], row["rows_superseded"]) == (3, 2)
+    errors = deployment.errors("segmentation_deep.csv").filter(outcome="rejected")
+    assert errors.select("line", "received").rows() == [
+        ("8", "ben@example.org,Digest,in,surplus"),
+        ("9", 'ben@example.org,O"Neil,in'),
+        ("10", "ben@example.org,Nul\x00,in"),
+    ]
+    assert errors["reason"][0] == "line has 4 fields, the header has 3"
+    assert errors["reason"][2] == "contains a NUL byte"
+    statuses = deployment.query(
+        "SELECT i.name, m.status FROM interest_memberships m "
+        "JOIN interests i USING (interest_id) ORDER BY ALL"
+    )
+    assert statuses.rows() == [("Multi\r\nLine", "opted_in"), ('Quoted, "Twice"', "opted_in")]

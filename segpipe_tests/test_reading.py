@@ -4,6 +4,7 @@ import gzip
 
 import pytest
 
+from segpipe.ingest import reader
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind, delivery_of, kind_of
 from segpipe.ingest.reader import normalize_header, read_rows
@@ -91,7 +92,7 @@ def test_gzip_files_are_read():
         (b"email,opt\na@b.org,in\n\xff\xfe,out\n", "not valid UTF-8 (line 3"),
         (b"email,Email\na@b.org,x\n", "header names column 'email' twice"),
         (b"email,email\na@b.org,x\n", "header names column 'email' twice"),
-        (b'email,opt\n"jane@example.org,in\n', "not a readable CSV file"),
+        (b'email,opt\n"jane@example.org,in\n', "line 2: a quoted value is never closed"),
     ],
 )
 def test_whole_file_problems_name_the_file_and_the_problem(payload, problem):
@@ -100,3 +101,50 @@ def test_whole_file_problems_name_the_file_and_the_problem(payload, problem):
     assert str(error.value).startswith("segmentation_x.csv: ")
     assert problem in str(error.value)
     assert "@" not in str(error.value)  # the message never quotes a row
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"email,,opt\na@b.org,x,in\n", "column 2 has no name in the header but holds values"),
+        (b"sep=:\nemail:opt\na@b.org:in\n", "line 1 (sep=) names a delimiter other than"),
+        ("email,opt\na@b.org,in\n".encode("utf-16-le"), "looks like UTF-16"),
+        (b'email,o"pt\na@b.org,in\n', "line 1 (the header): a quote"),
+    ],
+)
+def test_headers_and_encodings_segpipe_cannot_read_exactly_are_refused(payload, problem):
+    with pytest.raises(UploadRejected) as error:
+        read_rows("segmentation_x.csv", payload, header=True)
+    assert problem in str(error.value)
+
+
+def test_utf16_big_endian_with_a_bom_is_read():
+    payload = "email\tname\r\na@b.org\tZoë\r\n".encode("utf-16-be")
+    frame = read_rows("s.csv", b"\xfe\xff" + payload, header=True)
+    assert frame.select("_line", "email", "name").rows() == [(2, "a@b.org", "Zoë")]
+
+
+def test_unnamed_columns_empty_everywhere_are_dropped_wherever_they_are():
+    frame = read_rows("s.csv", b"email,,opt,\na@b.org,,in,\nc@d.org,,out\n", header=True)
+    assert frame.select("_line", "email", "opt").rows() == [
+        (2, "a@b.org", "in"),
+        (3, "c@d.org", "out"),  # Excel stops a row before its empty trailing columns
+    ]
+    assert frame.columns == ["_line", "email", "opt", "_malformed"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"email,opt\r\na@b.org,in\r\nc@d.org,out\r\n",
+        b"email,opt,,\na@b.org,in,,\nc@d.org, out ,,\n",
+        b"email;opt\na@b.org;in\n;\nc@d.org;\n",
+        b"email,opt\na@b.org,in,extra\nc@d.org\n",
+        b"email\ta\n x@y.org \t1\n",
+    ],
+)
+def test_the_fast_path_reads_what_the_record_path_reads(payload, monkeypatch):
+    """Blocks without quotes skip the record automaton; the rows must be the same."""
+    fast = read_rows("s.csv", payload, header=True)
+    monkeypatch.setattr(reader._Reading, "_regular", lambda self, block, first_line: None)
+    assert fast.to_dicts() == read_rows("s.csv", payload, header=True).to_dicts()

@@ -7,10 +7,10 @@ with a reason; the patterns and `*_problem` expressions here are the one home of
 
 from __future__ import annotations
 
-import re
-
 import phonenumbers
 import polars as pl
+
+from segpipe.ingest import masking
 
 # Emails (SPEC section 2 "Values"): a dot-atom local part (RFC 5322 atext, Unicode letters
 # allowed as RFC 6531 does) of at most 64 characters, no leading, trailing or doubled dot;
@@ -217,21 +217,7 @@ def mask_phone(value: pl.Expr) -> pl.Expr:
     return pl.lit("***-***-") + value.str.slice(-4)
 
 
-# Emails and phone numbers inside free text (an error message, a warning): an email, or a phone
-# number in any of the forms the spec accepts, not glued to a word (so `..._20261102_1.csv`, a
-# file name's date, stays as it is).
-_EMAIL_IN_TEXT = r"[^@\s<>()\[\],;:'\"]+@[^@\s<>()\[\],;:'\"]+\.[A-Za-z]{2,}"
-_PHONE_IN_TEXT = (
-    r"(?<![\w+])(?:\+\d{8,15}|(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4})(?![\w])"
-)
-
-
 def mask_text(text: str) -> str:
-    """`text` with every email and phone number in it masked as `mask_email` and `mask_phone`
-    mask a column: for messages (a few lines), not for a file's rows."""
-
-    def masked(value: str, mask) -> str:
-        return pl.select(mask(pl.lit(value))).item()
-
-    text = re.sub(_EMAIL_IN_TEXT, lambda m: masked(m.group(0), mask_email), text)
-    return re.sub(_PHONE_IN_TEXT, lambda m: masked(m.group(0), mask_phone), text)
+    """`text` with every email and phone number in it masked, for messages: the one masking
+    rule of `segpipe.ingest.masking`."""
+    return masking.mask(text)

@@ -1,27 +1,56 @@
-"""Turn a received file's bytes into a frame of strings, one row per data line.
+"""Turn a received file's bytes into frames of strings, one row per record, each with the
+physical line it starts on.
 
-Whole-file problems (not UTF-8, empty, no data rows, unreadable CSV, duplicate headers) raise
-UploadRejected. Cells are trimmed and blank cells become null; nothing else is interpreted here.
+The dialect (segpipe.ingest.dialect) is detected once from the file's head. Records are found
+over whole columns of physical lines: a line continues the record before it when that record's
+quoted value is still open, which a two-state automaton over the lines decides (RFC 4180: a
+quote opens a quoted value only at the start of a field; inside one, `""` is a quote). Each
+record is then judged on its own:
+
+- a NUL byte, a quote inside an unquoted value (`Bob,O"Neil`), or more or fewer fields than the
+  header reject that record only (`_malformed` holds the reason; its cells are null);
+- every other record is parsed by polars, cells trimmed, blank cells null.
+
+A block with no quote, no NUL byte and the header's field count on every line (the usual
+export) skips the automaton: polars parses its bytes directly, one record per line.
+
+Whole-file problems (encoding, empty, no data rows, an unclosed quote at the end, duplicate or
+reserved header names, an unnamed column holding values) raise UploadRejected. Files over
+WHOLE_FILE_BYTES are read in blocks cut at record boundaries, with the same result.
 """
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from segpipe.ingest import dialect as dialects
 from segpipe.ingest import headers
+from segpipe.ingest.dialect import Dialect, LineEnding
 from segpipe.ingest.errors import UploadRejected
 
 LINE = "_line"
 MALFORMED = "_malformed"
-FIELDS = "_fields"
-_BOM = b"\xef\xbb\xbf"
+RECEIVED = "_received"  # the record's text as received; only on re-reads of chosen lines
+_TEXT = "_text"
+_OPEN = "_open"
+_STRICT = "_strict"
+# Files up to this size are parsed whole; bigger ones are read in blocks of about BLOCK_BYTES,
+# so a 10M-row file is never one frame in memory.
+WHOLE_FILE_BYTES = 64 * 1024**2
+BLOCK_BYTES = 32 * 1024**2
+NUL_BYTE = "contains a NUL byte"
+STRAY_QUOTE = (
+    'a quote (") inside an unquoted value or after a closing quote; '
+    "put the whole value in quotes and double the quote inside it"
+)
+_IN_CLASS = {",": ",", ";": ";", "\t": r"\t", "|": r"\|"}
 
 
 def normalize_header(name: str) -> str:
@@ -29,109 +58,80 @@ def normalize_header(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
-def decode(file_name: str, payload: bytes) -> bytes:
-    """The file's UTF-8 bytes without BOM or gzip wrapping; checks the encoding."""
-    if file_name.lower().endswith(".gz"):
-        try:
-            payload = gzip.decompress(payload)
-        except OSError as error:
-            raise UploadRejected(file_name, f"not a valid gzip file ({error})") from None
-    if payload.startswith(_BOM):
-        payload = payload[len(_BOM) :]
-    if not payload.strip():
-        raise UploadRejected(file_name, "file is empty")
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = payload.count(b"\n", 0, error.start) + 1
-        raise UploadRejected(
-            file_name, f"not valid UTF-8 (line {line}, byte offset {error.start})"
-        ) from None
-    return payload
+@dataclass(frozen=True)
+class _Grammar:
+    """Regular expressions over one line or record for a delimiter (rust regex, no lookaround)."""
 
+    open_from_out: str  # a line read from a field start ends inside a quoted value
+    open_from_in: str  # a line read from inside a quoted value ends inside one
+    strict: str  # a record is exactly RFC 4180 fields
+    quoted: str  # one quoted value
 
-def read_rows(file_name: str, payload: bytes, *, header: bool, columns: int | None = None):
-    """Parse CSV bytes into string columns plus `_line`, the 1-based line number in the file,
-    and `_malformed`, the problem of a row whose field count differs from the header's."""
-    text = decode(file_name, payload)
-    try:
-        records = pl.read_csv(
-            io.BytesIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True
+    @classmethod
+    def of(cls, delimiter: str) -> _Grammar:
+        d = _IN_CLASS[delimiter]
+        body = r'(?:[^"]|"")*'
+        lenient = rf'(?:"{body}"[^{d}"]*|[^{d}"][^{d}]*|)'
+        field = rf'(?:"{body}"|[^{d}"]*)'
+        return cls(
+            open_from_out=rf'^(?:{lenient}{d})*"{body}$',
+            open_from_in=rf'^{body}$|^{body}"[^{d}"]*(?:{d}{lenient})*{d}"{body}$',
+            strict=rf"^{field}(?:{d}{field})*$",
+            quoted=rf'"{body}"',
         )
-    except pl.exceptions.PolarsError:
-        # polars' message quotes the raw record, which may hold emails or phones: not passed on.
-        raise UploadRejected(
-            file_name, "not a readable CSV file: a quoted value is never closed"
-        ) from None
-    numbered = records.with_columns(
-        pl.all().str.strip_chars().replace("", None),
-        **_physical_lines(text, records.height),
+
+
+@dataclass(frozen=True)
+class Header:
+    """The columns records are read into: names as written ("" when unnamed), and how many
+    fields a record may have (Excel pads rows with empty trailing columns, or not)."""
+
+    names: list[str]
+    min_fields: int
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+
+def read_rows(
+    file_name: str,
+    payload: bytes,
+    *,
+    header: bool,
+    columns: int | None = None,
+    dialect: Dialect | None = None,
+) -> pl.DataFrame:
+    """Parse a file's bytes into string columns plus `_line` (the physical line each record
+    starts on, 1-based) and `_malformed` (why a record is refused, else null)."""
+    if file_name.lower().endswith(".gz"):
+        payload = _gunzip(file_name, payload)
+    dialect = dialect or dialects.detect_bytes(file_name, payload[: dialects.SAMPLE_BYTES])
+    content = dialects.utf8_content(file_name, payload, dialect.encoding)
+    frames = _read(file_name, dialect, header, columns, None, iter([content]))
+    return _one(list(frames))
+
+
+def read_file(
+    path: Path,
+    *,
+    header: bool,
+    columns: int | None = None,
+    dialect: Dialect | None = None,
+    lines: pl.Series | None = None,
+) -> pl.DataFrame:
+    """The whole file as one frame (see read_batches)."""
+    return _one(
+        list(
+            read_batches(
+                path, header=header, columns=columns, rows=None, lines=lines, dialect=dialect
+            )
+        )
     )
-    expected = columns if not header else records.width
-    if header:
-        names = _header_names(file_name, numbered.row(0)[: records.width])
-        numbered = numbered.slice(1).rename(dict(zip(records.columns, names, strict=True)))
-    else:
-        numbered = _exactly(numbered, records.columns, columns)
-    data = numbered.filter(~pl.all_horizontal(pl.exclude(LINE, FIELDS).is_null()))
-    if data.height == 0:
-        raise UploadRejected(file_name, "file has no data rows")
-    malformed = pl.when(pl.col(FIELDS).is_not_null() & (pl.col(FIELDS) != expected)).then(
-        pl.format("line has {} fields, the header has {}", pl.col(FIELDS), pl.lit(expected))
-        if header
-        else pl.format("line has {} fields, expected {}", pl.col(FIELDS), pl.lit(expected))
-    )
-    return data.select(LINE, pl.exclude(LINE, FIELDS), malformed.alias(MALFORMED))
 
 
-def _physical_lines(text: bytes, records: int) -> dict[str, pl.Expr]:
-    """Each record's line number and field count, when every record is one physical line; when
-    a quoted value spans lines, the record number and no count (nothing reliable to compare)."""
-    lines = pl.Series(text.decode("utf-8").removesuffix("\n").split("\n"), dtype=pl.String)
-    if lines.len() != records:
-        return {
-            LINE: pl.int_range(1, records + 1, dtype=pl.Int64),
-            FIELDS: pl.lit(None, pl.Int64),
-        }
-    unquoted = lines.str.strip_suffix("\r").str.replace_all(r'"[^"]*"', "")
-    fields = (unquoted.str.count_matches(",") + 1).cast(pl.Int64)
-    return {
-        LINE: pl.int_range(1, records + 1, dtype=pl.Int64),
-        FIELDS: pl.lit(fields),
-    }
-
-
-def _exactly(frame: pl.DataFrame, read: list[str], columns: int) -> pl.DataFrame:
-    """A headerless file's first `columns` columns, named column_1.., null-filled if short."""
-    wanted = [f"column_{i + 1}" for i in range(columns)]
-    cells = [
-        pl.col(read[i]).alias(name) if i < len(read) else pl.lit(None, pl.String).alias(name)
-        for i, name in enumerate(wanted)
-    ]
-    return frame.select(LINE, *cells, FIELDS)
-
-
-def _header_names(file_name: str, row: tuple) -> list[str]:
-    names = [normalize_header(name or "") for name in row]
-    seen: set[str] = set()
-    for name in names:
-        if not name:
-            raise UploadRejected(file_name, "header has an empty column name")
-        if name in seen:
-            raise UploadRejected(file_name, f"header names column '{name}' twice")
-        if name.startswith("_"):
-            raise UploadRejected(file_name, f"column names may not start with '_' ('{name}')")
-        seen.add(name)
-    return headers.canonical_names(file_name, [cell or "" for cell in row], names)
-
-
-def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.DataFrame:
-    return read_rows(path.name, path.read_bytes(), header=header, columns=columns)
-
-
-# Files up to this size are parsed whole (the exact path small files always took); bigger
-# ones stream in slices, so a 10M-row file is never one frame in memory.
-WHOLE_FILE_BYTES = 64 * 1024**2
+def _one(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
 
 
 def only_lines(frame: pl.DataFrame, lines: pl.Series | None) -> pl.DataFrame:
@@ -144,78 +144,396 @@ def read_batches(
     *,
     header: bool,
     columns: int | None = None,
-    rows: int = 1_000_000,
+    rows: int | None = 1_000_000,
     lines: pl.Series | None = None,
+    dialect: Dialect | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """The file's rows as consecutive frames of about `rows` rows, each like `read_file`'s;
-    only the rows on `lines` (`_line` values) when given."""
-    if path.stat().st_size <= WHOLE_FILE_BYTES:
-        whole = only_lines(read_file(path, header=header, columns=columns), lines)
-        for offset in range(0, whole.height, rows):
-            yield whole.slice(offset, rows)
-        return
-    if path.name.lower().endswith(".gz") or not _plain_utf8(path):
-        # Unwrapped in memory; decode also names the line of an encoding error.
-        source = io.BytesIO(decode(path.name, path.read_bytes()))
+    """The file's records as consecutive frames of about `rows` rows: string columns named by
+    the header (normalized) or column_1.. (headerless, `columns` of them), `_line` Int64 and
+    `_malformed` String. With `lines` (`_line` values), only those records, each with
+    `_received`, its text as received. Raises UploadRejected for whole-file problems."""
+    dialect = dialect or dialects.detect(path)
+    small = path.stat().st_size <= WHOLE_FILE_BYTES
+    blocks = _contents(path, dialect, whole=small)
+    for frame in _read(path.name, dialect, header, columns, lines, blocks):
+        if rows is None:
+            yield frame
+            continue
+        for offset in range(0, max(frame.height, 1), rows):
+            yield frame.slice(offset, rows)
+
+
+def _read(file_name, dialect, header, columns, lines, blocks) -> Iterator[pl.DataFrame]:
+    """The frames of `blocks`; a block with no rows (a header alone in the first block, say)
+    gives none unless the file gives no rows at all."""
+    reading = _Reading(file_name, dialect, header, columns, lines)
+    yielded, first_empty = False, None
+    for frame in reading.frames(blocks):
+        if frame.height:
+            yielded = True
+            yield frame
+        elif first_empty is None:
+            first_empty = frame
+    if reading.records == 0 and lines is None:
+        raise UploadRejected(file_name, "file has no data rows")
+    if not yielded and first_empty is not None:
+        yield first_empty
+
+
+def _gunzip(file_name: str, payload: bytes) -> bytes:
+    try:
+        return gzip.decompress(payload)
+    except (OSError, EOFError) as error:
+        raise UploadRejected(file_name, f"not a valid gzip file ({error})") from None
+
+
+def _contents(path: Path, dialect: Dialect, *, whole: bool) -> Iterator[bytes]:
+    """The file's UTF-8 content: whole, or in blocks of about BLOCK_BYTES cut after a line
+    break. Compressed and UTF-16 files are unwrapped in memory first."""
+    if whole or dialect.gzip or dialect.encoding in dialects.TRANSCODED:
+        payload = path.read_bytes()
+        if dialect.gzip:
+            payload = _gunzip(path.name, payload)
+        content = dialects.utf8_content(path.name, payload, dialect.encoding)
+        if whole:
+            yield content
+            return
+        source = io.BytesIO(content)
     else:
-        source = path  # read by polars itself: the file's bytes are never held whole
-    yield from _streamed(path.name, source, header, columns, rows, lines)
+        source = path.open("rb")
+        source.read(len(dialects.bom_of(dialect.encoding)))
+    with source:
+        yield from _cut_blocks(source, b"\r" if dialect.line_ending == LineEnding.CR else b"\n")
 
 
-def _plain_utf8(path: Path, block: int = 16 * 1024**2) -> bool:
-    """True when the file is valid UTF-8 with no byte-order mark, checked a block at a time."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as file:
-        if file.read(len(_BOM)) == _BOM:
-            return False
-        file.seek(0)
+def _cut_blocks(source, line_break: bytes) -> Iterator[bytes]:
+    rest = b""
+    while block := source.read(BLOCK_BYTES):
+        block = rest + block
+        cut = block.rfind(line_break) + 1
+        if cut == 0:
+            rest = block
+            continue
+        rest = block[cut:]
+        yield block[:cut]
+    if rest:
+        yield rest
+
+
+class _Reading:
+    """One pass over a file's content blocks: the header, line numbers and counts carry over."""
+
+    def __init__(self, file_name, dialect: Dialect, header: bool, columns, lines):
+        self.file_name = file_name
+        self.dialect = dialect
+        self.has_header = header
+        self.header: Header | None = (
+            None if header else Header([f"column_{i + 1}" for i in range(columns)], columns)
+        )
+        self.lines = lines
+        self.grammar = _Grammar.of(dialect.delimiter)
+        self.records = 0  # data records seen, blank lines not counted
+
+    def frames(self, blocks: Iterator[bytes]) -> Iterator[pl.DataFrame]:
+        """One frame per block; a record still open at a block's end moves to the next."""
+        next_line = 2 if self.dialect.sep_line else 1
+        carried = b""
+        pending = next(blocks, None)
+        sep_line = dialects.SEP_LINE.match(pending or b"") if self.dialect.sep_line else None
+        if sep_line:
+            pending = pending[sep_line.end() :]
+        while pending is not None:
+            block = carried + pending
+            following = next(blocks, None)
+            frame, carried, consumed = self._block(block, next_line, last=following is None)
+            next_line += consumed
+            if frame is not None:
+                yield frame
+            pending = following
+        if self.header is None:
+            raise UploadRejected(self.file_name, "file is empty")
+
+    def _block(self, block: bytes, first_line: int, last: bool):
+        """(frame or None, bytes carried to the next block, physical lines consumed)."""
+        if self.dialect.line_ending == LineEnding.CR:
+            block = block.replace(b"\r", b"\n")
+        skipped = 0
+        if self.header is None:
+            block, skipped = self._take_header(block, first_line)
+        if self.header is not None:
+            regular = self._regular(block, first_line + skipped)
+            if regular is not None:
+                frame, lines = regular
+                return frame, b"", skipped + lines
+        frame, carried, consumed = self._records_of(block, first_line + skipped, last)
+        return frame, carried, skipped + consumed
+
+    def _take_header(self, block: bytes, first_line: int) -> tuple[bytes, int]:
+        """The block after its header line, and the lines that took (blank ones first), when
+        the header is one complete line; else the block unchanged, for the record path."""
+        blank = re.match(rb"(?:[ \t]*\r?\n)*", block).end()
+        end = block.find(b"\n", blank)
+        if end < 0:
+            return block, 0
+        text = _as_text(self.file_name, block[blank:end], first_line)
+        record = _records(text, self.grammar, first_line)
+        if record[_OPEN][0]:
+            return block, 0  # a header with a line break inside a quoted name
+        skipped = block.count(b"\n", 0, blank)
+        self.header = self._read_header({LINE: first_line + skipped, _TEXT: record[_TEXT][0]})
+        return block[end + 1 :], skipped + 1
+
+    def _regular(self, block: bytes, first_line: int) -> tuple[pl.DataFrame, int] | None:
+        """The fast path of the usual block: no quote, no NUL byte, every line holding the
+        header's number of fields (its delimiter count adds up, and polars finds no line with
+        more), one record per line. (frame, lines read), or None when any of that fails (the
+        record path then)."""
+        header, d = self.header, self.dialect.delimiter
+        lines = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+        if (
+            b'"' in block
+            or b"\x00" in block
+            or block.count(d.encode()) != (header.width - 1) * lines
+        ):
+            return None
         try:
-            while chunk := file.read(block):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
-    return True
+            parsed = _parse(block, d, width=header.width, strict=True)
+        except pl.exceptions.PolarsError:
+            return None  # a line with more fields, or bytes that are not UTF-8
+        if parsed.height != lines:
+            return None
+        rows = parsed.with_row_index(LINE, offset=first_line).with_columns(
+            pl.col(LINE).cast(pl.Int64), pl.lit(None, pl.String).alias(MALFORMED)
+        )
+        if self.lines is not None:
+            # Without quotes a line is exactly its fields joined by the delimiter.
+            rows = rows.filter(pl.col(LINE).is_in(self.lines.cast(pl.Int64).implode()))
+            cells = [pl.col(name).fill_null("") for name in parsed.columns]
+            rows = rows.with_columns(pl.concat_str(cells, separator=d).alias(RECEIVED))
+        return self._finished(rows), lines
+
+    def _records_of(self, block: bytes, first_line: int, last: bool):
+        """The record path: (frame or None, bytes carried, physical lines consumed)."""
+        if not block:
+            return None, b"", 0
+        text = _as_text(self.file_name, block, first_line)
+        lines = text.str.split("\n").explode()
+        if block.endswith(b"\n"):
+            lines = lines.slice(0, lines.len() - 1)
+        records = _records(lines, self.grammar, first_line)
+        carried, consumed = b"", lines.len()
+        if records.height and records[_OPEN][-1]:
+            start = records[LINE][-1]
+            if last:
+                raise UploadRejected(
+                    self.file_name, f"line {start}: a quoted value is never closed"
+                )
+            keep = start - first_line
+            carried = block[lines.slice(0, keep).str.len_bytes().sum() + keep :]
+            records, consumed = records.slice(0, records.height - 1), keep
+        records = records.filter(pl.col(_TEXT).str.strip_chars() != "")
+        if self.header is None:
+            if records.is_empty():
+                return None, carried, consumed
+            self.header = self._read_header(records.row(0, named=True))
+            records = records.slice(1)
+        frame = self._rows(records)
+        return frame, carried, consumed
+
+    def _read_header(self, record: dict) -> Header:
+        line, text = record[LINE], record[_TEXT]
+        if "\x00" in text:
+            raise UploadRejected(self.file_name, f"line {line} (the header) {NUL_BYTE}")
+        if not pl.Series([text]).str.contains(self.grammar.strict).item():
+            raise UploadRejected(self.file_name, f"line {line} (the header): {STRAY_QUOTE}")
+        cells = _parse(text.encode() + b"\n", self.dialect.delimiter, width=None).row(0)
+        names = [cell.strip() if cell else "" for cell in cells]
+        named = max((i + 1 for i, name in enumerate(names) if name), default=0)
+        _header_names(self.file_name, [n for n in names if n])
+        return Header(names, named)
+
+    def _rows(self, records: pl.DataFrame) -> pl.DataFrame:
+        """The records of one block, parsed or refused, in line order."""
+        header, d = self.header, self.dialect.delimiter
+        if self.lines is not None:
+            records = records.filter(pl.col(LINE).is_in(self.lines.cast(pl.Int64).implode()))
+        judged = records.with_columns(
+            pl.when(pl.col(_TEXT).str.contains("\x00", literal=True))
+            .then(pl.lit(NUL_BYTE))
+            .when(~pl.col(_STRICT))
+            .then(pl.lit(STRAY_QUOTE))
+            .alias(MALFORMED)
+        )
+        good = judged.filter(pl.col(MALFORMED).is_null())
+        # A NUL field after each record (NUL never is in one that got here) lands in column
+        # k+1 of a record of k fields: where it lands says the record's count, in one parse.
+        parsed = _parse(_joined(good[_TEXT] + f"{d}\x00"), d, width=header.width + 1)
+        if parsed.height != good.height:  # the automaton and polars must agree on records
+            raise RuntimeError(f"{self.file_name}: {parsed.height} rows for {good.height} records")
+        cells = [f"column_{i + 1}" for i in range(header.width)]
+        counted = pl.any_horizontal(
+            pl.col(f"column_{fields + 1}") == "\x00"
+            for fields in range(header.min_fields, header.width + 1)
+        )
+        miscounted = parsed.select(~counted.fill_null(False)).to_series().arg_true()
+        reasons = pl.repeat(None, good.height, dtype=pl.String, eager=True).alias(MALFORMED)
+        if miscounted.len():
+            reasons = reasons.scatter(miscounted, self._field_counts(good[_TEXT][miscounted]))
+        parsed = parsed.select(pl.col(cells).replace("\x00", None)).with_columns(
+            reasons, good[LINE]
+        )
+        rows = pl.concat(
+            [
+                parsed.with_columns(
+                    pl.when(pl.col(MALFORMED).is_null()).then(pl.col(c)).alias(c) for c in cells
+                ),
+                judged.filter(pl.col(MALFORMED).is_not_null())
+                .select(LINE, MALFORMED)
+                .with_columns(pl.lit(None, pl.String).alias(c) for c in cells),
+            ],
+            how="diagonal",
+        )
+        if self.lines is not None:
+            rows = rows.join(judged.select(LINE, pl.col(_TEXT).alias(RECEIVED)), on=LINE)
+        return self._finished(rows)
+
+    def _field_counts(self, texts: pl.Series) -> pl.Series:
+        """ "line has N fields, the header has M" for each record of `texts`."""
+        fields = (
+            texts.str.replace_all(self.grammar.quoted, "").str.count_matches(
+                self.dialect.delimiter, literal=True
+            )
+            + 1
+        )
+        expected = (
+            f"the header has {self.header.width}"
+            if self.has_header
+            else f"expected {self.header.width}"
+        )
+        return pl.select(pl.format("line has {} fields, {}", fields, pl.lit(expected))).to_series()
+
+    def _finished(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Parsed and refused rows (`_line`, column_1.., `_malformed`) in line order, cells
+        trimmed and blanks null, rows with no value left out, columns named."""
+        cells = [f"column_{i + 1}" for i in range(self.header.width)]
+        rows = rows.sort(LINE).with_columns(pl.col(cells).str.strip_chars().replace("", None))
+        rows = rows.filter(
+            pl.col(MALFORMED).is_not_null() | ~pl.all_horizontal(pl.col(cells).is_null())
+        )
+        self.records += rows.height  # counted only when every line is read (lines is None)
+        return self._named(rows, cells)
+
+    def _named(self, rows: pl.DataFrame, cells: list[str]) -> pl.DataFrame:
+        """Cells renamed to the header's names; unnamed columns dropped when empty."""
+        header = self.header
+        if not self.has_header:
+            return rows.select(LINE, *cells, MALFORMED, *rows.select(f"^{RECEIVED}$").columns)
+        unnamed = [cell for cell, name in zip(cells, header.names, strict=True) if not name]
+        for number, cell in enumerate(cells, start=1):
+            if cell in unnamed and rows[cell].null_count() < rows.height:
+                line = rows.filter(pl.col(cell).is_not_null())[LINE][0]
+                raise UploadRejected(
+                    self.file_name,
+                    f"column {number} has no name in the header but holds values "
+                    f"(first on line {line})",
+                )
+        names = _header_names(self.file_name, [n for n in header.names if n])
+        kept = [cell for cell in cells if cell not in unnamed]
+        return rows.select(
+            LINE,
+            *[pl.col(cell).alias(name) for cell, name in zip(kept, names, strict=True)],
+            MALFORMED,
+            *rows.select(f"^{RECEIVED}$").columns,
+        )
 
 
-def _cleaned(frame: pl.DataFrame) -> pl.DataFrame:
-    """`_line` first; cells trimmed, blanks null."""
-    return frame.select(
-        pl.col(LINE).cast(pl.Int64), pl.exclude(LINE).str.strip_chars().replace("", None)
+def _as_text(file_name: str, block: bytes, first_line: int) -> pl.Series:
+    """The block as one polars string (checked UTF-8, in Rust)."""
+    try:
+        return pl.Series([block], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.PolarsError:
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise dialects.not_utf8(file_name, block, error, first_line) from None
+        raise
+
+
+def _records(lines: pl.Series, grammar: _Grammar, first_line: int) -> pl.DataFrame:
+    """`_line` (where each record starts), `_text` (its lines joined by LF, a final CR
+    removed), `_strict` (it is exactly RFC 4180 fields) and `_open` (it ends inside a quoted
+    value: only the last record can)."""
+    frame = pl.DataFrame({_TEXT: lines}).with_row_index(LINE, offset=first_line)
+    frame = frame.with_columns(pl.col(LINE).cast(pl.Int64))
+    line = pl.col(_TEXT).str.strip_suffix("\r")
+    if not frame.select(pl.col(_TEXT).str.contains('"', literal=True).any()).item():
+        return frame.select(LINE, line, pl.lit(True).alias(_STRICT), pl.lit(False).alias(_OPEN))
+    frame = frame.with_columns(line.str.contains(grammar.strict).alias(_STRICT))
+    # Each line maps the state it starts in (outside or inside a quoted value) to the state it
+    # ends in: from_out and from_in. Equal: a reset; from_out only: a flip; else identity.
+    # A strict line closes every quote it opens, so only the others can end one open.
+    unsure = frame[_STRICT].not_().arg_true()
+    from_out = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).scatter(
+        unsure, frame[_TEXT].gather(unsure).str.contains(grammar.open_from_out)
+    )
+    if not from_out.any():  # the first line starts outside, and so does every next
+        return frame.select(LINE, line, _STRICT, pl.lit(False).alias(_OPEN))
+    has_quote = pl.col(_TEXT).str.contains('"', literal=True)
+    from_in = ~has_quote | pl.col(_TEXT).str.contains(grammar.open_from_in)
+    frame = frame.with_columns(from_out.alias("_from_out"))
+    from_out = pl.col("_from_out")
+    reset = from_out == from_in
+    flips = (from_out & ~from_in).cast(pl.Int64).cum_sum()
+    base = pl.when(reset).then(from_out).forward_fill().fill_null(False)
+    flips_at_reset = pl.when(reset).then(flips).forward_fill().fill_null(0)
+    ends_open = base ^ ((flips - flips_at_reset) % 2 == 1)
+    states = frame.with_columns(ends_open.alias(_OPEN)).drop("_from_out", _STRICT)
+    record = (~pl.col(_OPEN).shift(1, fill_value=False)).cum_sum().alias("_record")
+    return (
+        states.group_by(record, maintain_order=True)
+        .agg(
+            pl.col(LINE).first(),
+            pl.col(_TEXT).str.join("\n").str.strip_suffix("\r"),
+            pl.col(_OPEN).last(),
+        )
+        .drop("_record")
+        .with_columns(pl.col(_TEXT).str.contains(grammar.strict).alias(_STRICT))
     )
 
 
-def _streamed(file_name: str, source, header: bool, columns: int | None, rows: int, lines):
-    first_line = 2 if header else 1
-    lazy = pl.scan_csv(
-        source,
-        has_header=header,
+def _joined(texts: pl.Series) -> bytes:
+    """Records as one CSV text, each ending in LF (joined in Rust, handed over as bytes)."""
+    if texts.is_empty():
+        return b""
+    return (texts + "\n").str.join("").cast(pl.Binary).item()
+
+
+def _parse(content: bytes, delimiter: str, width: int | None, strict: bool = False):
+    """Records known to be well-formed, parsed by polars into column_1.. strings; a record
+    with fewer fields than `width` is null-filled. `strict`: a longer one raises PolarsError."""
+    if not content:
+        return pl.DataFrame(schema={f"column_{i + 1}": pl.String for i in range(width or 0)})
+    return pl.read_csv(
+        io.BytesIO(content),
+        has_header=False,
+        separator=delimiter,
+        quote_char='"',
         infer_schema=False,
-        new_columns=[f"column_{i + 1}" for i in range(columns)] if columns else None,
-    ).with_row_index(LINE, offset=first_line)
-    if lines is not None:
-        # Filtered inside the scan: a few refused rows out of millions are all that is kept.
-        lazy = lazy.filter(pl.col(LINE).is_in(lines.cast(pl.Int64).implode()))
-    next_line = first_line
-    batches = lazy.collect_batches(chunk_size=rows, maintain_order=True)
-    while True:
-        try:
-            batch = next(batches, None)
-        except pl.exceptions.PolarsError:
-            # polars' message quotes the raw record; a stream cannot set one row aside.
-            raise UploadRejected(
-                file_name,
-                "not a readable CSV file: a quoted value is never closed, or a line has more "
-                "fields than the header",
-            ) from None
-        if batch is None:
-            break
-        if header:
-            # polars renames a repeated header to name_duplicated_0: the repeat is an error here.
-            said = [re.sub(r"_duplicated_\d+$", "", name) for name in batch.columns[1:]]
-            names = _header_names(file_name, said)
-            batch = batch.rename(dict(zip(batch.columns[1:], names, strict=True)))
-        yield _cleaned(batch).with_columns(pl.lit(None, pl.String).alias(MALFORMED))
-        next_line += batch.height
-    if next_line == first_line and lines is None:
-        raise UploadRejected(file_name, "file has no data rows")
+        schema=None if width is None else {f"column_{i + 1}": pl.String for i in range(width)},
+        missing_columns="insert",
+        extra_columns="raise" if strict else "ignore",
+        truncate_ragged_lines=not strict,
+    )
+
+
+def _header_names(file_name: str, row: list[str]) -> list[str]:
+    """segpipe's column names for the header's named cells (normalized, aliases resolved)."""
+    names = [normalize_header(name or "") for name in row]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise UploadRejected(file_name, f"header names column '{name}' twice")
+        if name.startswith("_"):
+            raise UploadRejected(file_name, f"column names may not start with '_' ('{name}')")
+        seen.add(name)
+    return headers.canonical_names(file_name, [cell or "" for cell in row], names)

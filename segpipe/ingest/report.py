@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 
 from segpipe.ingest import normalize
-from segpipe.ingest.reader import LINE
+from segpipe.ingest.masking import mask_expr
+from segpipe.ingest.reader import LINE, RECEIVED
 from segpipe.ingest.validate import OUTCOME, REASON
 
 REPORT_COLUMNS = ("line", "outcome", "reason")
@@ -25,19 +26,23 @@ def write_atomically(frame: pl.DataFrame, path: Path) -> None:
 
 
 def error_rows(refused: pl.DataFrame, raw_batches: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    """One row per rejected or ignored input row: line, outcome, reason, the row as received.
+    """One row per rejected or ignored input row: line (the physical line it starts on),
+    outcome, reason, its cells (trimmed; empty for a row whose fields could not be placed), and
+    `received`, the row's text exactly as in the file, every field.
 
     `refused` holds `_line`, `_outcome`, `_reason` of those rows; `raw_batches` their rows as
     received, from a re-read of the file that keeps only those lines (no whole raw frame)."""
     refused = refused.select(LINE, OUTCOME, REASON).sort(LINE)
-    received = [batch.select(LINE, pl.exclude("^_.*$")) for batch in raw_batches]
+    received = [
+        batch.select(LINE, pl.exclude("^_.*$"), pl.col(f"^{RECEIVED}$")) for batch in raw_batches
+    ]
     raw = pl.concat(received, how="diagonal_relaxed")
     # A file's own `reason` column (a suppression list's) must not clash with the report's.
     raw = raw.rename({c: f"received_{c}" for c in REPORT_COLUMNS if c in raw.columns})
     return (
         refused.join(raw, on=LINE, how="left")
         .sort(LINE)
-        .rename({LINE: "line", OUTCOME: "outcome", REASON: "reason"})
+        .rename({LINE: "line", OUTCOME: "outcome", REASON: "reason", RECEIVED: "received"})
     )
 
 
@@ -53,35 +58,17 @@ def file_error_row(problem: str) -> pl.DataFrame:
     return pl.DataFrame({"line": [None], "outcome": ["rejected"], "reason": [problem]})
 
 
-# Personal data by value, whatever the column is called (secondary_email, mobile_phone, an event
-# property): an email anywhere in a value, or a whole value that is a phone number (10 to 15
-# digits with the separators people write; dates and times have fewer digits or a colon).
-_EMAIL_IN_TEXT = r"([^@\s,;<>\\\"'])[^@\s,;<>\\\"']*@"
-_PHONE_LIKE = r"^\+?[0-9\s().\-]+$"
-
-
-def mask_by_value(value: pl.Expr) -> pl.Expr:
-    """Emails in the text masked (`j***@example.org`), and a value that is a phone number
-    masked whole (`***-***-7890`); anything else unchanged."""
-    digits = value.str.count_matches(r"[0-9]")
-    phone = value.str.contains(_PHONE_LIKE) & digits.is_between(10, 15)
-    return (
-        pl.when(phone)
-        .then(normalize.mask_phone(value.str.strip_chars()))
-        .otherwise(value.str.replace_all(_EMAIL_IN_TEXT, "${1}***@"))
-    )
-
-
 def masked(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame with every email and phone column masked (j***@example.org, ***-***-7890),
-    and every other text value masked by what it looks like (`mask_by_value`)."""
-    named = {name: mask for name, mask in PERSONAL.items() if name in frame.columns}
-    others = [
-        name for name, kind in frame.schema.items() if kind == pl.String and name not in named
-    ]
+    and every email or phone inside the other columns too, as text (a phone given as a foreign
+    interest or a member_id); `_line` stays a number."""
     return frame.with_columns(
-        *[mask(pl.col(name)).alias(name) for name, mask in named.items()],
-        *[mask_by_value(pl.col(name)).alias(name) for name in others],
+        [mask(pl.col(name)).alias(name) for name, mask in PERSONAL.items() if name in frame.columns]
+        + [
+            mask_expr(pl.col(name).cast(pl.String))
+            for name, dtype in frame.schema.items()
+            if name not in PERSONAL and name != LINE and not dtype.is_nested()
+        ]
     )
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
+from segpipe.defs.freshness import EXPORTS_FRESHNESS
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.exports.sync import sync_destination
 from segpipe.pipeline import progress
@@ -24,6 +25,7 @@ def _spec() -> dg.AssetSpec:
         kinds={"duckdb", "csv"},
         partitions_def=exports_partitions,
         skippable=True,
+        freshness_policy=EXPORTS_FRESHNESS,
     )
 
 
@@ -87,6 +89,8 @@ def _metadata(values: dict, delivery_files: list[str]) -> dict:
         for key, value in values.items()
     }
     metadata["path"] = dg.MetadataValue.path(values["path"])
+    # Dagster's standard row count: the rows of this destination's full list.
+    metadata["dagster/row_count"] = dg.MetadataValue.int(values["members"])
     if delivery_files:
         metadata["delivery_files"] = dg.MetadataValue.json(delivery_files)
     return metadata

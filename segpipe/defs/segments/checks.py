@@ -9,6 +9,7 @@ covers every upload ever applied.
 
 import dagster as dg
 import polars as pl
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.ingest.receive import archived_file
@@ -18,6 +19,8 @@ from segpipe.warehouse.sql import frame
 
 SEGMENTS = dg.AssetKey("segments")
 SIZE_PREFIX = "size: "
+# The checks that guard references: when the latest of them failed, no sync runs.
+BLOCKING_CHECKS = (dg.AssetCheckKey(SEGMENTS, "references_resolve"),)
 
 # Uploads whose counts do not add up: rows in = applied + rejected + ignored + superseded.
 UNBALANCED_UPLOADS = """
@@ -85,8 +88,11 @@ def upload_counts_add_up(warehouse: Warehouse) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=SEGMENTS,
     pool=WAREHOUSE_POOL,
+    # A sync never ships a broken warehouse: when this fails, the run stops before exports, and
+    # the sync sensor and schedule skip until a refresh passes it (BLOCKING_CHECKS).
+    blocking=True,
     description="Every membership names an existing person and an existing segment or interest; "
-    "member_id and email each identify one constituent.",
+    "member_id and email each identify one constituent. Blocks exports when it fails.",
 )
 def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
@@ -191,3 +197,14 @@ def _size_moves(before: dict[str, int], now: dict[str, int], max_change: float) 
 
 def _table(rows: pl.DataFrame) -> str:
     return markdown_table(rows)
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance) -> list[str]:
+    """The BLOCKING_CHECKS whose latest finished evaluation failed (names; empty when none)."""
+    failed = []
+    for key in BLOCKING_CHECKS:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+        finished = [r for r in history if r.status != AssetCheckExecutionRecordStatus.PLANNED]
+        if finished and finished[0].status == AssetCheckExecutionRecordStatus.FAILED:
+            failed.append(key.name)
+    return failed

@@ -45,7 +45,8 @@ endif
 
 lint: $(BIN)/segpipe
 	$(BIN)/ruff check segpipe segpipe_tests
-	$(BIN)/dg check defs
+	@# dg wants to know it runs in the project's own environment, not an activated other one.
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 
 ## The Dagster UI over a copy of the sample (or DATA=path), with segpipe's instance settings.
 dev: $(BIN)/segpipe

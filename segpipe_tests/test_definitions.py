@@ -42,5 +42,8 @@ def test_every_sensor_and_schedule_runs_without_being_switched_on():
             "sync_destinations_after_segments",
         )
     }
-    (schedule,) = definitions.schedules
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    schedules = {schedule.name: schedule.default_status for schedule in definitions.schedules}
+    assert schedules == {
+        "daily_destination_sync": dg.DefaultScheduleStatus.RUNNING,
+        "daily_segment_refresh": dg.DefaultScheduleStatus.RUNNING,
+    }

@@ -37,9 +37,11 @@ POSTGRES_INITDB ?= /usr/lib/postgresql/*/bin/initdb
 MISSING_PACKAGES := $(strip $(if $(wildcard $(CHROMIUM)),,chromium) \
 	$(if $(wildcard $(POSTGRES_INITDB)),,postgresql))
 APT_GET = apt-get -qq -o DPkg::Lock::Timeout=300
+# Non-empty when make runs as root, the one case where it may install packages.
+AS_ROOT ?= $(filter 0,$(shell id -u))
 test-system-packages:
 ifneq ($(MISSING_PACKAGES),)
-	$(if $(filter 0,$(shell id -u)),,$(error make test needs the Debian packages $(MISSING_PACKAGES): run sudo apt-get install $(MISSING_PACKAGES)))
+	$(if $(AS_ROOT),,$(error make test needs the Debian packages $(MISSING_PACKAGES): run sudo apt-get install $(MISSING_PACKAGES)))
 	$(APT_GET) update && $(APT_GET) install -y $(MISSING_PACKAGES)
 endif
 

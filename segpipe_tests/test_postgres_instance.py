@@ -49,14 +49,21 @@ def free_port() -> int:
 @dataclass
 class Postgres:
     port: int
+    tools: Path
+    as_user: list[str]
     user: str = "segpipe"
-    db: str = "dagster"
 
-    def env(self) -> dict[str, str]:
+    def run(self, tool: str, *args: str) -> None:
+        command = [*self.as_user, str(self.tools / tool), *args]
+        subprocess.run(command, check=True, capture_output=True)
+
+    def database(self, name: str) -> dict[str, str]:
+        """A new, empty database: the DAGSTER_PG_* variables that point at it."""
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
         return {
             "DAGSTER_PG_HOST": "127.0.0.1",
             "DAGSTER_PG_PORT": str(self.port),
-            "DAGSTER_PG_DB": self.db,
+            "DAGSTER_PG_DB": name,
             "DAGSTER_PG_USERNAME": self.user,
             "DAGSTER_PG_PASSWORD": "unused-trust-auth",
         }
@@ -66,25 +73,19 @@ class Postgres:
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL server of the test's own, stopped and removed afterwards. PostgreSQL
     refuses to run as root, so as root it runs as the `postgres` system user."""
-    bin_dir = postgres_bin()
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     cluster = Path(tempfile.mkdtemp(prefix="segpipe-pg-"))
     if as_user:
         shutil.chown(cluster, "postgres", "postgres")
-    server = Postgres(free_port())
+    server = Postgres(free_port(), postgres_bin(), as_user)
     data = cluster / "data"
-
-    def pg(tool: str, *args: str) -> None:
-        subprocess.run([*as_user, str(bin_dir / tool), *args], check=True, capture_output=True)
-
-    pg("initdb", "-D", str(data), "-U", server.user, "-A", "trust", "--no-sync")
+    server.run("initdb", "-D", str(data), "-U", server.user, "-A", "trust", "--no-sync")
     options = f"-p {server.port} -k {cluster} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg("pg_ctl", "-D", str(data), "-o", options, "-l", str(cluster / "log"), "-w", "start")
+    server.run("pg_ctl", "-D", str(data), "-o", options, "-l", str(cluster / "log"), "-w", "start")
     try:
-        pg("createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", server.user, server.db)
         yield server
     finally:
-        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        server.run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(cluster, ignore_errors=True)
 
 
@@ -95,8 +96,9 @@ def deployment_env(tmp_path: Path, postgres: Postgres, monkeypatch: pytest.Monke
     data, home = tmp_path / "deployment", tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(TEMPLATE, home / "dagster.yaml")
+    # Each test its own instance database: run history from another test never leaks in.
     env = {
-        **postgres.env(),
+        **postgres.database(f"dagster_{tmp_path.name.lower()[-40:]}".replace("-", "_")),
         "DAGSTER_HOME": str(home),
         "SEGPIPE_DATA_DIR": str(data),
         "SEGPIPE_WAREHOUSE": str(tmp_path / "shared" / "audiences.duckdb"),
@@ -155,19 +157,17 @@ def test_a_second_run_queues_on_the_duckdb_pool_while_the_first_writes(deploymen
     inbox = Path(deployment_env["SEGPIPE_DATA_DIR"]) / "inbox"
     # Big enough that applying it holds the pool's slot for a few seconds.
     (inbox / "constituents_2026-11-01.csv").write_bytes(constituents(400_000))
+    from segpipe.definitions import defs
+
+    # Loaded before the first run starts, so the second starts the moment the first writes.
+    refresh = defs().resolve_job_def("refresh_segments")
     first: dict[str, subprocess.CompletedProcess] = {}
     runner = threading.Thread(target=lambda: first.update(done=segpipe_run(deployment_env)))
     runner.start()
     with dg.DagsterInstance.get() as instance:
         _wait_for_upload_step(instance, runner)
-        from segpipe.definitions import defs
-
         # A refresh started while the upload holds the warehouse: a second, concurrent run.
-        second = (
-            defs()
-            .resolve_job_def("refresh_segments")
-            .execute_in_process(instance=instance, raise_on_error=False)
-        )
+        second = refresh.execute_in_process(instance=instance, raise_on_error=False)
         runner.join(timeout=600)
         assert first["done"].returncode == 0, first["done"].stdout + first["done"].stderr
         assert second.success

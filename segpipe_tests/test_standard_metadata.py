@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from segpipe.defs.uploads.jobs import range_tags
 from segpipe_tests.conftest import REPO, Deployment, deployment_at, with_sample
 
 NEWSLETTER = "segmentation_2026-11-03_newsletter.csv"
@@ -141,3 +142,17 @@ def test_a_broken_reference_blocks_every_sync(applied: Deployment):
         result = schedule.evaluate_tick(context)
     assert not result.run_requests
     assert "check references_resolve failed" in result.skip_message
+    # A sync requested before the check failed (queued behind the refresh) refuses when it runs.
+    from segpipe.defs.exports.partitions import exports_partitions
+
+    with applied.instance() as instance:
+        first, *_, last = instance.get_dynamic_partitions(exports_partitions.name)
+        sync = definitions.resolve_job_def("sync_destinations").execute_in_process(
+            instance=instance, raise_on_error=False, tags=range_tags(first, last)
+        )
+    assert not sync.success
+    (failure,) = [e for e in sync.all_events if e.is_step_failure]
+    assert (
+        "not syncing a broken warehouse" in failure.step_failure_data.user_failure_data.description
+    )
+    assert applied.query("SELECT count(*) AS n FROM syncs").item() == syncs_before

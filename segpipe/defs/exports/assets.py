@@ -7,6 +7,7 @@ import dagster as dg
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.freshness import EXPORTS_FRESHNESS
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.exports.sync import sync_destination
 from segpipe.pipeline import progress
 
@@ -42,6 +43,14 @@ def sync_exports(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
     """Writes members, adds and removes for every destination and segment in the run."""
+    # Checked again when the run starts: a sync requested while the refresh's checks were still
+    # running queues behind that refresh, and must not ship what its checks then failed.
+    if failed := failed_blocking_checks(context.instance):
+        raise dg.Failure(
+            description=f"not syncing a broken warehouse: check {', '.join(failed)} failed on "
+            "segments",
+            allow_retries=False,
+        )
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)

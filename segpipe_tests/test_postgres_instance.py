@@ -114,7 +114,7 @@ def deployment_env(tmp_path: Path, postgres: Postgres, monkeypatch: pytest.Monke
 def constituents(rows: int) -> bytes:
     """A Luminate-style constituent export: header in Luminate's own names, CRLF endings."""
     people = pl.DataFrame({"n": range(1, rows + 1)}).select(
-        MEMBER_ID=pl.col("n") + 5000,
+        MEMBER_ID=pl.format("M-{}", pl.col("n") + 5000),
         PRIMARY_EMAIL=pl.format("donor{}@example.org", pl.col("n")),
         FIRST_NAME=pl.lit("Pat"),
         STATE=pl.lit("CA"),

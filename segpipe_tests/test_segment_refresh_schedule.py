@@ -50,7 +50,7 @@ def _definitions() -> dg.Definitions:
 def viewers(deployment: Deployment) -> set[str]:
     rows = deployment.query(
         "SELECT c.email FROM segment_members m JOIN segments s USING (segment_id) "
-        "JOIN constituents c USING (member_id) WHERE s.name = 'Recent viewers'"
+        "JOIN constituents c USING (cons_id) WHERE s.name = 'Recent viewers'"
     )
     return set(rows["email"])
 
@@ -104,7 +104,7 @@ def test_daily_refresh_lets_people_leave_a_time_window_before_each_sync(deployme
             seen[tick.day] = viewers(deployment)
         leaving = deployment.query(
             "SELECT h.run_id FROM membership_history h JOIN segments s USING (segment_id) "
-            "JOIN constituents c USING (member_id) "
+            "JOIN constituents c USING (cons_id) "
             "WHERE s.name = 'Recent viewers' AND c.email = 'ann@example.org' AND change = 'left'"
         )
         ann_left_in = instance.get_run_by_id(leaving["run_id"].item())

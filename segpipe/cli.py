@@ -55,6 +55,30 @@ def cmd_segment_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase one person everywhere (SPEC 8); a salted hash keeps them from being re-imported."""
+    from segpipe.erasure.forget import ForgetError, forget
+    from segpipe.warehouse.suppressions import IdentifierKind
+
+    data = _data_dir(args)
+    kind = next(k for k in IdentifierKind if getattr(args, k))
+    home = Path(os.environ.get("DAGSTER_HOME") or data.dagster_home)
+    try:
+        report = forget(
+            data,
+            kind,
+            getattr(args, kind),
+            at=datetime.now(UTC).replace(tzinfo=None),
+            dagster_home=home,
+        )
+    except ForgetError as error:
+        print(f"segpipe: cannot forget: {kind}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Copy the sample deployment, its inbox files stamped so they arrive in name order."""
     target = Path(args.target).resolve()
@@ -103,6 +127,15 @@ def parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("name", help="the segment's name (case does not matter)")
     delete.set_defaults(handler=cmd_segment_delete)
+    forget = with_data_dir(
+        commands.add_parser("forget", help="erase one person everywhere (warehouse, files, logs)")
+    )
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email")
+    who.add_argument("--phone")
+    who.add_argument("--member-id", dest="member_id")
+    who.add_argument("--cons-id", dest="cons_id")
+    forget.set_defaults(handler=cmd_forget)
     sample = commands.add_parser("sample", help="copy the sample deployment into a folder")
     sample.add_argument("target")
     sample.set_defaults(handler=cmd_sample)

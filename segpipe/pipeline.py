@@ -26,7 +26,7 @@ from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
 from segpipe.kinds.base import VALIDATED_TABLE
-from segpipe.warehouse import uploads
+from segpipe.warehouse import erasures, uploads
 from segpipe.warehouse.sql import frame, registered, transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -117,6 +117,8 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     rules = rules_for(kind_of(received.file_name), received.file_name)
     read = {**facts, "kind": str(rules.kind)}
     rows_in = _validate_into_table(con, received, rules, lambda rows: _read(outcome, read, rows))
+    # Before anything shows a row: an erased person's rows never reach a preview.
+    erasures.ignore_erased(con, VALIDATED_TABLE)
     validated_counts = _outcomes_in(con, VALIDATED_TABLE)
     refused = rows_in - validated_counts.get("applied", 0)
     outcome.stages["validated_upload"] = {
@@ -229,11 +231,14 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
 
 
 def _refused_lines(con, resolved: str) -> pl.DataFrame:
-    """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order."""
+    """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order, and of
+    the rows applied with a note a person must read (outcome `applied`, e.g. an opt-in that a
+    suppression overrides)."""
+    noted = f"{OUTCOME} IS NULL AND {REASON} IS NOT NULL"
     return frame(
         con,
-        f"SELECT {LINE}, {OUTCOME}, {REASON} FROM {resolved} "
-        f"WHERE {OUTCOME} IN ('rejected', 'ignored') ORDER BY {LINE}",
+        f"SELECT {LINE}, coalesce({OUTCOME}, 'applied') AS {OUTCOME}, {REASON} FROM {resolved} "
+        f"WHERE {OUTCOME} IN ('rejected', 'ignored') OR ({noted}) ORDER BY {LINE}",
     )
 
 
@@ -241,6 +246,7 @@ def _write_error_report(data: DataDir, received: ReceivedFile, rules, refused: p
     """The errors file of `refused` rows, each with the row as received; its path or None."""
     if not refused.is_empty():
         refused = report.error_rows(refused, _raw_batches(received, rules, refused[LINE]))
+        refused = report.without_cells(refused, erasures.ERASED_REASON)
     return _write_errors(data, received.upload_id, refused)
 
 

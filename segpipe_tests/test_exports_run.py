@@ -15,11 +15,12 @@ destinations:
     fields: [email, first_name]
     segments: [Monthly Newsletter Opt-In]
 """
+# Everyone may be emailed (the destination's default channel for an external_id key).
 PEOPLE = csv(
-    "member_id,email,external_id,first_name",
-    "1,ann@example.org,X1,Ann",
-    "2,bob@example.org,X2,Bob",
-    "3,cy@example.org,,Cy",
+    "member_id,email,external_id,first_name,email_opt_in",
+    "1,ann@example.org,X1,Ann,yes",
+    "2,bob@example.org,X2,Bob,yes",
+    "3,cy@example.org,,Cy,yes",
 )
 
 

@@ -42,10 +42,11 @@ class Warehouse:
             [{c: row.get(c) for c in columns} for row in rows],
             schema={"cons_id": pl.Int64, **{c: pl.String for c in columns[1:]}},
         )
+        # Everyone here consented to both channels: these tests are about keys and diffs.
         with connect(self.data.warehouse) as con, registered(con, "_people", people):
             con.execute(
                 "INSERT INTO constituents (cons_id, member_id, email, phone, external_id, "
-                "first_name) SELECT * FROM _people"
+                "first_name, email_opt_in, sms_opt_in) SELECT *, TRUE, TRUE FROM _people"
             )
 
     def members(self, segment: str, *cons_ids: int) -> None:

@@ -215,3 +215,17 @@ def test_the_fast_member_reads_agree_with_the_segment_members_view(ran):
     assert by_view.height > 0 and by_view["segment_id"].n_unique() > 5
     assert fast.equals(by_view)
     assert sizes.equals(counted)
+
+
+def test_the_sample_suppression_list_keeps_people_out_of_their_channel(ran):
+    deployment, _, printed = ran
+    assert re.search(r"suppression_2026-11-06_complaints\.csv\s+applied\s+in 2  applied 2", printed)
+    # Duc Nguyen opted in to SMS, but his number is suppressed on sms: no Attentive row.
+    in_segments = (
+        "SELECT count(*) FROM segment_members JOIN constituents USING (cons_id) "
+        "WHERE email = 'd.nguyen@example.com'"
+    )
+    assert deployment.query(in_segments).item() > 0
+    files = (deployment.data.exports / "attentive").glob("*.csv")
+    assert "2065550178" not in "".join(p.read_text() for p in files)
+    assert "skipped (no consent)" in printed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import duckdb
@@ -23,7 +24,24 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 # Attentive's (and segpipe's own subscriber upload's) rule for segment names.
 ATTENTIVE_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9 _-]{1,64}$")
-_ALLOWED = {"name", "key", "segments", "format", "fields", "domain", "mode"}
+_ALLOWED = {"name", "key", "segments", "format", "fields", "domain", "mode", "channel"}
+
+
+class Channel(StrEnum):
+    """What a destination contacts people on, and so whose consent it needs (SPEC 6): `email`
+    needs `email_opt_in`, `sms` needs `sms_opt_in`, and neither may be suppressed on that
+    channel; `none` (a warehouse or ad-audience copy that contacts nobody) needs no consent."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    NONE = "none"
+
+
+def default_channel(key: str) -> Channel:
+    """`sms` for destinations keyed on phone, `email` for every other key (emails and ids:
+    a list keyed on an id is a mailing list in the anchors' ESPs). An attentive destination
+    follows its identifier the same way."""
+    return Channel.SMS if key == "phone" else Channel.EMAIL
 
 
 class DestinationError(ValueError):
@@ -39,6 +57,7 @@ class Destination:
     fields: tuple[str, ...] = ()
     domain: str | None = None
     mode: str = "mirror"
+    channel: Channel = Channel.EMAIL
 
     @property
     def all_segments(self) -> bool:
@@ -122,6 +141,9 @@ def _destination(position: int, entry) -> Destination:
     fields = entry.get("fields") or []
     if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
         fail("`fields` must be a list of constituent column names")
+    channel = entry.get("channel", default_channel(key))
+    if channel not in set(Channel):
+        fail(f"unknown channel {channel!r}; one of {', '.join(Channel)}")
     domain = entry.get("domain")
     if form == "attentive":
         if key not in ("phone", "email"):
@@ -140,6 +162,7 @@ def _destination(position: int, entry) -> Destination:
         fields=tuple(fields),
         domain=domain,
         mode=mode,
+        channel=Channel(channel),
     )
 
 

@@ -14,7 +14,8 @@ def latest_syncs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return frame(
         con,
         """
-        SELECT destination, segment, "at", members, adds, removes, skipped_no_key, path
+        SELECT destination, segment, "at", members, adds, removes, skipped_no_key, path,
+               coalesce(skipped_no_consent, 0) AS skipped_no_consent
         FROM syncs
         QUALIFY row_number() OVER (PARTITION BY destination, segment_id ORDER BY "at" DESC) = 1
         ORDER BY destination, segment
@@ -29,6 +30,8 @@ def print_exports(syncs: pl.DataFrame, out: TextIO) -> None:
     for row in syncs.iter_rows(named=True):
         label = f"{row['destination']} / {row['segment']}"
         skipped = f"  skipped (no key) {row['skipped_no_key']}" if row["skipped_no_key"] else ""
+        if row["skipped_no_consent"]:
+            skipped += f"  skipped (no consent) {row['skipped_no_consent']}"
         print(
             f"  {label:<48} members {row['members']:>6}  adds {row['adds']:>6}  "
             f"removes {row['removes']:>6}{skipped}",

@@ -25,10 +25,15 @@ import duckdb
 import polars as pl
 
 from segpipe.config import DataDir
-from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Destination, Pair
+from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Channel, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
+from segpipe.warehouse.suppressions import (
+    PERSON_KEY,
+    channels_suppressing,
+    suppressed_people,
+)
 
 ATTENTIVE_MAX_ROWS = 500_000  # Attentive's limit per subscriber segment file
 FILES = ("members", "adds", "removes")
@@ -47,6 +52,7 @@ class PairSync:
     removes: int
     skipped_no_key: int
     path: str  # the audience folder, relative to the data dir
+    skipped_no_consent: int = 0
 
     def metadata(self) -> dict:
         """Counts and paths only: never a key value."""
@@ -57,6 +63,7 @@ class PairSync:
             "adds": self.adds,
             "removes": self.removes,
             "skipped_no_key": self.skipped_no_key,
+            "skipped_no_consent": self.skipped_no_consent,
             "path": self.path,
         }
 
@@ -107,8 +114,31 @@ def _output_columns(con: duckdb.DuckDBPyConnection, destination: Destination) ->
     return ", ".join(columns)
 
 
+# The opt-in column each channel's consent starts from.
+OPT_IN = {Channel.EMAIL: "email_opt_in", Channel.SMS: "sms_opt_in"}
+
+
+def _consent(con, destination: Destination) -> str:
+    """SQL over constituents `c`: may the destination contact this person on its channel?
+    Opted in and not suppressed on that channel (or on all); always for channel none. The
+    suppressed people are put in the temp table _sync_suppressed first."""
+    if destination.channel == Channel.NONE:
+        return "TRUE"
+    channels = channels_suppressing(destination.channel)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _sync_suppressed AS "
+        f"SELECT DISTINCT person FROM ({suppressed_people(channels)})"
+    )
+    return (
+        f"coalesce(c.{OPT_IN[destination.channel]}, FALSE) "
+        f"AND c.{PERSON_KEY} NOT IN (SELECT person FROM _sync_suppressed)"
+    )
+
+
 def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
-    """Temp tables _sync_pairs, _sync_people, _sync_current, _sync_out for these pairs."""
+    """Temp tables _sync_pairs, _sync_people, _sync_current, _sync_out for these pairs.
+    A person without consent for the destination's channel is not current, so a baseline
+    holding them makes a remove (SPEC 6)."""
     pair_rows = pl.DataFrame(
         {
             "pair": list(range(len(pairs))),
@@ -129,7 +159,8 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _sync_people AS
-        SELECT m.pair, c.cons_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value
+        SELECT m.pair, c.cons_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value,
+               {_consent(con, destination)} AS consented
         FROM (SELECT DISTINCT p.pair, s.cons_id
               FROM _sync_pairs p JOIN ({members_of("_sync_pairs")}) s
                 ON s.segment_id = p.segment_id) m
@@ -140,7 +171,7 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
         """
         CREATE OR REPLACE TEMP TABLE _sync_current AS
         SELECT pair, key_value, min(cons_id) AS cons_id
-        FROM _sync_people WHERE key_value IS NOT NULL GROUP BY pair, key_value
+        FROM _sync_people WHERE key_value IS NOT NULL AND consented GROUP BY pair, key_value
         """
     )
     con.execute(
@@ -182,7 +213,10 @@ def _counts(con) -> pl.DataFrame:
                (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'removes')
                    AS removes,
                (SELECT count(*) FROM _sync_people s WHERE s.pair = p.pair AND s.key_value IS NULL)
-                   AS skipped_no_key
+                   AS skipped_no_key,
+               (SELECT count(*) FROM _sync_people s
+                WHERE s.pair = p.pair AND s.key_value IS NOT NULL AND NOT s.consented)
+                   AS skipped_no_consent
         FROM _sync_pairs p ORDER BY p.pair
         """,
     )
@@ -255,6 +289,7 @@ def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) ->
                 "adds": s.adds,
                 "removes": s.removes,
                 "skipped_no_key": s.skipped_no_key,
+                "skipped_no_consent": s.skipped_no_consent,
                 "path": s.path,
                 "mode": destination.mode,
                 "run_id": run_id,
@@ -265,9 +300,9 @@ def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) ->
     with registered(con, "_sync_rows", rows):
         con.execute(
             'INSERT INTO syncs (destination, segment, segment_id, "at", members, adds, removes, '
-            "skipped_no_key, path, mode, run_id) "
+            "skipped_no_key, path, mode, run_id, skipped_no_consent) "
             'SELECT destination, segment, segment_id, "at", members, adds, removes, '
-            "skipped_no_key, path, mode, run_id FROM _sync_rows"
+            "skipped_no_key, path, mode, run_id, skipped_no_consent FROM _sync_rows"
         )
     if destination.mode == "mirror":
         con.execute(
@@ -356,6 +391,7 @@ def sync_destination(
                     row["removes"],
                     row["skipped_no_key"],
                     str(path),
+                    row["skipped_no_consent"],
                 )
             )
         if destination.format == "attentive":
@@ -386,6 +422,7 @@ def sync_destination(
             "_sync_current",
             "_sync_baseline",
             "_sync_out",
+            "_sync_suppressed",
         ):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return result

@@ -17,6 +17,7 @@ class UploadKind(StrEnum):
     EVENTS = "events"
     MANUAL_SEGMENT = "manual_segment"
     SUBSCRIBER_SEGMENT = "subscriber_segment"
+    SUPPRESSION = "suppression"
 
 
 _SUFFIX = r"\.csv(\.gz)?$"
@@ -39,6 +40,7 @@ _PATTERNS: list[tuple[UploadKind, re.Pattern[str], str]] = [
         re.compile(r"^.+_subscriber_segment_.*" + _SUFFIX, re.I),
         "{domain}_subscriber_segment_{YYYYMMDD}[_{n}].csv",
     ),
+    (UploadKind.SUPPRESSION, re.compile(r"^suppression.*" + _SUFFIX, re.I), "suppression*.csv"),
 ]
 ACCEPTED_PATTERNS = ", ".join(pattern for _, _, pattern in _PATTERNS)
 

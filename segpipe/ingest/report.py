@@ -12,6 +12,7 @@ from segpipe.ingest import normalize
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON
 
+REPORT_COLUMNS = ("line", "outcome", "reason")
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
 
 
@@ -31,11 +32,21 @@ def error_rows(refused: pl.DataFrame, raw_batches: Iterable[pl.DataFrame]) -> pl
     refused = refused.select(LINE, OUTCOME, REASON).sort(LINE)
     received = [batch.select(LINE, pl.exclude("^_.*$")) for batch in raw_batches]
     raw = pl.concat(received, how="diagonal_relaxed")
+    # A file's own `reason` column (a suppression list's) must not clash with the report's.
+    raw = raw.rename({c: f"received_{c}" for c in REPORT_COLUMNS if c in raw.columns})
     return (
         refused.join(raw, on=LINE, how="left")
         .sort(LINE)
         .rename({LINE: "line", OUTCOME: "outcome", REASON: "reason"})
     )
+
+
+def without_cells(rows: pl.DataFrame, reason_prefix: str) -> pl.DataFrame:
+    """The errors rows with the received cells emptied where the reason starts with
+    `reason_prefix`: a row naming an erased person is reported by line and reason only."""
+    hide = pl.col("reason").str.starts_with(reason_prefix)
+    raw = [c for c in rows.columns if c not in REPORT_COLUMNS]
+    return rows.with_columns(pl.when(~hide).then(pl.col(c)).alias(c) for c in raw)
 
 
 def file_error_row(problem: str) -> pl.DataFrame:

@@ -2,7 +2,15 @@
 
 from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
-from segpipe.kinds import constituent, events, interest_xref, manual, segmentation, subscriber
+from segpipe.kinds import (
+    constituent,
+    events,
+    interest_xref,
+    manual,
+    segmentation,
+    subscriber,
+    suppression,
+)
 from segpipe.kinds.base import KindRules, UploadContext
 
 RULES: dict[UploadKind, KindRules] = {
@@ -14,6 +22,7 @@ RULES: dict[UploadKind, KindRules] = {
         events.RULES,
         manual.RULES,
         subscriber.RULES,
+        suppression.RULES,
     )
 }
 

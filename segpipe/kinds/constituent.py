@@ -24,7 +24,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
-from segpipe.warehouse import interests, migrate
+from segpipe.warehouse import interests, migrate, suppressions
 from segpipe.warehouse.sql import frame, quote, registered
 
 TEXT_FIELDS = ["external_id", "first_name", "last_name"]
@@ -198,6 +198,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
     resolved = resolve_accepted(con, validated, query)
     supersede_earlier_rows(con, resolved, ("person_key",))
     con.execute(f"ALTER TABLE {resolved} DROP COLUMN person_key")
+    suppressions.note_overridden_opt_ins(con, resolved, person="target_cons_id")
     return resolved
 
 

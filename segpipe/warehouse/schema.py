@@ -48,7 +48,7 @@ TABLES = {
         destination VARCHAR NOT NULL, segment VARCHAR NOT NULL, segment_id BIGINT NOT NULL,
         "at" TIMESTAMP NOT NULL, members BIGINT NOT NULL, adds BIGINT NOT NULL,
         removes BIGINT NOT NULL, skipped_no_key BIGINT NOT NULL, path VARCHAR NOT NULL,
-        mode VARCHAR, run_id VARCHAR""",
+        mode VARCHAR, run_id VARCHAR, skipped_no_consent BIGINT DEFAULT 0""",
     # The diff baseline: the key values each destination holds for each segment since its last
     # successful sync; written in the transaction that records the sync.
     "sync_members": """
@@ -70,7 +70,29 @@ TABLES = {
     # segpipe's own facts about the warehouse: the schema version, the highest cons_id ever given.
     "segpipe_meta": """
         key VARCHAR NOT NULL, value VARCHAR NOT NULL""",
+    # Suppression list (SPEC 2, 4): one row per identifier and channel in force now. The
+    # identifier is kept as the kind's canonical text (email lower-cased, phone E.164).
+    "suppressions": """
+        identifier_kind VARCHAR NOT NULL, identifier VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+        reason VARCHAR, since TIMESTAMP NOT NULL, upload_id VARCHAR""",
+    # Every add and remove of a suppression, append-only.
+    "suppression_history": """
+        identifier_kind VARCHAR NOT NULL, identifier VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+        reason VARCHAR, action VARCHAR NOT NULL, upload_id VARCHAR, "at" TIMESTAMP NOT NULL""",
+    # Erased people (SPEC 4): a salted SHA-256 per identifier they had; nothing else is kept.
+    "erasures": """
+        identifier_kind VARCHAR NOT NULL, identifier_hash VARCHAR NOT NULL,
+        "at" TIMESTAMP NOT NULL""",
+    # The deployment's salt for erasure hashes, drawn once.
+    "erasure_salt": "salt VARCHAR NOT NULL",
+    # The one change ever made to an archived file: erasure rewrote it without a person's rows.
+    "archive_rewrites": """
+        upload_id VARCHAR NOT NULL, file_name VARCHAR NOT NULL, rows_removed BIGINT NOT NULL,
+        sha256_after VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL""",
 }
+
+# Columns added after a table first shipped: older warehouse files get them on open.
+ADDED_COLUMNS = {"syncs": ["skipped_no_consent BIGINT DEFAULT 0"]}
 
 # An interest group's members: the people whose status in its interest is the group's kind.
 GROUP_OF_STATUS = "CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' END"
@@ -108,6 +130,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     older warehouse)."""
     for name, columns in TABLES.items():
         con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({columns})')
+    for name, added in ADDED_COLUMNS.items():
+        for column in added:
+            con.execute(f'ALTER TABLE "{name}" ADD COLUMN IF NOT EXISTS {column}')
     for index, (table, column) in INDEXES.items():
         con.execute(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{column}")')
     con.execute(SEGMENT_MEMBERS_VIEW)

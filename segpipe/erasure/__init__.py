@@ -1,0 +1,1 @@
+"""Erasure (`segpipe forget`): a person removed from everything segpipe keeps (SPEC 8)."""

@@ -21,7 +21,9 @@ from dagster._utils.schedules import schedule_execution_time_iterator
 
 from segpipe_tests.conftest import REPO, Deployment, csv
 
-CONSTITUENTS = csv("email,first_name", "ann@example.org,Ann", "bob@example.org,Bob")
+CONSTITUENTS = csv(
+    "email,first_name,email_opt_in", "ann@example.org,Ann,yes", "bob@example.org,Bob,yes"
+)
 # Ann last looked on Nov 2 at 10:00, Bob on Nov 5 at 10:00 (UTC).
 EVENTS = csv(
     "email,event,timestamp",

@@ -18,6 +18,7 @@ APPLIED_TABLES = {
     UploadKind.EVENTS: "events",
     UploadKind.MANUAL_SEGMENT: "segment_members",
     UploadKind.SUBSCRIBER_SEGMENT: "segment_members",
+    UploadKind.SUPPRESSION: "suppressions",
 }
 
 

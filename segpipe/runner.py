@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TextIO
 
@@ -13,11 +14,13 @@ import polars as pl
 
 from segpipe.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED
 from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
+from segpipe.defs.warnings.runs import WARNED_BY_TAG
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
 from segpipe.ingest.receive import archived, receive_inbox
@@ -28,6 +31,9 @@ from segpipe.warehouse.sql import frame
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# The runs of the `segpipe run` under way, whose warnings it sends itself (no daemon runs the
+# warning sensors for it); None outside one (the bench drives jobs too).
+_THIS_RUN: ContextVar[list | None] = ContextVar("segpipe_run_runs", default=None)
 
 
 def _definitions() -> dg.Definitions:
@@ -72,7 +78,8 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     os.environ[DATA_DIR_ENV] = str(data.root)  # the code location reads its data dir from here
     prepare_home(data)
     handler = _show_progress(out)
-    failures = []
+    failures, runs, warned = [], [], (0, [])
+    token = _THIS_RUN.set(runs)
     try:
         with dg.DagsterInstance.get() as instance:
             ensure_warehouse_pool(instance)
@@ -86,10 +93,14 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             failures += _run_job(defs, "refresh_segments", instance, as_of_tags)
             if not failures:  # exports follow fresh segments, never stale ones
                 failures += sync_exports(defs, instance, data)
+                failures += deliver_exports(defs, instance, data)
+            warned = _send_warnings(data, instance, runs, failures)
     finally:
+        _THIS_RUN.reset(token)
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
     print_summary(data, this_run, out)
+    _print_warnings(*warned, out)
     for failure in failures:
         print(f"segpipe: run failed: {failure}", file=out)
     if failures:
@@ -112,13 +123,51 @@ def sync_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataD
     return _run_job(defs, "sync_destinations", instance, tags)
 
 
+def _send_warnings(data: DataDir, instance, run_ids: list[str], failures: list[str]):
+    """The warnings of this run's Dagster runs, and of a segments.yaml that stopped the sync
+    before any run (issue 21); (messages sent, problems sending)."""
+    from segpipe.defs.warnings.send import send_run_warnings, send_warnings
+    from segpipe.notify.notices import Notice, NoticeKind
+
+    config = [f for f in failures if f.startswith(f"{data.segments_yaml.name}: ")]
+    notices = [Notice(NoticeKind.SYNC_FAILED, "sync failed: segments.yaml", (f,)) for f in config]
+    sent, problems = send_warnings(data, notices)
+    runs = [run for run_id in run_ids if (run := instance.get_run_by_id(run_id))]
+    more_sent, more_problems = send_run_warnings(data, instance, runs)
+    return sent + more_sent, problems + more_problems
+
+
+def _print_warnings(sent: int, problems: list[str], out: TextIO) -> None:
+    if sent:
+        print(f"segpipe: {sent} warning message(s) sent (segments.yaml `warnings:`)", file=out)
+    for problem in problems:
+        print(f"segpipe: warning not sent: {problem}", file=out)
+
+
+def deliver_exports(defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir) -> list[str]:
+    """One run of `deliver_exports_job` over every destination with `deliver:` (issue 21)."""
+    try:
+        names = [d.name for d in delivering(data)]
+    except DestinationError:
+        return []  # the sync has reported it
+    tags = register_destinations(instance, names)
+    if tags is None:
+        return []
+    return _run_job(defs, "deliver_exports_job", instance, tags)
+
+
 def _run_job(
     defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tags: dict | None
 ) -> list[str]:
     """Run job `name` in this process on `instance`; the unexpected failures it had."""
+    runs = _THIS_RUN.get()
+    if runs is not None:
+        tags = {**(tags or {}), WARNED_BY_TAG: "segpipe run"}
     result = defs.resolve_job_def(name).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET, tags=tags
     )
+    if runs is not None:
+        runs.append(result.run_id)
     return _unexpected_failures(result)
 
 

@@ -40,6 +40,9 @@ def test_every_sensor_and_schedule_runs_without_being_switched_on():
             "refresh_segments_after_uploads",
             "observe_segment_definitions",
             "sync_destinations_after_segments",
+            "deliver_after_sync",
+            "warn_on_run_failure",
+            "warn_on_run_success",
         )
     }
     schedules = {schedule.name: schedule.default_status for schedule in definitions.schedules}
@@ -47,3 +50,14 @@ def test_every_sensor_and_schedule_runs_without_being_switched_on():
         "daily_destination_sync": dg.DefaultScheduleStatus.RUNNING,
         "daily_segment_refresh": dg.DefaultScheduleStatus.RUNNING,
     }
+
+
+def test_deliveries_follow_the_exports_one_partition_per_destination_in_the_duckdb_pool():
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    deliveries = graph.get(dg.AssetKey("deliveries"))
+    assert dg.AssetKey("segment_export") in deliveries.parent_keys
+    assert deliveries.partitions_def.name == "deliveries"
+    assert deliveries.assets_def.node_def.pools == {"duckdb"}
+    job = definitions.resolve_job_def("deliver_exports_job")
+    assert job.asset_layer.selected_asset_keys == {dg.AssetKey("deliveries")}

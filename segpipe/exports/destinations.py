@@ -15,6 +15,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
+
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
 MODES = ("mirror", "upsert")
@@ -24,7 +26,20 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 # Attentive's (and segpipe's own subscriber upload's) rule for segment names.
 ATTENTIVE_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9 _-]{1,64}$")
-_ALLOWED = {"name", "key", "segments", "format", "fields", "domain", "mode", "channel"}
+_ALLOWED = {
+    *("name", "key", "segments", "format", "fields", "domain", "mode", "channel"),
+    *("deliver", "warnings"),  # SFTP delivery and warnings
+}
+_SFTP_REQUIRED = {"host", "username", "path"}
+_SFTP_ALLOWED = _SFTP_REQUIRED | {
+    "port",
+    "key_file",
+    "password_env",
+    "known_hosts",
+    "attempts",
+    "backoff_seconds",
+    "timeout_seconds",
+}
 
 
 class Channel(StrEnum):
@@ -49,6 +64,31 @@ class DestinationError(ValueError):
 
 
 @dataclass(frozen=True)
+class SftpDelivery:
+    """Where a destination's files are uploaded after each sync (`deliver: {sftp: ...}`).
+
+    `key_file` and `known_hosts` are paths, relative ones from the data directory;
+    `password_env` names the environment variable holding the password (never the password
+    itself, which would sit in segments.yaml). `attempts` connections are tried within a run,
+    `backoff_seconds` apart, doubling each time; `timeout_seconds` bounds each network wait."""
+
+    host: str
+    username: str
+    path: str
+    port: int = 22
+    key_file: str | None = None
+    password_env: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    attempts: int = 3
+    backoff_seconds: float = 2.0
+    timeout_seconds: float = 30.0
+
+    @property
+    def address(self) -> str:
+        return f"sftp://{self.username}@{self.host}:{self.port}{self.path}"
+
+
+@dataclass(frozen=True)
 class Destination:
     name: str
     key: str
@@ -58,6 +98,8 @@ class Destination:
     domain: str | None = None
     mode: str = "mirror"
     channel: Channel = Channel.EMAIL
+    deliver: SftpDelivery | None = None
+    warnings: WarningSettings | None = None
 
     @property
     def all_segments(self) -> bool:
@@ -154,6 +196,10 @@ def _destination(position: int, entry) -> Destination:
             fail("attentive needs a `domain` of lower-case letters, digits, '.' and '-'")
     elif domain is not None:
         fail("`domain` applies to the attentive format only")
+    try:
+        warnings = parse_warnings(entry.get("warnings"), label)
+    except WarningsError as error:
+        raise DestinationError(str(error)) from None
     return Destination(
         name=name,
         key=key,
@@ -163,6 +209,45 @@ def _destination(position: int, entry) -> Destination:
         domain=domain,
         mode=mode,
         channel=Channel(channel),
+        deliver=_sftp(entry.get("deliver"), fail),
+        warnings=warnings,
+    )
+
+
+def _sftp(entry, fail) -> SftpDelivery | None:
+    """`deliver: {sftp: {host, port, username, key_file | password_env, path, known_hosts}}`."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) != {"sftp"} or not isinstance(entry["sftp"], dict):
+        fail("`deliver` takes `sftp: {host, username, path, key_file or password_env, ...}`")
+    sftp = entry["sftp"]
+    if missing := sorted(_SFTP_REQUIRED - set(sftp)):
+        fail(f"deliver.sftp needs {', '.join(missing)}")
+    if unknown := sorted(set(sftp) - _SFTP_ALLOWED):
+        fail(f"deliver.sftp: unknown setting(s) {', '.join(unknown)}")
+    if ("key_file" in sftp) == ("password_env" in sftp):
+        fail("deliver.sftp needs one of `key_file` or `password_env`")
+    if not str(sftp["path"]).startswith("/"):
+        fail("deliver.sftp.path must be an absolute folder on the server, like /uploads")
+    try:
+        numbers = {
+            "port": int(sftp.get("port", 22)),
+            "attempts": int(sftp.get("attempts", 3)),
+            "backoff_seconds": float(sftp.get("backoff_seconds", 2.0)),
+            "timeout_seconds": float(sftp.get("timeout_seconds", 30.0)),
+        }
+    except (TypeError, ValueError):
+        fail("deliver.sftp: port, attempts, backoff_seconds and timeout_seconds are numbers")
+    if numbers["attempts"] < 1 or not 0 < numbers["port"] < 65536:
+        fail("deliver.sftp: attempts must be 1 or more, port between 1 and 65535")
+    return SftpDelivery(
+        host=str(sftp["host"]),
+        username=str(sftp["username"]),
+        path=str(sftp["path"]).rstrip("/") or "/",
+        key_file=sftp.get("key_file"),
+        password_env=sftp.get("password_env"),
+        known_hosts=str(sftp.get("known_hosts", "~/.ssh/known_hosts")),
+        **numbers,
     )
 
 

@@ -260,6 +260,22 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
     ).fetchall()[0][0]
     if rows == 0:
         return 0
+    files = math.ceil(rows / max_rows)
+    if files == 1:
+        # One file: a plain ordered COPY writes the rows in order, so an unchanged list is the
+        # same bytes (a partitioned COPY may spread them over parts in any order), and SFTP
+        # delivery does not send it again (issue 21).
+        (stage / "delivery").mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"""
+            COPY (
+                SELECT {key} AS key, p.segment
+                FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok
+                ORDER BY p.segment, o.key_value
+            ) TO {_literal(stage / "delivery" / "1")} (FORMAT csv, HEADER false)
+            """
+        )
+        return files
     con.execute(
         f"""
         COPY (
@@ -270,7 +286,6 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
         ) TO {_literal(stage / "attentive")} (FORMAT csv, HEADER false, PARTITION_BY (file_n))
         """
     )
-    files = math.ceil(rows / max_rows)
     for n in range(1, files + 1):
         gather_parts(stage / "attentive" / f"file_n={n}", stage / "delivery" / str(n), header=None)
     return files

@@ -7,6 +7,8 @@ here decides what is valid.
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
@@ -93,3 +95,23 @@ def mask_email_sql(column: str) -> str:
 def mask_phone(value: pl.Expr) -> pl.Expr:
     """`+12025550123` -> `***-***-0123`."""
     return pl.lit("***-***-") + value.str.slice(-4)
+
+
+# Emails and phone numbers inside free text (an error message, a warning): an email, or a phone
+# number in any of the forms the spec accepts, not glued to a word (so `..._20261102_1.csv`, a
+# file name's date, stays as it is).
+_EMAIL_IN_TEXT = r"[^@\s<>()\[\],;:'\"]+@[^@\s<>()\[\],;:'\"]+\.[A-Za-z]{2,}"
+_PHONE_IN_TEXT = (
+    r"(?<![\w+])(?:\+\d{8,15}|(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4})(?![\w])"
+)
+
+
+def mask_text(text: str) -> str:
+    """`text` with every email and phone number in it masked as `mask_email` and `mask_phone`
+    mask a column: for messages (a few lines), not for a file's rows."""
+
+    def masked(value: str, mask) -> str:
+        return pl.select(mask(pl.lit(value))).item()
+
+    text = re.sub(_EMAIL_IN_TEXT, lambda m: masked(m.group(0), mask_email), text)
+    return re.sub(_PHONE_IN_TEXT, lambda m: masked(m.group(0), mask_phone), text)

@@ -89,6 +89,12 @@ TABLES = {
     "archive_rewrites": """
         upload_id VARCHAR NOT NULL, file_name VARCHAR NOT NULL, rows_removed BIGINT NOT NULL,
         sha256_after VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL""",
+    # One row per file each time a delivery settles it (issue 21): `file` is its path on the
+    # server, status delivered / already_on_server / failed (segpipe.exports.deliver).
+    "deliveries": """
+        destination VARCHAR NOT NULL, file VARCHAR NOT NULL, bytes BIGINT, sha256 VARCHAR,
+        "at" TIMESTAMP NOT NULL, status VARCHAR NOT NULL, error VARCHAR, attempts BIGINT,
+        address VARCHAR, run_id VARCHAR""",
 }
 
 # Columns added after a table first shipped: older warehouse files get them on open.

@@ -8,8 +8,12 @@ from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.freshness import EXPORTS_FRESHNESS
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.segments.checks import failed_blocking_checks
+from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
+from segpipe.ingest.normalize import mask_text
 from segpipe.pipeline import progress
+
+DESTINATIONS_FAILED = "destinations_failed"
 
 
 def _spec() -> dg.AssetSpec:
@@ -54,7 +58,7 @@ def sync_exports(
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
-    failed = []
+    failed, reasons = [], {}
     with warehouse.get_connection() as con:
         pairs = [p for p in current_pairs(con, data) if p.partition_key in requested]
         if stale := requested - {p.partition_key for p in pairs}:
@@ -62,13 +66,23 @@ def sync_exports(
         destinations = list(dict.fromkeys(p.destination for p in pairs))
         for destination in destinations:
             mine = [p for p in pairs if p.destination == destination]
+            if waiting := undelivered_diffs(con, destination):
+                line = (
+                    f"held {destination.name}: {waiting} file(s) of its last sync not delivered "
+                    "yet; they are delivered first, this sync follows on the next run"
+                )
+                progress.info(line)
+                context.log.warning(line)
+                continue
             try:
                 synced = sync_destination(
                     con, data, destination, mine, at=at, run_id=context.run.run_id
                 )
             except Exception as error:  # one destination failing leaves the others to sync
-                context.log.error(f"destination {destination.name}: sync failed: {error}")
+                reason = mask_text(str(error) or type(error).__name__)
+                context.log.error(f"destination {destination.name}: sync failed: {reason}")
                 failed.append(destination.name)
+                reasons[destination.name] = reason
                 continue
             for pair in synced.pairs:
                 context.log_event(
@@ -88,7 +102,11 @@ def sync_exports(
             progress.info(line)
             context.log.info(line)
     if failed:
-        raise dg.Failure(description=f"sync failed for destination(s): {', '.join(failed)}")
+        raise dg.Failure(
+            description=f"sync failed for destination(s): {', '.join(failed)}",
+            # What warnings name (segpipe/defs/warnings): each destination and its reason.
+            metadata={DESTINATIONS_FAILED: dg.MetadataValue.json(reasons)},
+        )
     yield from ()
 
 

@@ -116,7 +116,7 @@ def process_uploads(
     if rejected:
         raise dg.Failure(
             description=REJECTED_PREFIX + "; ".join(rejected),
-            metadata={"files_rejected": len(rejected)},
+            metadata={"files_rejected": len(rejected), "rejected": dg.MetadataValue.json(rejected)},
             allow_retries=False,
         )
     yield from ()

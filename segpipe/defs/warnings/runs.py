@@ -1,0 +1,133 @@
+"""What a finished run has to say: its notices, read from the run's Dagster event log.
+
+One home for turning runs into warnings, used by the sensors (the daemon, `dagster dev`) and by
+`segpipe run` (in-process, no daemon), so both send the same messages:
+- a step failure of `process_uploads` (files rejected) -> FILE_REJECTED;
+- `sync_exports` / `deliver_exports` failures -> SYNC_FAILED / DELIVERY_FAILED per destination;
+- any other step failure, or a run that failed without one -> RUN_FAILED;
+- a failed `segment_sizes_are_steady` check (severity WARN) -> SEGMENT_SIZE_MOVED;
+- `segment_export` materializations -> EXPORT_READY per destination (sent to who asks for it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+
+from segpipe.defs.exports.assets import DESTINATIONS_FAILED
+from segpipe.notify.notices import Notice, NoticeKind
+from segpipe.pipeline import REJECTED_PREFIX
+
+# Runs whose warnings `segpipe run` sends itself: the sensors leave them alone.
+WARNED_BY_TAG = "segpipe/warned_by"
+SIZE_CHECK = "segment_sizes_are_steady"
+_STEP_KINDS = {
+    "sync_exports": NoticeKind.SYNC_FAILED,
+    "deliver_exports": NoticeKind.DELIVERY_FAILED,
+}
+_VERBS = {NoticeKind.SYNC_FAILED: "sync", NoticeKind.DELIVERY_FAILED: "delivery"}
+
+
+def run_notices(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notice]:
+    """Every notice of `run`, problems first."""
+    records = instance.all_logs(run.run_id)
+    events = [r.dagster_event for r in records if r.dagster_event is not None]
+    notices: list[Notice] = []
+    for event in events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            notices += _step_failure(run, event)
+    if run.is_failure and not notices:
+        notices.append(
+            Notice(NoticeKind.RUN_FAILED, f"run {run.job_name} failed", (f"run id {run.run_id}",))
+        )
+    checks = [e for e in events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    notices += [n for e in checks if (n := _size_check(e.event_specific_data))]
+    notices += _exports_ready(events)
+    return notices
+
+
+def _step_failure(run: dg.DagsterRun, event) -> list[Notice]:
+    failure = event.step_failure_data
+    user = failure.user_failure_data
+    description = (user.description or "") if user else ""
+    metadata = user.metadata if user else {}
+    if description.startswith(REJECTED_PREFIX):
+        rejected = metadata["rejected"].value if "rejected" in metadata else [description]
+        return [
+            Notice(
+                NoticeKind.FILE_REJECTED,
+                f"{len(rejected)} file(s) rejected",
+                tuple(rejected) + ("The raw files are archived; see rejected/ for reports.",),
+                counts={"files_rejected": len(rejected)},
+            )
+        ]
+    kind = _STEP_KINDS.get(event.step_key)
+    if kind and DESTINATIONS_FAILED in metadata:
+        return [
+            Notice(
+                kind,
+                f"{_VERBS[kind]} failed for destination {name}",
+                (reason, f"run {run.job_name} {run.run_id}"),
+                destination=name,
+            )
+            for name, reason in metadata[DESTINATIONS_FAILED].value.items()
+        ]
+    error = failure.error
+    while error and error.cause:
+        error = error.cause
+    reason = error.message.strip() if error else description or "failed"
+    return [
+        Notice(
+            kind or NoticeKind.RUN_FAILED,
+            f"run {run.job_name} failed in step {event.step_key}",
+            (reason, f"run id {run.run_id}"),
+        )
+    ]
+
+
+def _size_check(evaluation) -> Notice | None:
+    if evaluation.check_name != SIZE_CHECK or evaluation.passed:
+        return None
+    metadata = evaluation.metadata
+    moved = int(metadata["segments_moved"].value) if "segments_moved" in metadata else 0
+    table = str(metadata["moves"].value) if "moves" in metadata else ""
+    limit = metadata["max_change"].value if "max_change" in metadata else None
+    return Notice(
+        NoticeKind.SEGMENT_SIZE_MOVED,
+        f"{moved} segment(s) changed size by more than {limit:.0%} since the previous refresh"
+        if limit is not None
+        else f"{moved} segment(s) changed size sharply",
+        ("A feed may have dropped or doubled its audience:", table),
+        counts={"segments_moved": moved},
+    )
+
+
+def _exports_ready(events) -> list[Notice]:
+    """One notice per destination whose segments were exported in the run, with totals."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for event in events:
+        if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+            continue
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key != dg.AssetKey("segment_export"):
+            continue
+        metadata = materialization.metadata
+        counts = totals[str(metadata["destination"].value)]
+        counts["segments"] += 1
+        for name in ("members", "adds", "removes"):
+            counts[name] += int(metadata[name].value)
+    return [
+        Notice(
+            NoticeKind.EXPORT_READY,
+            f"export ready for destination {name}",
+            (
+                f"{counts['segments']} segment(s): {counts['members']} member(s), "
+                f"{counts['adds']} add(s), {counts['removes']} remove(s)",
+            ),
+            destination=name,
+            counts=dict(counts),
+        )
+        for name, counts in totals.items()
+    ]

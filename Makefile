@@ -3,15 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
+# The dev tools, and dagster-postgres for the Postgres instance test.
+EXTRAS ?= dev,postgres
 # The sample's events are from the week before this instant; rule windows count back from it.
 SAMPLE_AS_OF ?= 2026-11-07T00:00:00
 
-.PHONY: demo test lint dev bench clean
+.PHONY: demo test test-system-packages lint dev bench clean
 
 $(BIN)/segpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $@
 
 ## The sample deployment end to end: a fresh copy of data/ through `segpipe run`.
@@ -23,11 +25,30 @@ demo: $(BIN)/segpipe
 	  if [ $$status -eq 2 ]; then echo "(exit 2: the sample's deliberately bad files were rejected, as they should be)"; exit 0; fi; \
 	  exit $$status
 
-test: $(BIN)/segpipe
+# System packages first: without them the run would end in a wall of browser tracebacks.
+test: test-system-packages $(BIN)/segpipe
 	$(BIN)/pytest -q
+
+# Debian packages the tests drive: Chromium (browser tests), PostgreSQL (the Postgres instance
+# test starts its own server). As root, `make test` installs the missing ones; otherwise it stops
+# before anything runs, with one line naming them.
+CHROMIUM ?= /usr/bin/chromium
+POSTGRES_INITDB ?= /usr/lib/postgresql/*/bin/initdb
+MISSING_PACKAGES := $(strip $(if $(wildcard $(CHROMIUM)),,chromium) \
+	$(if $(wildcard $(POSTGRES_INITDB)),,postgresql))
+APT_GET = apt-get -qq -o DPkg::Lock::Timeout=300
+# Non-empty when make runs as root, the one case where it may install packages.
+AS_ROOT ?= $(filter 0,$(shell id -u))
+test-system-packages:
+ifneq ($(MISSING_PACKAGES),)
+	$(if $(AS_ROOT),,$(error make test needs the Debian packages $(MISSING_PACKAGES): run sudo apt-get install $(MISSING_PACKAGES)))
+	$(APT_GET) update && $(APT_GET) install -y $(MISSING_PACKAGES)
+endif
 
 lint: $(BIN)/segpipe
 	$(BIN)/ruff check segpipe segpipe_tests
+	@# dg wants to know it runs in the project's own environment, not an activated other one.
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 
 ## The Dagster UI over a copy of the sample (or DATA=path), with segpipe's instance settings.
 dev: $(BIN)/segpipe

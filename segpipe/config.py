@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "SEGPIPE_DATA_DIR"
+# Where the DuckDB warehouse lives when not in the data directory: a path, or any DuckDB
+# connection string (`md:segpipe` for MotherDuck), per deployment.
+WAREHOUSE_ENV = "SEGPIPE_WAREHOUSE"
 
 
 def data_dir_from_env() -> Path:
@@ -41,6 +44,10 @@ class DataDir:
 
     @property
     def warehouse(self) -> Path:
+        """<root>/warehouse.duckdb, unless $SEGPIPE_WAREHOUSE names another database (a path or a
+        DuckDB connection string such as `md:segpipe`, kept as written: str() gives it back)."""
+        if location := os.environ.get(WAREHOUSE_ENV, "").strip():
+            return Path(location)
         return self.root / "warehouse.duckdb"
 
     @property

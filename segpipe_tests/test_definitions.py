@@ -45,8 +45,11 @@ def test_every_sensor_and_schedule_runs_without_being_switched_on():
             "warn_on_run_success",
         )
     }
-    (schedule,) = definitions.schedules
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    schedules = {schedule.name: schedule.default_status for schedule in definitions.schedules}
+    assert schedules == {
+        "daily_destination_sync": dg.DefaultScheduleStatus.RUNNING,
+        "daily_segment_refresh": dg.DefaultScheduleStatus.RUNNING,
+    }
 
 
 def test_deliveries_follow_the_exports_one_partition_per_destination_in_the_duckdb_pool():

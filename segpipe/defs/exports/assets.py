@@ -6,7 +6,9 @@ import dagster as dg
 
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.recovery import mark_run_process
+from segpipe.defs.freshness import EXPORTS_FRESHNESS
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.normalize import mask_text
@@ -29,6 +31,7 @@ def _spec() -> dg.AssetSpec:
         kinds={"duckdb", "csv"},
         partitions_def=exports_partitions,
         skippable=True,
+        freshness_policy=EXPORTS_FRESHNESS,
     )
 
 
@@ -46,6 +49,14 @@ def sync_exports(
 ):
     """Writes members, adds and removes for every destination and segment in the run."""
     mark_run_process(context)
+    # Checked again when the run starts: a sync requested while the refresh's checks were still
+    # running queues behind that refresh, and must not ship what its checks then failed.
+    if failed := failed_blocking_checks(context.instance):
+        raise dg.Failure(
+            description=f"not syncing a broken warehouse: check {', '.join(failed)} failed on "
+            "segments",
+            allow_retries=False,
+        )
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
@@ -117,6 +128,8 @@ def _metadata(values: dict, delivery_files: list[str]) -> dict:
         for key, value in values.items()
     }
     metadata["path"] = dg.MetadataValue.path(values["path"])
+    # Dagster's standard row count: the rows of this destination's full list.
+    metadata["dagster/row_count"] = dg.MetadataValue.int(values["members"])
     if delivery_files:
         metadata["delivery_files"] = dg.MetadataValue.json(delivery_files)
     return metadata

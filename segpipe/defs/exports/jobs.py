@@ -5,7 +5,9 @@ import duckdb
 
 from segpipe.config import DataDir
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions, register_pairs
+from segpipe.defs.freshness import SYNC_CRON
 from segpipe.defs.resources import DataDirResource
+from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.defs.uploads.jobs import SERIAL_TAG, range_tags
 
 sync_destinations = dg.define_asset_job(
@@ -34,6 +36,11 @@ def _peek_pairs(data: DataDir):
 
 def sync_request(instance: dg.DagsterInstance, data: DataDir, run_key: str):
     """The run that syncs every configured destination segment, or why there is none."""
+    if failed := failed_blocking_checks(instance):
+        return dg.SkipReason(
+            f"not syncing a broken warehouse: check {', '.join(failed)} failed on segments; "
+            "a refresh that passes it lets the syncs run again"
+        )
     pairs = _peek_pairs(data) if data.warehouse.exists() else None
     if pairs is None:
         known = instance.get_dynamic_partitions(exports_partitions.name)
@@ -48,7 +55,7 @@ def sync_request(instance: dg.DagsterInstance, data: DataDir, run_key: str):
 
 
 @dg.schedule(
-    cron_schedule="0 6 * * *",
+    cron_schedule=SYNC_CRON,
     job=sync_destinations,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from segpipe.defs.recovery import mark_run_process
+from segpipe.defs.freshness import SEGMENTS_FRESHNESS
+from segpipe.defs.metadata import table_metadata, table_schema
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.segments.refresh import refresh_segments
@@ -50,6 +52,8 @@ def _as_of(context: dg.AssetExecutionContext) -> datetime:
     group_name="segments",
     owners=OWNERS,
     kinds={"duckdb"},
+    freshness_policy=SEGMENTS_FRESHNESS,
+    metadata={"dagster/column_schema": table_schema("segment_members")},
     # Uploads are followed by the refresh_segments_after_uploads sensor; eager() here follows
     # only a new version of segments.yaml.
     automation_condition=dg.AutomationCondition.eager().ignore(
@@ -71,10 +75,15 @@ def segments(
         except SegmentDefinitionError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
         sizes = segment_sizes(con)
+        catalog = con.execute("SELECT current_database()").fetchone()[0]
+    members_total = int(sizes["members"].sum()) if sizes.height else 0
     return dg.MaterializeResult(
         metadata={
+            # Dagster's standard keys: the rows of segment_members are the members in total.
+            "dagster/row_count": members_total,
+            **table_metadata("segment_members", catalog),
             "segments": sizes.height,
-            "members_total": int(sizes["members"].sum()) if sizes.height else 0,
+            "members_total": members_total,
             "as_of": as_of.isoformat(),
             "data_driven_segments": len(refresh.sizes),
             "entered": refresh.entered,

@@ -9,6 +9,7 @@ covers every upload ever applied.
 
 import dagster as dg
 import polars as pl
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.segments.assets import RULE_FAILED_PREFIX
@@ -19,6 +20,8 @@ from segpipe.warehouse.sql import frame
 
 SEGMENTS = dg.AssetKey("segments")
 SIZE_PREFIX = "size: "
+# The checks that guard references: when the latest of them failed, no sync runs.
+BLOCKING_CHECKS = (dg.AssetCheckKey(SEGMENTS, "references_resolve"),)
 
 # Uploads whose counts do not add up: rows in = applied + rejected + ignored + superseded.
 UNBALANCED_UPLOADS = """
@@ -90,8 +93,11 @@ def upload_counts_add_up(warehouse: Warehouse) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=SEGMENTS,
     pool=WAREHOUSE_POOL,
+    # A sync never ships a broken warehouse: when this fails, the run stops before exports, and
+    # the sync sensor and schedule skip until a refresh passes it (BLOCKING_CHECKS).
+    blocking=True,
     description="Every membership names an existing person and an existing segment or interest; "
-    "cons_id, member_id and email each identify one constituent.",
+    "cons_id, member_id and email each identify one constituent. Blocks exports when it fails.",
 )
 def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
@@ -224,3 +230,14 @@ def segment_rules_evaluate(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
         description="; ".join(failed.values()) or None,
         metadata={"failed_rules": len(failed), "rules": dg.MetadataValue.md(_table(rows))},
     )
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance) -> list[str]:
+    """The BLOCKING_CHECKS whose latest finished evaluation failed (names; empty when none)."""
+    failed = []
+    for key in BLOCKING_CHECKS:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+        finished = [r for r in history if r.status != AssetCheckExecutionRecordStatus.PLANNED]
+        if finished and finished[0].status == AssetCheckExecutionRecordStatus.FAILED:
+            failed.append(key.name)
+    return failed

@@ -6,6 +6,7 @@ import dagster as dg
 
 from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.uploads.metadata import standard_metadata
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
 from segpipe.pipeline import (
@@ -67,11 +68,13 @@ def _metadata(values: dict) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _materialize(context: dg.AssetExecutionContext, outcome: UploadOutcome) -> None:
+def _materialize(context: dg.AssetExecutionContext, outcome: UploadOutcome, catalog: str) -> None:
+    kind = outcome.stages.get("raw_upload", {}).get("kind")
     for stage, metadata in outcome.stages.items():
+        standard = standard_metadata(stage, metadata, kind, catalog)
         context.log_event(
             dg.AssetMaterialization(
-                stage, partition=outcome.upload_id, metadata=_metadata(metadata)
+                stage, partition=outcome.upload_id, metadata={**_metadata(metadata), **standard}
             )
         )
 
@@ -101,11 +104,12 @@ def process_uploads(
     # transaction, so it still applies fully or not at all.
     try:
         with warehouse.get_connection() as con:
+            catalog = con.execute("SELECT current_database()").fetchone()[0]
             for position, upload_id in enumerate(upload_ids, start=1):
                 outcome = process_upload(
                     data_dir.paths, lambda: nullcontext(con), upload_id, context.run.run_id
                 )
-                rejected += _report(context, outcome, position, len(upload_ids), lines)
+                rejected += _report(context, outcome, position, len(upload_ids), lines, catalog)
     finally:
         # One log event for the batch, not one per file: each event is a write to the event
         # log, a measurable part of a small file's cost (the materializations stay per file).
@@ -126,9 +130,10 @@ def _report(
     position: int,
     total: int,
     lines: list[str],
+    catalog: str,
 ):
     """Materializations and a progress line for one file; its rejection, if it was rejected."""
-    _materialize(context, outcome)
+    _materialize(context, outcome, catalog)
     line = f"[{position}/{total}] {describe(outcome)}"
     progress.info(line)
     lines.append(line)

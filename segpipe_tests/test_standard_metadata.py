@@ -1,0 +1,158 @@
+"""Dagster's standard metadata in a real run's event log (row counts, column schemas, table
+names), code references on the assets, and the reference check that blocks exports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from segpipe.defs.uploads.jobs import range_tags
+from segpipe_tests.conftest import REPO, Deployment, deployment_at, with_sample
+
+NEWSLETTER = "segmentation_2026-11-03_newsletter.csv"
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory):
+    with deployment_at(tmp_path_factory.mktemp("metadata") / "deployment") as deployment:
+        code, printed = with_sample(deployment).run()
+        assert code == 2, printed  # the sample's deliberately bad files
+        yield deployment
+
+
+def latest(deployment: Deployment, asset: str, partition: str | None = None) -> dict:
+    """The metadata of the asset's (partition's) latest materialization in the event log."""
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None
+    )
+    with deployment.instance() as instance:
+        records = instance.fetch_materializations(records_filter, limit=1).records
+    assert records, f"{asset} {partition or ''} was never materialized"
+    return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
+
+
+def columns(schema: dg.TableSchema) -> list[tuple[str, str]]:
+    return [(column.name, column.type) for column in schema.columns]
+
+
+def warehouse_columns(deployment: Deployment, table: str) -> list[tuple[str, str]]:
+    described = deployment.query(f"DESCRIBE {table}")
+    return list(described.select("column_name", "column_type").iter_rows())
+
+
+def test_upload_stages_carry_partition_row_counts_and_their_columns(applied: Deployment):
+    upload = applied.upload(NEWSLETTER)
+    lines = (REPO / "data" / "inbox" / NEWSLETTER).read_text().splitlines()
+    rows_in = len([line for line in lines[1:] if line.strip()])
+    for stage in ("raw_upload", "validated_upload", "resolved_upload", "applied_upload"):
+        metadata = latest(applied, stage, upload["upload_id"])
+        assert metadata["dagster/partition_row_count"] == upload["rows_in"] == rows_in, stage
+
+    validated = latest(applied, "validated_upload", upload["upload_id"])["dagster/column_schema"]
+    # The segmentation kind's pandera schema: identifier, interest and opt columns, each with
+    # its polars type and the reason a row fails it.
+    from segpipe.kinds.segmentation import SCHEMA
+
+    by_name = {column.name: column for column in validated.columns}
+    assert list(by_name) == list(SCHEMA.columns)
+    assert {"email", "interest_id", "opt"} <= set(by_name)
+    assert by_name["email"].type == "String"
+    assert by_name["opt"].constraints.nullable is False
+    assert "invalid email" in by_name["email"].constraints.other
+
+    applied_upload = latest(applied, "applied_upload", upload["upload_id"])
+    assert applied_upload["dagster/table_name"] == "warehouse.main.interest_memberships"
+    assert columns(applied_upload["dagster/column_schema"]) == warehouse_columns(
+        applied, "interest_memberships"
+    )
+
+
+def test_a_rejected_file_counts_its_rows_in(applied: Deployment):
+    upload = applied.upload("segmentation_2026-11-06_missing_opt_column.csv")
+    metadata = latest(applied, "raw_upload", upload["upload_id"])
+    assert metadata["dagster/partition_row_count"] == upload["rows_in"] > 0
+
+
+def test_segments_carry_members_in_total_and_the_members_table(applied: Deployment):
+    metadata = latest(applied, "segments")
+    members = applied.query("SELECT count(*) AS n FROM segment_members").item()
+    assert metadata["dagster/row_count"] == members == metadata["members_total"] > 0
+    assert metadata["dagster/table_name"] == "warehouse.main.segment_members"
+    assert columns(metadata["dagster/column_schema"]) == warehouse_columns(
+        applied, "segment_members"
+    )
+
+
+def test_each_export_counts_the_rows_of_its_list(applied: Deployment):
+    syncs = applied.query("SELECT destination, segment, members FROM syncs")
+    assert syncs.height > 0
+    for destination, segment, members in syncs.iter_rows():
+        partition = f"{destination}/{segment.replace(' ', '_')}"
+        assert latest(applied, "segment_export", partition)["dagster/row_count"] == members
+
+
+def test_assets_link_to_the_code_that_defines_them():
+    from segpipe.definitions import defs
+
+    definitions = defs()
+    for asset, defined_by in {
+        "segments": "def segments(",
+        "segment_export": "def sync_exports(",
+        "applied_upload": "def process_uploads(",
+    }.items():
+        key = dg.AssetKey(asset)
+        spec = definitions.get_assets_def(key).specs_by_key[key]
+        (reference,) = spec.metadata["dagster/code_references"].code_references
+        source = Path(reference.file_path)
+        assert source.is_relative_to(REPO / "segpipe" / "defs"), source
+        # The line of the decorator; its function follows.
+        lines = source.read_text().splitlines()[reference.line_number - 1 :]
+        assert lines[0].startswith("@dg."), asset
+        assert any(line.startswith(defined_by) for line in lines[:25]), asset
+
+
+def test_a_broken_reference_blocks_every_sync(applied: Deployment):
+    syncs_before = applied.query("SELECT count(*) AS n FROM syncs").item()
+    segment_id = applied.query("SELECT min(segment_id) FROM segments WHERE kind = 'manual'").item()
+    from segpipe.warehouse.connection import connect
+
+    with connect(applied.data.warehouse) as con:  # a member nobody knows
+        con.execute(f"INSERT INTO segment_memberships VALUES ({segment_id}, 987654, NULL, NULL)")
+
+    code, printed = applied.run()
+
+    assert code == 1, printed
+    assert "references_resolve" in printed
+    assert applied.query("SELECT count(*) AS n FROM syncs").item() == syncs_before
+    # Neither the daily schedule nor the sensor ships it from the daemon either.
+    from segpipe.definitions import defs
+    from segpipe.defs.resources import build_resources
+
+    definitions = defs()
+    schedule = definitions.resolve_schedule_def("daily_destination_sync")
+    with applied.instance() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 11, 8, 6, tzinfo=UTC),
+            resources=build_resources(applied.data.root),
+        )
+        result = schedule.evaluate_tick(context)
+    assert not result.run_requests
+    assert "check references_resolve failed" in result.skip_message
+    # A sync requested before the check failed (queued behind the refresh) refuses when it runs.
+    from segpipe.defs.exports.partitions import exports_partitions
+
+    with applied.instance() as instance:
+        first, *_, last = instance.get_dynamic_partitions(exports_partitions.name)
+        sync = definitions.resolve_job_def("sync_destinations").execute_in_process(
+            instance=instance, raise_on_error=False, tags=range_tags(first, last)
+        )
+    assert not sync.success
+    (failure,) = [e for e in sync.all_events if e.is_step_failure]
+    assert (
+        "not syncing a broken warehouse" in failure.step_failure_data.user_failure_data.description
+    )
+    assert applied.query("SELECT count(*) AS n FROM syncs").item() == syncs_before

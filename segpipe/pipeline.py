@@ -19,7 +19,7 @@ import polars as pl
 
 from segpipe.config import DataDir
 from segpipe.ingest import report
-from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import UploadKind, kind_of
 from segpipe.ingest.reader import LINE, only_lines, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
@@ -27,6 +27,7 @@ from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
 from segpipe.kinds.base import VALIDATED_TABLE
 from segpipe.warehouse import uploads
+from segpipe.warehouse.guard import removal_limit
 from segpipe.warehouse.sql import frame, registered, transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -39,6 +40,8 @@ CHUNK_ROWS = 250_000
 progress = logging.getLogger("segpipe.progress")
 # Starts the Failure a run raises after applying a batch in which some files were rejected.
 REJECTED_PREFIX = "Rejected: "
+# Starts the Failure of a sync the removal guard held (segpipe.warehouse.guard).
+HELD_PREFIX = "Held: "
 T = TypeVar("T")
 _END = object()
 
@@ -51,7 +54,7 @@ class Markdown(str):
 class UploadOutcome:
     upload_id: str
     file_name: str
-    status: str  # applied, rejected, duplicate, or skipped when it was settled before
+    status: str  # applied, rejected, held, duplicate, or skipped when it was settled before
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     stages: dict[str, dict] = field(default_factory=dict)  # asset name -> metadata
@@ -100,7 +103,7 @@ def process_upload(
             _apply(data, con, received, facts, outcome, run_id)
         except UploadRejected as error:
             _reject(data, con, received, sha256, error, outcome)
-            outcome.stages.setdefault("raw_upload", facts)["status"] = "rejected"
+            outcome.stages.setdefault("raw_upload", facts)["status"] = outcome.status
     return outcome
 
 
@@ -126,7 +129,13 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         **_reasons(con, VALIDATED_TABLE),
         "preview": _preview(con, VALIDATED_TABLE),
     }
-    upload = UploadContext(received.upload_id, received.file_name, _now(), run_id)
+    upload = UploadContext(
+        received.upload_id,
+        received.file_name,
+        _now(),
+        run_id,
+        removal_limit=removal_limit(data.segments_yaml),
+    )
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
     counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}
     counts["rows_in"] = rows_in
@@ -252,8 +261,9 @@ def _reject(data, con, received, sha256, error: UploadRejected, outcome: UploadO
     except UploadRejected:
         kind = None
     counts = {"rows_in": error.rows_in, "rows_rejected": error.rows_in}
-    _record(con, received, sha256, kind=kind, status="rejected", counts=counts, error=error.problem)
-    outcome.status, outcome.error, outcome.counts = "rejected", error.problem, counts
+    status = "held" if isinstance(error, UploadHeld) else "rejected"
+    _record(con, received, sha256, kind=kind, status=status, counts=counts, error=error.problem)
+    outcome.status, outcome.error, outcome.counts = status, error.problem, counts
 
 
 def _record(con, received: ReceivedFile, sha256: str, **fields) -> None:

@@ -21,7 +21,7 @@ from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
 from segpipe.ingest.receive import archived, receive_inbox
-from segpipe.pipeline import REJECTED_PREFIX, progress
+from segpipe.pipeline import HELD_PREFIX, REJECTED_PREFIX, progress
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
@@ -42,9 +42,11 @@ def uploads_table(data: DataDir) -> pl.DataFrame:
 
 
 def pending_uploads(data: DataDir) -> list[str]:
-    """Files from the inbox, and archived ones never settled (a crash, a lost run), in order."""
+    """Files from the inbox, and archived ones never settled (a crash, a lost run) or held by
+    the removal guard, in order."""
     receive_inbox(data)
-    settled = set(uploads_table(data)["upload_id"].to_list())
+    table = uploads_table(data).filter(pl.col("status") != "held")
+    settled = set(table["upload_id"].to_list())
     return [f.upload_id for f in archived(data) if f.upload_id not in settled]
 
 
@@ -90,11 +92,17 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
     print_summary(data, this_run, out)
+    held = [f for f in failures if f.startswith(HELD_PREFIX)]
+    failures = [f for f in failures if f not in held]
     for failure in failures:
         print(f"segpipe: run failed: {failure}", file=out)
+    for hold in held:
+        print(f"segpipe: {hold}", file=out)
     if failures:
         return EXIT_FAILED
-    if (this_run["status"] == "rejected").any():
+    if held:
+        return EXIT_REJECTED
+    if this_run["status"].is_in(["rejected", "held"]).any():
         print("segpipe: some files were rejected; see above and rejected/", file=out)
         return EXIT_REJECTED
     return EXIT_OK
@@ -129,9 +137,11 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
         if not event.is_step_failure:
             continue
         failure = event.step_failure_data
-        if failure.user_failure_data and REJECTED_PREFIX in (
-            failure.user_failure_data.description or ""
-        ):
+        described = failure.user_failure_data.description if failure.user_failure_data else None
+        if described and REJECTED_PREFIX in described:
+            continue
+        if described and described.startswith(HELD_PREFIX):
+            found.append(described)  # the removal guard's message, said as it is
             continue
         error = failure.error
         while error and error.cause:

@@ -20,7 +20,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
-from segpipe.warehouse import interests
+from segpipe.warehouse import before_images, interests
 from segpipe.warehouse.sql import frame, next_id, quote, registered
 
 TEXT_FIELDS = ["external_id", "first_name", "last_name"]
@@ -221,6 +221,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         """,
         {"at": upload.at, "upload_id": upload.upload_id},
     )
+    before_images.keep(con, upload.upload_id, "constituents", "SELECT member_id FROM _people")
     con.execute("DELETE FROM constituents WHERE member_id IN (SELECT member_id FROM _people)")
     names = ", ".join(quote(name) for name in columns)
     con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM _merged")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from segpipe.warehouse import before_images
 from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.sql import frame, next_id
 
@@ -61,13 +62,18 @@ def members_of(segment_ids: str) -> str:
 
 
 def create_missing_segments(
-    con: duckdb.DuckDBPyConnection, names: str, kind: str, at, description: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    names: str,
+    kind: str,
+    at,
+    description: str | None = None,
+    upload_id: str | None = None,
 ) -> int:
     """Create a segment of `kind` for every `name` in the relation `names` that matches no
     segment (case aside). Returns how many were created."""
     assert kind in SEGMENT_KINDS, kind
     first_id = next_id(con, "segments", "segment_id")
-    return con.execute(
+    created = con.execute(
         f"""
         INSERT INTO segments
         SELECT ? + row_number() OVER (ORDER BY name) - 1, name, ?, ?, ?
@@ -76,6 +82,10 @@ def create_missing_segments(
         """,
         [first_id, kind, description, at],
     ).fetchone()[0]
+    if created:
+        new = f"SELECT segment_id FROM segments WHERE segment_id >= {int(first_id)}"
+        before_images.keep_created(con, upload_id, "segments", new)
+    return created
 
 
 def _history(con, query: str, change: str, upload_id: str | None, run_id: str | None, at) -> int:
@@ -150,6 +160,9 @@ def change_members(
 
 def _move(con: duckdb.DuckDBPyConnection, upload_id, run_id, at) -> tuple[int, int]:
     """Write history for, then apply, the pairs in temp tables _entering and _leaving."""
+    before_images.keep(
+        con, upload_id, "segment_memberships", "FROM _entering UNION ALL FROM _leaving"
+    )
     entered = _history(con, "SELECT * FROM _entering", "entered", upload_id, run_id, at)
     left = _history(con, "SELECT * FROM _leaving", "left", upload_id, run_id, at)
     con.execute(

@@ -7,7 +7,8 @@ import dagster as dg
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.exports.sync import sync_destination
-from segpipe.pipeline import progress
+from segpipe.pipeline import HELD_PREFIX, progress
+from segpipe.warehouse.guard import RemovalHeld, removal_limit
 
 
 def _spec() -> dg.AssetSpec:
@@ -43,7 +44,8 @@ def sync_exports(
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
-    failed = []
+    failed, held = [], []
+    limit = removal_limit(data.segments_yaml)
     with warehouse.get_connection() as con:
         pairs = [p for p in current_pairs(con, data) if p.partition_key in requested]
         if stale := requested - {p.partition_key for p in pairs}:
@@ -53,8 +55,18 @@ def sync_exports(
             mine = [p for p in pairs if p.destination == destination]
             try:
                 synced = sync_destination(
-                    con, data, destination, mine, at=at, run_id=context.run.run_id
+                    con,
+                    data,
+                    destination,
+                    mine,
+                    at=at,
+                    run_id=context.run.run_id,
+                    removal_limit=limit,
                 )
+            except RemovalHeld as error:
+                context.log.warning(str(error))
+                held.append(str(error))
+                continue
             except Exception as error:  # one destination failing leaves the others to sync
                 context.log.error(f"destination {destination.name}: sync failed: {error}")
                 failed.append(destination.name)
@@ -78,6 +90,8 @@ def sync_exports(
             context.log.info(line)
     if failed:
         raise dg.Failure(description=f"sync failed for destination(s): {', '.join(failed)}")
+    if held:
+        raise dg.Failure(description=HELD_PREFIX + "; ".join(held), allow_retries=False)
     yield from ()
 
 

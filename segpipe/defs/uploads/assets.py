@@ -130,4 +130,5 @@ def _report(
     line = f"[{position}/{total}] {describe(outcome)}"
     progress.info(line)
     lines.append(line)
-    return [f"{outcome.file_name}: {outcome.error}"] if outcome.status == "rejected" else []
+    refused = outcome.status in ("rejected", "held")
+    return [f"{outcome.file_name}: {outcome.error}"] if refused else []

@@ -252,9 +252,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
     with view(con, "named_rows", named):
         con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
-        create_missing_segments(
-            con, "_named", "subscriber", upload.at, upload_id=upload.upload_id
-        )
+        create_missing_segments(con, "_named", "subscriber", upload.at, upload_id=upload.upload_id)
         _record_contribution(con, delivery, upload)
     this_delivery = [delivery.domain, delivery.day]
     con.execute(

@@ -165,7 +165,7 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
             SELECT 1 FROM segment_memberships t WHERE {_same_key("segment_memberships")})
         """,
         [upload_id, run_id, Change.LEFT, Change.ENTERED, at],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     _unpack_images(con, upload_id, "interest_memberships")
     written += con.execute(
         f"""
@@ -177,7 +177,7 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
         WHERE t.status IS DISTINCT FROM k.before_row::JSON->>'status'
         """,
         [upload_id, run_id, Change.CLEARED, at],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return written
 
 
@@ -189,23 +189,20 @@ def _restore(con: duckdb.DuckDBPyConnection, upload_id: str, table: str, result:
         created_in_use = f"AND NOT (k.before_row IS NULL AND ({IN_USE[table]}))"
     removed = con.execute(
         f"DELETE FROM {quote(table)} t USING _undo_rows k WHERE {_same_key(table)} {created_in_use}"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     restored = con.execute(
         f"INSERT INTO {quote(table)} BY NAME "
         f"SELECT unnest(json_transform(before_row, ?)) FROM _undo_rows "
         f"WHERE before_row IS NOT NULL",
         [json_structure(types)],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     result.rows_removed[table] = removed - restored
     result.rows_restored[table] = restored
 
 
 def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone) -> None:
-    """People the upload created, now removed: their events, and the rule-based memberships a
-    refresh gave them (each exit recorded)."""
-    result.rows_removed["events"] = con.execute(
-        "DELETE FROM events WHERE upload_id = ?", [upload_id]
-    ).fetchone()[0]
+    """People the upload created, now removed: the rule-based memberships a refresh gave them
+    (each exit recorded)."""
     gone = f"{PERSON} NOT IN (SELECT {PERSON} FROM constituents)"
     result.history_rows += con.execute(
         f"""
@@ -214,7 +211,7 @@ def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone)
         SELECT ?, ?, {PERSON}, NULL, segment_id, ?, ? FROM segment_memberships WHERE {gone}
         """,
         [upload_id, run_id, Change.LEFT, at],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     con.execute(f"DELETE FROM segment_memberships WHERE {gone}")
 
 
@@ -230,6 +227,10 @@ def undo_upload(
         file_name = _refuse_unless_undoable(con, upload_id)
         result = Undone(upload_id, file_name, run_id)
         result.history_rows = _history_of_undo(con, upload_id, run_id, at)
+        # Its events first: whether an event property is still in use is judged without them.
+        result.rows_removed["events"] = con.execute(
+            "DELETE FROM events WHERE upload_id = ?", [upload_id]
+        ).fetchall()[0][0]
         for table in ORDER:
             _restore(con, upload_id, table, result)
         _forget_removed_people(con, upload_id, run_id, at, result)

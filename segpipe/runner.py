@@ -161,12 +161,14 @@ def _counts(row: dict) -> str:
     )
 
 
-def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO) -> None:
+def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False) -> None:
     print("\nUploads", file=out)
     if uploads.is_empty():
         print("  (no new files)", file=out)
     for row in uploads.iter_rows(named=True):
         print(f"  {row['file_name']:<48} {row['status']:<9} {_counts(row)}", file=out)
+        if ids:  # what `segpipe undo` takes
+            print(f"  {'':<48} upload_id: {row['upload_id']}", file=out)
         errors = data.errors_csv(row["upload_id"])
         if errors.exists():
             print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)
@@ -186,4 +188,4 @@ def print_segments(data: DataDir, out: TextIO) -> None:
 
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
-    print_summary(data, uploads_table(data).tail(recent), out)
+    print_summary(data, uploads_table(data).tail(recent), out, ids=True)

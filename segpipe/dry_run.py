@@ -24,6 +24,7 @@ from typing import TextIO
 import duckdb
 import polars as pl
 
+from segpipe.cli import EXIT_FAILED
 from segpipe.config import DATA_DIR_ENV, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.pipeline import HELD_PREFIX
@@ -32,12 +33,22 @@ from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 
 
+class WarehouseBusy(RuntimeError):
+    """The warehouse cannot be copied consistently right now."""
+
+
 def _copy_warehouse(data: DataDir, copy: DataDir) -> None:
     """A consistent copy: a read-only connection holds DuckDB's lock (no other process writes
     meanwhile) while the file and its write-ahead log are copied."""
     if not data.warehouse.exists():
         return
-    con = duckdb.connect(str(data.warehouse), read_only=True)
+    try:
+        con = duckdb.connect(str(data.warehouse), read_only=True)
+    except duckdb.IOException as error:  # another process holds the writer's lock
+        raise WarehouseBusy(
+            f"{data.warehouse} is being written by another process (a run, dagster dev); "
+            f"try the dry run again when it is done ({error})"
+        ) from None
     try:
         for path in data.root.glob(data.warehouse.name + "*"):
             shutil.copy2(path, copy.root / path.name)
@@ -255,7 +266,11 @@ def dry_run(
 
     saved = {name: os.environ.get(name) for name in (DATA_DIR_ENV, "DAGSTER_HOME")}
     with tempfile.TemporaryDirectory(prefix="segpipe-dry-run-") as folder:
-        copy = copy_deployment(data, Path(folder) / "data")
+        try:
+            copy = copy_deployment(data, Path(folder) / "data")
+        except WarehouseBusy as busy:
+            print(f"segpipe: dry run not possible: {busy}", file=out)
+            return EXIT_FAILED
         os.environ["DAGSTER_HOME"] = str(copy.dagster_home)
         since = datetime.now(UTC).replace(tzinfo=None)
         log = io.StringIO()

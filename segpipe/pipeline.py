@@ -65,7 +65,11 @@ def _now() -> datetime:
 
 
 def process_upload(
-    data: DataDir, connect: Connect, upload_id: str, run_id: str | None = None
+    data: DataDir,
+    connect: Connect,
+    upload_id: str,
+    run_id: str | None = None,
+    allow_large_removals: bool = False,
 ) -> UploadOutcome:
     received = archived_file(data, upload_id)
     sha256 = sha256_of(received.path)
@@ -100,7 +104,8 @@ def process_upload(
             }
             return outcome
         try:
-            _apply(data, con, received, facts, outcome, run_id)
+            limit = None if allow_large_removals else removal_limit(data.segments_yaml)
+            _apply(data, con, received, facts, outcome, run_id, limit)
         except UploadRejected as error:
             _reject(data, con, received, sha256, error, outcome)
             outcome.stages.setdefault("raw_upload", facts)["status"] = outcome.status
@@ -116,7 +121,7 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
         return None
 
 
-def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id):
+def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id, limit):
     rules = rules_for(kind_of(received.file_name), received.file_name)
     read = {**facts, "kind": str(rules.kind)}
     rows_in = _validate_into_table(con, received, rules, lambda rows: _read(outcome, read, rows))
@@ -134,7 +139,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         received.file_name,
         _now(),
         run_id,
-        removal_limit=removal_limit(data.segments_yaml),
+        removal_limit=limit,
     )
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
     counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}

@@ -24,6 +24,8 @@ SETTING = "max_removal_share"
 FORCE_FLAG = "--allow-large-removals"
 # `segpipe run --allow-large-removals` sets this for the steps it drives in its own process.
 ALLOW_ENV = "SEGPIPE_ALLOW_LARGE_REMOVALS"
+# The same for a run launched from the Dagster UI: this tag, set to "true".
+ALLOW_TAG = "segpipe/allow_large_removals"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.exports.sync import sync_destination
 from segpipe.pipeline import HELD_PREFIX, progress
-from segpipe.warehouse.guard import RemovalHeld, removal_limit
+from segpipe.warehouse.guard import ALLOW_TAG, RemovalHeld, removal_limit
 
 
 def _spec() -> dg.AssetSpec:
@@ -45,7 +45,8 @@ def sync_exports(
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
     failed, held = [], []
-    limit = removal_limit(data.segments_yaml)
+    forced = context.run.tags.get(ALLOW_TAG) == "true"
+    limit = None if forced else removal_limit(data.segments_yaml)
     with warehouse.get_connection() as con:
         pairs = [p for p in current_pairs(con, data) if p.partition_key in requested]
         if stale := requested - {p.partition_key for p in pairs}:

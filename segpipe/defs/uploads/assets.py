@@ -15,6 +15,7 @@ from segpipe.pipeline import (
     process_upload,
     progress,
 )
+from segpipe.warehouse.guard import ALLOW_TAG
 
 OWNERS = ["team:audience-data"]
 
@@ -101,7 +102,11 @@ def process_uploads(
         with warehouse.get_connection() as con:
             for position, upload_id in enumerate(upload_ids, start=1):
                 outcome = process_upload(
-                    data_dir.paths, lambda: nullcontext(con), upload_id, context.run.run_id
+                    data_dir.paths,
+                    lambda: nullcontext(con),
+                    upload_id,
+                    context.run.run_id,
+                    allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
                 )
                 rejected += _report(context, outcome, position, len(upload_ids), lines)
     finally:

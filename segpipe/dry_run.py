@@ -28,7 +28,7 @@ from segpipe.cli import EXIT_FAILED
 from segpipe.config import DATA_DIR_ENV, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.pipeline import HELD_PREFIX
-from segpipe.warehouse.before_images import TABLE as BEFORE_IMAGES
+from segpipe.warehouse.before_images import EXISTED, UPLOAD, shadow_of, shadows
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 
@@ -94,11 +94,13 @@ def _refused(data: DataDir, upload: dict) -> dict[str, int]:
 
 def _file_effect(con, data: DataDir, upload: dict) -> dict:
     upload_id = upload["upload_id"]
-    people = con.execute(
-        f"SELECT count(*) FILTER (WHERE before_row IS NULL), count(before_row) "
-        f"FROM {BEFORE_IMAGES} WHERE upload_id = ? AND table_name = 'constituents'",
-        [upload_id],
-    ).fetchall()[0]
+    people = (0, 0)
+    if "constituents" in shadows(con):
+        people = con.execute(
+            f"SELECT count(*) FILTER (WHERE NOT {EXISTED}), count(*) FILTER (WHERE {EXISTED}) "
+            f"FROM {shadow_of('constituents')} WHERE {UPLOAD} = ?",
+            [upload_id],
+        ).fetchall()[0]
     counts = ("rows_in", "rows_applied", "rows_rejected", "rows_ignored", "rows_superseded")
     return {
         "upload_id": upload_id,

@@ -24,7 +24,7 @@ from segpipe.warehouse.schema import TABLES
 from segpipe.warehouse.undo import UndoRefused, undo_upload
 from segpipe_tests.conftest import SAMPLE, Deployment, csv
 
-BOOKKEEPING = {"uploads", "membership_history", "upload_before_images"}
+BOOKKEEPING = {"uploads", "membership_history"}
 
 
 def _now() -> datetime:
@@ -32,9 +32,13 @@ def _now() -> datetime:
 
 
 def tables(deployment: Deployment, only: set[str] | None = None) -> dict[str, pl.DataFrame]:
-    """Every table's rows, sorted on every column: what 'unchanged' is compared on."""
+    """Every table's rows (bookkeeping included), sorted on every column: what 'unchanged' is
+    compared on."""
+    every = deployment.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+    )["table_name"]
     found = {}
-    for table in only or TABLES:
+    for table in only or every:
         rows = deployment.query(f'SELECT * FROM "{table}"')
         found[table] = rows.sort(rows.columns, nulls_last=True) if rows.height else rows
     return found

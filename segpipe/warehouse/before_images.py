@@ -2,24 +2,23 @@
 that `segpipe undo` can put it back (lemlist's and Affinity's import rollback, done with the
 warehouse's own bookkeeping).
 
-`upload_before_images` holds one row per (upload, table, row key) the upload wrote or deleted:
-`row_key` the key columns and `before_row` the whole row as it was, both as JSON text (a table's
-columns change over time: constituents gains attribute columns), `before_row` NULL when the upload
-created the row. Only the first image of a key per upload counts: that is the state before it.
+Each table an upload changes has a shadow table `upload_before_<table>`: the table's own columns
+plus `_undo_upload_id` (the upload) and `_undo_existed` (false when the upload created the row:
+only its key columns are set). One row per key the upload wrote or deleted, as it was before.
+The shadow follows its table's columns (constituents gains and widens attribute columns), so the
+images stay typed: writing them is a columnar insert (0.5M membership changes in ~2 s on the
+loaded 2-core machine, where JSON text per row took ~9 s).
 """
 
 from __future__ import annotations
-
-import json
 
 import duckdb
 
 from segpipe.warehouse.sql import quote
 
-TABLE = "upload_before_images"
-COLUMNS = """
-    upload_id VARCHAR NOT NULL, table_name VARCHAR NOT NULL, row_key VARCHAR NOT NULL,
-    before_row VARCHAR"""
+PREFIX = "upload_before_"
+UPLOAD = "_undo_upload_id"
+EXISTED = "_undo_existed"
 
 # The columns that identify a row of each table an upload changes. subscriber_deliveries rows
 # have no key of their own: the whole row is its identity.
@@ -39,8 +38,12 @@ KEYS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def shadow_of(table: str) -> str:
+    return PREFIX + table
+
+
 def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Column name -> DuckDB type of `table`, in table order."""
+    """Column name -> DuckDB type of `table`, in table order (empty if there is no such table)."""
     rows = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
@@ -49,65 +52,76 @@ def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return dict(rows)
 
 
-def key_json(table: str, alias: str, types: dict[str, str]) -> str:
-    """SQL for the JSON text of the key of the row `alias` of `table` (typed as the table's)."""
-    fields = ", ".join(
-        f"{quote(column)} := {alias}.{quote(column)}::{types[column]}" for column in KEYS[table]
+def same_key(table: str, left: str, right: str) -> str:
+    """SQL: rows `left` and `right` have the same key of `table` (NULLs equal)."""
+    return " AND ".join(
+        f"{left}.{quote(c)} IS NOT DISTINCT FROM {right}.{quote(c)}" for c in KEYS[table]
     )
-    return f"to_json(struct_pack({fields}))::VARCHAR"
 
 
-def json_structure(types: dict[str, str], columns: tuple[str, ...] | None = None) -> str:
-    """The json_transform structure that reads JSON text back into these columns' types."""
-    wanted = columns or tuple(types)
-    return json.dumps({column: types[column] for column in wanted})
+def _ensure_shadow(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """The shadow of `table` with every column `table` has now, of the same type."""
+    shadow = quote(shadow_of(table))
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {shadow} AS "
+        f"SELECT NULL::VARCHAR AS {UPLOAD}, NULL::BOOLEAN AS {EXISTED}, * "
+        f"FROM {quote(table)} LIMIT 0"
+    )
+    types, kept = column_types(con, table), column_types(con, shadow_of(table))
+    for column, kind in types.items():
+        if column not in kept:
+            con.execute(f"ALTER TABLE {shadow} ADD COLUMN {quote(column)} {kind}")
+        elif kept[column] != kind:
+            con.execute(f"ALTER TABLE {shadow} ALTER COLUMN {quote(column)} TYPE {kind}")
+    return types
+
+
+def _keys(table: str, keys: str, types: dict[str, str]) -> str:
+    listed = ", ".join(f"{quote(c)}::{types[c]} AS {quote(c)}" for c in KEYS[table])
+    return f"(SELECT DISTINCT {listed} FROM ({keys}))"
 
 
 def keep(con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys: str) -> None:
     """Record the current rows of `table` (or that there was none) for every key in `keys` (SQL
-    selecting the key columns of the rows about to be written or deleted); call it before the
-    change, inside the upload's transaction. Nothing is kept for changes made by no upload."""
+    selecting the key columns of the rows about to be written or deleted). Call it once per
+    table and upload, before the change, inside the upload's transaction. Changes made by no
+    upload (a refresh) keep nothing."""
     if upload_id is None:
         return
-    types = column_types(con, table)
-    key_columns = KEYS[table]
-    same_key = " AND ".join(
-        f"t.{quote(c)} IS NOT DISTINCT FROM k.{quote(c)}::{types[c]}" for c in key_columns
-    )
-    listed = ", ".join(quote(c) for c in key_columns)
+    types = _ensure_shadow(con, table)
+    columns = [f"k.{quote(c)} AS {quote(c)}" for c in KEYS[table]]
+    columns += [f"t.{quote(c)} AS {quote(c)}" for c in types if c not in KEYS[table]]
     con.execute(
         f"""
-        INSERT INTO {TABLE}
-        SELECT DISTINCT ON (row_key) ?, ?, row_key, before_row FROM (
-            SELECT {key_json(table, "k", types)} AS row_key,
-                   CASE WHEN t.rowid IS NOT NULL THEN to_json(t)::VARCHAR END AS before_row
-            FROM (SELECT DISTINCT {listed} FROM ({keys})) k
-            LEFT JOIN {quote(table)} t ON {same_key}
-        ) images
-        WHERE NOT EXISTS (SELECT 1 FROM {TABLE} b
-                          WHERE b.upload_id = ? AND b.table_name = ? AND b.row_key = images.row_key)
+        INSERT INTO {quote(shadow_of(table))} BY NAME
+        SELECT ? AS {UPLOAD}, t.rowid IS NOT NULL AS {EXISTED}, {", ".join(columns)}
+        FROM {_keys(table, keys, types)} k LEFT JOIN {quote(table)} t ON {same_key(table, "t", "k")}
         """,
-        [upload_id, table, upload_id, table],
+        [upload_id],
     )
 
 
 def keep_created(
     con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys: str
 ) -> None:
-    """Record that the upload created the rows of `table` with the keys in `keys` (SQL), after
-    inserting them: there was nothing before."""
+    """Record that the upload created the rows of `table` with the keys in `keys` (SQL): there
+    was nothing before. Called after inserting them."""
     if upload_id is None:
         return
-    types = column_types(con, table)
-    listed = ", ".join(quote(c) for c in KEYS[table])
+    types = _ensure_shadow(con, table)
     con.execute(
-        f"""
-        INSERT INTO {TABLE}
-        SELECT DISTINCT ?, ?, {key_json(table, "k", types)}, NULL
-        FROM (SELECT DISTINCT {listed} FROM ({keys})) k
-        WHERE NOT EXISTS (SELECT 1 FROM {TABLE} b
-                          WHERE b.upload_id = ? AND b.table_name = ?
-                            AND b.row_key = {key_json(table, "k", types)})
-        """,
-        [upload_id, table, upload_id, table],
+        f"INSERT INTO {quote(shadow_of(table))} BY NAME "
+        f"SELECT ? AS {UPLOAD}, false AS {EXISTED}, * FROM {_keys(table, keys, types)}",
+        [upload_id],
     )
+
+
+def shadows(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables that have before-images so far, in KEYS order."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND starts_with(table_name, ?)",
+        [PREFIX],
+    ).fetchall()
+    present = {row[0].removeprefix(PREFIX) for row in rows}
+    return [table for table in KEYS if table in present]

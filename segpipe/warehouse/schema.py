@@ -64,11 +64,6 @@ TABLES = {
     "subscriber_deliveries": """
         domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
         upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
-    # What every row an upload changed was before it (segpipe/warehouse/before_images.py): the
-    # bookkeeping `segpipe undo` restores from.
-    "upload_before_images": """
-        upload_id VARCHAR NOT NULL, table_name VARCHAR NOT NULL, row_key VARCHAR NOT NULL,
-        before_row VARCHAR""",
 }
 
 # An interest group's members: the people whose status in its interest is the group's kind.

@@ -18,11 +18,14 @@ from enum import StrEnum
 import duckdb
 
 from segpipe.warehouse.before_images import (
+    EXISTED,
     KEYS,
     PERSON,
-    TABLE,
+    UPLOAD,
     column_types,
-    json_structure,
+    same_key,
+    shadow_of,
+    shadows,
 )
 from segpipe.warehouse.sql import quote, transaction
 
@@ -82,28 +85,37 @@ IN_USE = {
 }
 
 
+def _touched_by_others(con: duckdb.DuckDBPyConnection, tables: list[str]) -> str:
+    """SQL: the other uploads' ids with an image of a key $x has an image of, or of anything of
+    a person $x created (event properties aside: a catalogue, not anyone's change)."""
+    created = (
+        f"SELECT {PERSON} FROM {quote(shadow_of('constituents'))} "
+        f"WHERE {UPLOAD} = $x AND NOT {EXISTED}"
+        if "constituents" in tables
+        else f"SELECT NULL::BIGINT AS {PERSON} WHERE false"
+    )
+    parts = [f"SELECT upload_id AS {UPLOAD} FROM events WHERE {PERSON} IN ({created})"]
+    for table in tables:
+        if table == "event_properties":
+            continue
+        shadow = quote(shadow_of(table))
+        parts.append(
+            f"SELECT b.{UPLOAD} FROM {shadow} b JOIN (SELECT * FROM {shadow} WHERE {UPLOAD} = $x)"
+            f" m ON {same_key(table, 'b', 'm')}"
+        )
+        if PERSON in KEYS[table]:
+            parts.append(f"SELECT {UPLOAD} FROM {shadow} WHERE {PERSON} IN ({created})")
+    return " UNION ".join(parts)
+
+
 def later_uploads(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[str, str]]:
     """(upload_id, file name) of the applied uploads after `upload_id` that changed a row it
     changed, or anything of a person it created; newest first."""
     rows = con.execute(
         f"""
-        WITH mine AS (SELECT table_name, row_key FROM {TABLE} WHERE upload_id = $x),
-        created_people AS (
-            SELECT (row_key::JSON->>'{PERSON}')::BIGINT AS person FROM {TABLE}
-            WHERE upload_id = $x AND table_name = 'constituents' AND before_row IS NULL
-        ),
-        touched AS (
-            SELECT b.upload_id FROM {TABLE} b
-            WHERE b.upload_id <> $x AND b.table_name <> 'event_properties' AND (
-                EXISTS (SELECT 1 FROM mine m
-                        WHERE m.table_name = b.table_name AND m.row_key = b.row_key)
-                OR (b.row_key::JSON->>'{PERSON}')::BIGINT IN (SELECT person FROM created_people))
-            UNION
-            SELECT e.upload_id FROM events e
-            WHERE e.upload_id <> $x AND e.{PERSON} IN (SELECT person FROM created_people)
-        )
         SELECT u.upload_id, u.file_name FROM uploads u
-        WHERE u.status = 'applied' AND u.upload_id IN (SELECT upload_id FROM touched)
+        WHERE u.status = 'applied' AND u.upload_id <> $x
+          AND u.upload_id IN ({_touched_by_others(con, shadows(con))})
           AND u.applied_at >= (SELECT applied_at FROM uploads WHERE upload_id = $x)
         ORDER BY u.applied_at DESC, u.upload_id DESC
         """,
@@ -130,51 +142,50 @@ def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> s
     return file_name
 
 
-def _unpack_images(con: duckdb.DuckDBPyConnection, upload_id: str, table: str) -> dict:
-    """The temp table _undo_rows: the upload's keys of `table` as typed columns, with
-    `before_row` (JSON text, NULL when the upload created the row)."""
-    types = column_types(con, table)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _undo_rows AS
-        SELECT unnest(json_transform(row_key, ?)), before_row
-        FROM {TABLE} WHERE upload_id = ? AND table_name = ?
-        """,
-        [json_structure(types, KEYS[table]), upload_id, table],
-    )
-    return types
+def _images(con: duckdb.DuckDBPyConnection, upload_id: str, table: str) -> None:
+    """The temp table _undo_rows: the upload's before-images of `table` (none if it has no
+    shadow yet)."""
+    if table in shadows(con):
+        source = f"SELECT * FROM {quote(shadow_of(table))} WHERE {UPLOAD} = ?"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _undo_rows AS {source}", [upload_id])
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _undo_rows AS "
+            f"SELECT NULL::VARCHAR AS {UPLOAD}, NULL::BOOLEAN AS {EXISTED}, * "
+            f"FROM {quote(table)} LIMIT 0"
+        )
 
 
 def _same_key(table: str) -> str:
-    return " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM k.{quote(c)}" for c in KEYS[table])
+    return same_key(table, "t", "k")
 
 
 def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str, at) -> int:
     """membership_history rows for what the undo is about to change (before it changes it):
     segment entries and exits, and interest statuses going back to their earlier value."""
     written = 0
-    _unpack_images(con, upload_id, "segment_memberships")
+    _images(con, upload_id, "segment_memberships")
     written += con.execute(
         f"""
         INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
                                         change, "at")
         SELECT ?, ?, k.{PERSON}, NULL, k.segment_id,
-               CASE WHEN k.before_row IS NULL THEN ? ELSE ? END, ?
+               CASE WHEN k.{EXISTED} THEN ? ELSE ? END, ?
         FROM _undo_rows k
-        WHERE (k.before_row IS NULL) = EXISTS (
+        WHERE k.{EXISTED} <> EXISTS (
             SELECT 1 FROM segment_memberships t WHERE {_same_key("segment_memberships")})
         """,
-        [upload_id, run_id, Change.LEFT, Change.ENTERED, at],
+        [upload_id, run_id, Change.ENTERED, Change.LEFT, at],
     ).fetchall()[0][0]
-    _unpack_images(con, upload_id, "interest_memberships")
+    _images(con, upload_id, "interest_memberships")
     written += con.execute(
         f"""
         INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
                                         change, "at")
         SELECT ?, ?, k.{PERSON}, k.interest_id, NULL,
-               coalesce(k.before_row::JSON->>'status', ?), ?
+               CASE WHEN k.{EXISTED} THEN k.status ELSE ? END, ?
         FROM _undo_rows k LEFT JOIN interest_memberships t ON {_same_key("interest_memberships")}
-        WHERE t.status IS DISTINCT FROM k.before_row::JSON->>'status'
+        WHERE t.status IS DISTINCT FROM CASE WHEN k.{EXISTED} THEN k.status END
         """,
         [upload_id, run_id, Change.CLEARED, at],
     ).fetchall()[0][0]
@@ -183,18 +194,19 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
 
 def _restore(con: duckdb.DuckDBPyConnection, upload_id: str, table: str, result: Undone) -> None:
     """Take away the upload's rows of `table` and put the before-images back."""
-    types = _unpack_images(con, upload_id, table)
+    if table not in shadows(con):
+        return  # no upload ever changed it
+    _images(con, upload_id, table)
     created_in_use = ""
     if table in IN_USE:
-        created_in_use = f"AND NOT (k.before_row IS NULL AND ({IN_USE[table]}))"
+        created_in_use = f"AND NOT (NOT k.{EXISTED} AND ({IN_USE[table]}))"
     removed = con.execute(
         f"DELETE FROM {quote(table)} t USING _undo_rows k WHERE {_same_key(table)} {created_in_use}"
     ).fetchall()[0][0]
+    kept = column_types(con, shadow_of(table))
+    columns = ", ".join(quote(c) for c in column_types(con, table) if c in kept)
     restored = con.execute(
-        f"INSERT INTO {quote(table)} BY NAME "
-        f"SELECT unnest(json_transform(before_row, ?)) FROM _undo_rows "
-        f"WHERE before_row IS NOT NULL",
-        [json_structure(types)],
+        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM _undo_rows WHERE {EXISTED}"
     ).fetchall()[0][0]
     result.rows_removed[table] = removed - restored
     result.rows_restored[table] = restored

@@ -104,8 +104,7 @@ def process_upload(
             }
             return outcome
         try:
-            limit = None if allow_large_removals else removal_limit(data.segments_yaml)
-            _apply(data, con, received, facts, outcome, run_id, limit)
+            _apply(data, con, received, facts, outcome, run_id, allow_large_removals)
         except UploadRejected as error:
             _reject(data, con, received, sha256, error, outcome)
             outcome.stages.setdefault("raw_upload", facts)["status"] = outcome.status
@@ -121,8 +120,10 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
         return None
 
 
-def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id, limit):
+def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id, forced):
     rules = rules_for(kind_of(received.file_name), received.file_name)
+    # Only full-replace deliveries are guarded (segments.yaml is read for them alone).
+    limit = None if forced or rules.kind != SUBSCRIBER else removal_limit(data.segments_yaml)
     read = {**facts, "kind": str(rules.kind)}
     rows_in = _validate_into_table(con, received, rules, lambda rows: _read(outcome, read, rows))
     validated_counts = _outcomes_in(con, VALIDATED_TABLE)

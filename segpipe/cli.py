@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from segpipe.config import DATA_DIR_ENV, DataDir, data_dir_from_env
+from segpipe.warehouse.migrate import WarehouseVersionError
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
@@ -215,7 +216,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except WarehouseVersionError as error:  # an old or newer warehouse: say what to do
+        print(f"segpipe: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

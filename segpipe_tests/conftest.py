@@ -55,11 +55,11 @@ class Deployment:
     def members(self, segment: str) -> set[int]:
         """The member_ids of the segment named `segment`."""
         rows = self.query(
-            "SELECT m.member_id FROM segment_members m JOIN segments s USING (segment_id) "
+            "SELECT m.cons_id FROM segment_members m JOIN segments s USING (segment_id) "
             "WHERE s.name = ?",
             [segment],
         )
-        return set(rows["member_id"])
+        return set(rows["cons_id"])
 
     def upload(self, file_name: str) -> dict:
         rows = self.query("SELECT * FROM uploads WHERE file_name = ?", [file_name])

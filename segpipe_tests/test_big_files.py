@@ -49,7 +49,7 @@ def test_a_file_read_in_slices_has_the_outcome_of_a_whole_read(deployment: Deplo
         ("5", "rejected", "ben@example.org", "maybe"),
     ]
     statuses = deployment.query(
-        "SELECT m.member_id, i.name, m.status FROM interest_memberships m "
+        "SELECT m.cons_id, i.name, m.status FROM interest_memberships m "
         "JOIN interests i USING (interest_id) ORDER BY ALL"
     )
     assert statuses.rows() == [(1, "Digest", "opted_out"), (1, "Sports", "opted_in"),

@@ -69,9 +69,9 @@ def test_references_check_fails_on_unknown_people_interests_and_duplicate_emails
     corrupt(
         applied,
         f"INSERT INTO segment_memberships VALUES ({segment_id}, 987654, NULL, NULL)",
-        "INSERT INTO interest_memberships SELECT member_id, 424242, 'opted_in', NULL, NULL, NULL "
+        "INSERT INTO interest_memberships SELECT cons_id, 424242, 'opted_in', NULL, NULL, NULL "
         "FROM constituents LIMIT 1",
-        "INSERT INTO constituents SELECT * REPLACE (member_id + 100000 AS member_id) "
+        "INSERT INTO constituents SELECT * REPLACE (cons_id + 100000 AS cons_id) "
         "FROM constituents WHERE email IS NOT NULL LIMIT 1",
     )
 
@@ -79,12 +79,13 @@ def test_references_check_fails_on_unknown_people_interests_and_duplicate_emails
 
     references = latest_check(applied, "references_resolve")
     assert not references.passed
-    assert metadata(references, "rows_broken") == 3
+    assert metadata(references, "rows_broken") == 4
     problems = metadata(references, "problems")
     for problem in (
         "segment member names an unknown person",
         "interest membership names an unknown interest",
         "email shared by several constituents",
+        "member_id shared by several constituents",  # the copied person kept its member id
     ):
         assert problem in problems
 
@@ -96,9 +97,9 @@ def test_size_alert_warns_when_a_segment_loses_most_of_its_members(applied: Depl
     ).item()
     corrupt(
         applied,
-        "DELETE FROM interest_memberships WHERE member_id IN ("
-        "  SELECT member_id FROM interest_memberships JOIN interests USING (interest_id)"
-        "  WHERE name = 'Monthly Newsletter' AND status = 'opted_in' ORDER BY member_id LIMIT 4)"
+        "DELETE FROM interest_memberships WHERE cons_id IN ("
+        "  SELECT cons_id FROM interest_memberships JOIN interests USING (interest_id)"
+        "  WHERE name = 'Monthly Newsletter' AND status = 'opted_in' ORDER BY cons_id LIMIT 4)"
         " AND interest_id = (SELECT interest_id FROM interests WHERE name = 'Monthly Newsletter')",
     )
 

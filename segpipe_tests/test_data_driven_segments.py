@@ -141,7 +141,7 @@ def deployment_with_rules(tmp_path_factory) -> Deployment:
 def members(deployment: Deployment) -> dict[str, set[int]]:
     rows = deployment.query(
         """
-        SELECT s.name, list(m.member_id) AS ids
+        SELECT s.name, list(m.cons_id) AS ids
         FROM segments s LEFT JOIN segment_members m USING (segment_id)
         WHERE s.kind = 'data_driven' GROUP BY s.name
         """
@@ -161,7 +161,7 @@ def test_events_file_applies_with_reasons_for_refused_rows(deployment_with_rules
     assert reasons["15"].startswith("invalid timestamp")
     stored = deployment_with_rules.query(
         """SELECT "timestamp", properties['offer_id'] AS offer FROM events
-           WHERE member_id = 3 ORDER BY "timestamp" """
+           WHERE cons_id = 3 ORDER BY "timestamp" """
     )
     assert stored["timestamp"].to_list()[1:] == [
         datetime(2026, 11, 6, 10, 0),
@@ -222,7 +222,7 @@ def test_changes_between_runs_are_history_and_bad_rules_change_nothing(
     assert after["viewed_at_most_once"] == {3, 5}
     history = deployment.query(
         """
-        SELECT s.name, h.member_id, h.change FROM membership_history h
+        SELECT s.name, h.cons_id, h.change FROM membership_history h
         JOIN segments s USING (segment_id)
         WHERE h.run_id IS NOT NULL AND h."at" > (
             SELECT max("at") FROM membership_history h2 JOIN segments s2 USING (segment_id)
@@ -242,7 +242,7 @@ def test_changes_between_runs_are_history_and_bad_rules_change_nothing(
         ("same_offer_not_bought", 4, "entered"),
     }
     removed = deployment.query(
-        "SELECT member_id, change FROM membership_history "
+        "SELECT cons_id, change FROM membership_history "
         "WHERE segment_id NOT IN (SELECT segment_id FROM segments)"
     )
     assert sorted(removed.rows()) == [(3, "entered"), (3, "left")]  # lt_ltv: first run, then gone
@@ -263,11 +263,12 @@ def test_sample_segments_from_its_events(sample: Deployment):
     code, printed = sample.run(as_of=datetime(2026, 11, 7))
     assert code == 2, printed  # the sample's deliberately bad segmentation file
     found = members(sample)
-    assert found["High value donors"] == {1001, 1006}  # 1003 bought the gold offer
-    assert found["Offer window shoppers"] == {1001, 1002, 1006}  # 1009: two views this week
-    assert found["Donate page visitors"] == {1001, 1002, 1004, 1007, 1009}
+    # cons_ids: the sample's member M-1001 is cons_id 1, and so on.
+    assert found["High value donors"] == {1, 6}  # M-1003 bought the gold offer
+    assert found["Offer window shoppers"] == {1, 2, 6}  # M-1009: two views this week
+    assert found["Donate page visitors"] == {1, 2, 4, 7, 9}
     errors = sample.errors("events_2026-11-06_web.csv")
     assert errors["reason"].to_list() == [
-        "constituent not found: no member_id 9999",
+        "constituent not found: no member_id M-9999",
         "invalid timestamp; use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00",
     ]

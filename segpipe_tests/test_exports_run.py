@@ -98,7 +98,7 @@ def test_the_sample_exports_to_selligent_and_attentive(sample: Deployment):
         members.height
         == sample.query(
             "SELECT count(*) AS n FROM segment_members JOIN segments USING (segment_id) "
-            "JOIN constituents USING (member_id) "
+            "JOIN constituents USING (cons_id) "
             "WHERE name = 'Monthly Newsletter Opt-In' AND external_id IS NOT NULL"
         )["n"][0]
     )
@@ -135,7 +135,7 @@ def test_attentive_exports_are_accepted_by_segpipes_own_subscriber_upload(
         assert (upload["rows_in"], upload["rows_rejected"]) == (sent.height, 0)
         received = receiver.query(
             "SELECT c.phone, s.name AS segment FROM segment_members m "
-            "JOIN segments s USING (segment_id) JOIN constituents c USING (member_id) "
+            "JOIN segments s USING (segment_id) JOIN constituents c USING (cons_id) "
             "WHERE s.kind = 'subscriber'"
         )
     e164 = sent.with_columns(

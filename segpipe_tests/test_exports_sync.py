@@ -37,19 +37,19 @@ class Warehouse:
         self.clock = START
 
     def people(self, *rows: dict) -> None:
-        columns = ["member_id", "email", "phone", "external_id", "first_name"]
+        columns = ["cons_id", "member_id", "email", "phone", "external_id", "first_name"]
         people = pl.DataFrame(
             [{c: row.get(c) for c in columns} for row in rows],
-            schema={"member_id": pl.Int64, **{c: pl.String for c in columns[1:]}},
+            schema={"cons_id": pl.Int64, **{c: pl.String for c in columns[1:]}},
         )
         with connect(self.data.warehouse) as con, registered(con, "_people", people):
             con.execute(
-                "INSERT INTO constituents (member_id, email, phone, external_id, first_name) "
-                "SELECT * FROM _people"
+                "INSERT INTO constituents (cons_id, member_id, email, phone, external_id, "
+                "first_name) SELECT * FROM _people"
             )
 
-    def members(self, segment: str, *member_ids: int) -> None:
-        """The segment's members become exactly `member_ids` (created if missing)."""
+    def members(self, segment: str, *cons_ids: int) -> None:
+        """The segment's members become exactly `cons_ids` (created if missing)."""
         with connect(self.data.warehouse) as con:
             segment_id = con.execute(
                 "SELECT segment_id FROM segments WHERE name = ?", [segment]
@@ -62,8 +62,8 @@ class Warehouse:
                     [segment_id[0], segment, self.clock],
                 ).fetchall()
             rows = pl.DataFrame(
-                {"segment_id": [segment_id[0]] * len(member_ids), "member_id": list(member_ids)},
-                schema={"segment_id": pl.Int64, "member_id": pl.Int64},
+                {"segment_id": [segment_id[0]] * len(cons_ids), "cons_id": list(cons_ids)},
+                schema={"segment_id": pl.Int64, "cons_id": pl.Int64},
             )
             target = pl.DataFrame({"segment_id": [segment_id[0]]})
             with registered(con, "_wanted", target), registered(con, "_rows", rows):
@@ -99,33 +99,61 @@ def warehouse(tmp_path: Path) -> Warehouse:
     house = Warehouse(tmp_path / "deployment")
     house.people(
         {
-            "member_id": 1,
+            "cons_id": 1,
+            "member_id": "RE-00017",
             "email": "ann@example.org",
             "external_id": "X1",
             "first_name": "Ann",
             "phone": "+12025550101",
         },
         {
-            "member_id": 2,
+            "cons_id": 2,
+            "member_id": "cus_8f2a",
             "email": "bob@example.org",
             "external_id": "X2",
             "first_name": "Bob",
             "phone": "+12025550102",
         },
         {
-            "member_id": 3,
+            "cons_id": 3,
             "email": "cy@example.org",
             "external_id": "X3",
             "first_name": "Cy",
             "phone": "+442071838750",
         },
-        {"member_id": 4, "email": "dee@example.org", "external_id": None, "first_name": "Dee"},
-        {"member_id": 5, "email": "eve@example.org", "external_id": "  ", "first_name": "Eve"},
+        {"cons_id": 4, "email": "dee@example.org", "external_id": None, "first_name": "Dee"},
+        {"cons_id": 5, "email": "eve@example.org", "external_id": "  ", "first_name": "Eve"},
     )
     return house
 
 
 SELLIGENT = Destination("selligent", "external_id", ("VIP list",), fields=("email", "first_name"))
+
+
+def test_cons_id_and_the_text_member_id_are_matching_keys(warehouse: Warehouse):
+    warehouse.members("VIP list", 1, 2, 3)
+    luminate = Destination("luminate", "member_id", ("VIP list",), fields=("cons_id",))
+    copy = Destination("copy", "cons_id", ("VIP list",), fields=("member_id", "email"))
+    by_member = warehouse.sync(luminate)
+    warehouse.sync(copy)
+
+    members = warehouse.read("luminate", "VIP_list", "members").sort("member_id")
+    assert members.rows() == [("RE-00017", "1"), ("cus_8f2a", "2")]  # exactly as received
+    assert by_member.pairs[0].skipped_no_key == 1  # Cy has no member id
+    copied = warehouse.read("copy", "VIP_list", "members").sort("cons_id")
+    assert copied.rows() == [
+        ("1", "RE-00017", "ann@example.org"),
+        ("2", "cus_8f2a", "bob@example.org"),
+        ("3", None, "cy@example.org"),
+    ]
+    baseline = warehouse.query(
+        "SELECT key_value, cons_id FROM sync_members WHERE destination = 'luminate' ORDER BY 2"
+    )
+    assert baseline.rows() == [("RE-00017", 1), ("cus_8f2a", 2)]
+
+    warehouse.members("VIP list", 2, 3)
+    warehouse.sync(luminate)
+    assert warehouse.keys("luminate", "VIP_list", "removes") == ["RE-00017"]
 
 
 def test_first_sync_adds_everyone_and_later_syncs_add_and_remove_exactly(warehouse: Warehouse):
@@ -168,7 +196,7 @@ def test_people_without_the_key_are_skipped_and_counted(warehouse: Warehouse):
 def test_a_changed_key_is_a_remove_of_the_old_value_and_an_add_of_the_new(warehouse: Warehouse):
     warehouse.members("VIP list", 1)
     warehouse.sync(SELLIGENT)
-    warehouse.query("UPDATE constituents SET external_id = 'X1-NEW' WHERE member_id = 1")
+    warehouse.query("UPDATE constituents SET external_id = 'X1-NEW' WHERE cons_id = 1")
     warehouse.sync(SELLIGENT)
     assert warehouse.keys("selligent", "VIP_list", "adds") == ["X1-NEW"]
     assert warehouse.keys("selligent", "VIP_list", "removes") == ["X1"]
@@ -192,12 +220,12 @@ def test_upsert_destinations_only_ever_add(warehouse: Warehouse):
 
 def test_spreadsheet_formulas_are_neutralized_but_e164_phones_are_not(warehouse: Warehouse):
     warehouse.people(
-        {"member_id": 10, "external_id": "=HYPERLINK(1)", "first_name": "+SUM(A1)",
+        {"cons_id": 10, "external_id": "=HYPERLINK(1)", "first_name": "+SUM(A1)",
          "phone": "+12025550110"},
-        {"member_id": 11, "external_id": "Y11", "first_name": "-2+3", "phone": "@cmd"},
-        {"member_id": 12, "external_id": "Y12", "first_name": "\tTab", "phone": "+1 202 555"},
-        {"member_id": 13, "external_id": "Y13", "first_name": "\rCR", "phone": "+12025550113"},
-        {"member_id": 14, "external_id": "Y14", "first_name": "Ann-Marie", "phone": "202-555"},
+        {"cons_id": 11, "external_id": "Y11", "first_name": "-2+3", "phone": "@cmd"},
+        {"cons_id": 12, "external_id": "Y12", "first_name": "\tTab", "phone": "+1 202 555"},
+        {"cons_id": 13, "external_id": "Y13", "first_name": "\rCR", "phone": "+12025550113"},
+        {"cons_id": 14, "external_id": "Y14", "first_name": "Ann-Marie", "phone": "202-555"},
     )  # fmt: skip
     warehouse.members("Risky", 10, 11, 12, 13, 14)
     destination = Destination("sheet", "external_id", ("Risky",), fields=("first_name", "phone"))

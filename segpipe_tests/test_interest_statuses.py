@@ -13,7 +13,7 @@ PEOPLE = csv(
 def memberships(deployment: Deployment) -> dict[int, tuple]:
     """member_id -> (status, since, upload file that set it) for the interest Weekly Digest."""
     rows = deployment.query(
-        """SELECT m.member_id, m.status, m.since, u.file_name
+        """SELECT m.cons_id, m.status, m.since, u.file_name
            FROM interest_memberships m JOIN interests i USING (interest_id)
            JOIN uploads u ON u.upload_id = m.upload_id WHERE i.name = 'Weekly Digest'"""
     )
@@ -22,7 +22,7 @@ def memberships(deployment: Deployment) -> dict[int, tuple]:
 
 def history(deployment: Deployment) -> list[tuple]:
     return deployment.query(
-        """SELECT h.member_id, h.change, u.file_name FROM membership_history h
+        """SELECT h.cons_id, h.change, u.file_name FROM membership_history h
            JOIN uploads u USING (upload_id) WHERE h.interest_id IS NOT NULL ORDER BY ALL"""
     ).rows()
 

@@ -94,13 +94,13 @@ def test_refused_rows_carry_their_reason(lists: Deployment):
         "segmentation upload",
         13: "segment VIP is a subscriber segment; each Attentive delivery replaces it",
         14: "no segment named Nowhere to remove from",
-        15: "row names no person: member_id, external_id and email are empty",
+        15: "row names no person: cons_id, member_id, external_id, email are empty",
         16: "missing segment",
-        17: "member_id is not a whole number",
+        17: "constituent not found: no member_id abc",  # member ids are text
     }
     upload = lists.upload(FIRST)
     assert (upload["rows_in"], upload["rows_applied"], upload["rows_superseded"]) == (16, 4, 1)
-    assert (upload["rows_rejected"], upload["rows_ignored"]) == (7, 4)
+    assert (upload["rows_rejected"], upload["rows_ignored"]) == (6, 5)
 
 
 def test_other_kinds_of_segment_are_not_changed(lists: Deployment):
@@ -112,14 +112,16 @@ def test_other_kinds_of_segment_are_not_changed(lists: Deployment):
 def test_a_file_without_an_identifier_column_is_rejected_whole(lists: Deployment):
     upload = lists.upload(NO_IDENTIFIER)
     assert upload["status"] == "rejected"
-    assert upload["error"] == "missing required column: one of email, member_id, external_id"
+    assert upload["error"] == (
+        "missing required column: one of cons_id, member_id, external_id, email"
+    )
 
 
 def test_history_records_each_entry_and_exit_with_its_upload(lists: Deployment):
     history = lists.query(
-        "SELECT u.file_name, h.member_id, h.change FROM membership_history h "
+        "SELECT u.file_name, h.cons_id, h.change FROM membership_history h "
         "JOIN uploads u USING (upload_id) JOIN segments s USING (segment_id) "
-        "WHERE s.name = 'Board' ORDER BY u.file_name, h.member_id"
+        "WHERE s.name = 'Board' ORDER BY u.file_name, h.cons_id"
     )
     assert history.rows() == [
         (FIRST, 1, "entered"),
@@ -169,8 +171,8 @@ def test_segment_delete_removes_the_segment_and_memberships_never_people(
     ).is_empty()
     assert lists.query("SELECT count(*) AS n FROM constituents")["n"][0] == people
     exits = lists.query(
-        "SELECT member_id, run_id FROM membership_history "
-        "WHERE change = 'left' AND upload_id IS NULL ORDER BY member_id"
+        "SELECT cons_id, run_id FROM membership_history "
+        "WHERE change = 'left' AND upload_id IS NULL ORDER BY cons_id"
     )
     assert exits.rows() == [(1, "segpipe segment delete"), (3, "segpipe segment delete")]
     code, said = delete(lists, "VIP", capsys)

@@ -50,7 +50,7 @@ def test_lists_hold_their_manual_edits_and_latest_deliveries(ran):
     deployment, _, _ = ran
     sizes = dict(
         deployment.query(
-            "SELECT s.name, count(m.member_id) FROM segments s "
+            "SELECT s.name, count(m.cons_id) FROM segments s "
             "LEFT JOIN segment_members m USING (segment_id) "
             "WHERE s.kind IN ('manual', 'subscriber') GROUP BY s.name"
         ).iter_rows()
@@ -58,7 +58,7 @@ def test_lists_hold_their_manual_edits_and_latest_deliveries(ran):
     # VIP Shoppers is the 2026-11-04 delivery's two files together, not the 11-03 one.
     assert sizes == {
         "Board Prospects": 3,
-        "Gala Volunteers": 2,
+        "Gala Volunteers": 4,  # two of them added by Customer.io ids (segment,id)
         "VIP Shoppers": 3,
         "Cart Abandoners": 2,
         "Winter Sale": 1,
@@ -68,7 +68,7 @@ def test_lists_hold_their_manual_edits_and_latest_deliveries(ran):
 
 def test_people_are_created_updated_and_normalized(ran):
     deployment, _, _ = ran
-    people = deployment.query("SELECT * FROM constituents ORDER BY member_id")
+    people = deployment.query("SELECT * FROM constituents ORDER BY cons_id")
     assert people.height == 14  # 13 from the first file, Mia Thompson-Reyes from the update
     tom = people.filter(pl.col("email") == "tom.becker@example.org").row(0, named=True)
     # The update renamed him and opted him in; its blank lifetime value kept the old one.
@@ -77,11 +77,15 @@ def test_people_are_created_updated_and_normalized(ran):
         True,
         150.0,
     )
-    maria = people.filter(pl.col("member_id") == 1001).row(0, named=True)
-    assert maria["phone"] == "+14155550134"
+    maria = people.filter(pl.col("member_id") == "M-1001").row(0, named=True)
+    assert (maria["cons_id"], maria["phone"]) == (1, "+14155550134")
+    # Luminate's headers (MEMBER_ID, PRIMARY_EMAIL, FIRST_NAME) and Customer.io's text ids.
+    olivia = people.filter(pl.col("email") == "olivia.brown@example.com").row(0, named=True)
+    assert (olivia["member_id"], olivia["first_name"]) == ("cus_8f2a01", "Olivia")
     mia = people.filter(pl.col("email") == "mia.thompson@example.com")
     assert mia["last_name"].to_list() == ["Thompson-Reyes"]  # the later row of the file won
-    assert mia["member_id"][0] > 1010  # assigned
+    assert mia["cons_id"].to_list() == [14]  # assigned after the first file's 13 people
+    assert mia["member_id"].to_list() == [None]
     types = dict(
         deployment.query(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -110,7 +114,7 @@ def test_interests_come_from_names_ids_and_the_cross_reference(ran):
     status = dict(
         deployment.query(
             """SELECT c.email || ' / ' || i.name, m.status FROM interest_memberships m
-           JOIN constituents c USING (member_id) JOIN interests i USING (interest_id)"""
+           JOIN constituents c USING (cons_id) JOIN interests i USING (interest_id)"""
         ).rows()
     )
     assert status["maria.alvarez@example.org / Monthly Newsletter"] == "opted_in"  # by name
@@ -197,14 +201,14 @@ def test_the_fast_member_reads_agree_with_the_segment_members_view(ran):
     the view's join of every interest membership; they must give what the view gives."""
     deployment, _, _ = ran
     with connect(deployment.data.warehouse) as con:
-        by_view = frame(con, "SELECT segment_id, member_id FROM segment_members ORDER BY ALL")
+        by_view = frame(con, "SELECT segment_id, cons_id FROM segment_members ORDER BY ALL")
         fast = frame(
             con,
-            f"SELECT segment_id, member_id FROM ({members_of('segments')}) ORDER BY ALL",
+            f"SELECT segment_id, cons_id FROM ({members_of('segments')}) ORDER BY ALL",
         )
         counted = frame(
             con,
-            "SELECT s.segment_id, count(m.member_id) AS members FROM segments s "
+            "SELECT s.segment_id, count(m.cons_id) AS members FROM segments s "
             "LEFT JOIN segment_members m USING (segment_id) GROUP BY ALL ORDER BY ALL",
         )
         sizes = segment_sizes(con).select("segment_id", "members").sort("segment_id")

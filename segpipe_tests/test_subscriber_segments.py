@@ -162,9 +162,9 @@ def test_rows_naming_a_segment_of_another_kind_are_rejected(attentive: Deploymen
 
 def test_every_entry_and_exit_is_in_history_with_its_upload(attentive: Deployment):
     history = attentive.query(
-        "SELECT u.file_name, h.member_id, h.change FROM membership_history h "
+        "SELECT u.file_name, h.cons_id, h.change FROM membership_history h "
         "JOIN uploads u USING (upload_id) JOIN segments s USING (segment_id) "
-        "WHERE s.name = 'VIP' ORDER BY h.\"at\", u.file_name, h.member_id, h.change"
+        "WHERE s.name = 'VIP' ORDER BY h.\"at\", u.file_name, h.cons_id, h.change"
     )
     assert history.rows() == [
         (FIRST, 1, "entered"),
@@ -226,7 +226,7 @@ def test_an_unchanged_part_of_a_new_delivery_still_counts(tmp_path: Path):
         assert code == 0, printed
         assert deployment.upload("shop_subscriber_segment_20261104_1.csv")["status"] == "applied"
         vip = deployment.query(
-            "SELECT member_id FROM segment_members JOIN segments USING (segment_id) "
-            "WHERE name = 'VIP' ORDER BY member_id"
+            "SELECT cons_id FROM segment_members JOIN segments USING (segment_id) "
+            "WHERE name = 'VIP' ORDER BY cons_id"
         )
-        assert vip["member_id"].to_list() == [1, 3]
+        assert vip["cons_id"].to_list() == [1, 3]

@@ -24,7 +24,10 @@ from segpipe.warehouse.schema import TABLES
 from segpipe.warehouse.undo import UndoRefused, undo_upload
 from segpipe_tests.conftest import SAMPLE, Deployment, csv
 
-BOOKKEEPING = {"uploads", "membership_history"}
+# What an undo adds to rather than puts back: the uploads' statuses, the history of changes, and
+# segpipe_meta, whose cons_id high-water mark stays up so an undone person's cons_id is never
+# given to anyone else.
+BOOKKEEPING = {"uploads", "membership_history", "segpipe_meta"}
 
 
 def _now() -> datetime:
@@ -354,7 +357,7 @@ def test_undo_refuses_while_a_later_upload_changed_the_same_rows(deployment: Dep
         undo(deployment, first)
     assert deployment.upload("segmentation_a.csv")["status"] == "applied"
     assert deployment.members("N Opt-Out") == {
-        deployment.query("SELECT member_id FROM constituents")["member_id"][0]
+        deployment.query("SELECT cons_id FROM constituents")["cons_id"][0]
     }
 
     code = cli.main(["undo", "--data-dir", str(deployment.data.root), second])
@@ -432,15 +435,14 @@ def test_members_as_of_matches_snapshots_taken_during_uploads(
 def test_history_lists_entries_and_exits_with_their_upload(
     deployment: Deployment, capsys: pytest.CaptureFixture
 ):
-    apply_file(deployment, "constituents_a.csv", csv("email", "ann@example.org"))
-    apply_file(deployment, "manual_segment_a.csv", csv("segment,email", "Board,ann@example.org"))
+    apply_file(deployment, "constituents_a.csv", csv("MEMBER_ID,email", "M-0042,ann@example.org"))
+    apply_file(deployment, "manual_segment_a.csv", csv("segment,member_id", "Board,M-0042"))
     apply_file(
         deployment,
         "manual_segment_b.csv",
         csv("segment,email,action", "Board,ann@example.org,remove"),
     )
-    person = str(deployment.query("SELECT member_id FROM constituents")["member_id"][0])
-    code = cli.main(["history", "--member-id", person, "--data-dir", str(deployment.data.root)])
+    code = cli.main(["history", "--member-id", "M-0042", "--data-dir", str(deployment.data.root)])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert "entered" in lines[0] and "Board" in lines[0] and "manual_segment_a.csv" in lines[0]

@@ -194,8 +194,8 @@ def test_new_people_never_take_an_id_the_same_file_gives_someone_else(deployment
 
     deployment.run()
 
-    people = deployment.query("SELECT member_id, email FROM constituents ORDER BY member_id")
-    assert people["member_id"].is_unique().all()
+    people = deployment.query("SELECT cons_id, email FROM constituents ORDER BY cons_id")
+    assert people["cons_id"].is_unique().all()
     assert people.rows() == [(1, "one@example.org"), (2, "two@example.org"), (3, "new@example.org")]
 
 

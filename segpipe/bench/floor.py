@@ -1,9 +1,10 @@
 """The floor: the least a bare DuckDB script must do to apply a segmentation upload.
 
-Read the CSV, resolve people (member_id, else email) and interests (name, ID, cross-reference),
-keep each person's last row per interest, write the changes to membership_history, and
-delete-then-insert them into interest_memberships, in one transaction. No Dagster, no polars, no
-row-level report: what segpipe adds on top of this is what the benchmark measures.
+Read the CSV, resolve people (the text member_id, else email) and interests (name, ID,
+cross-reference), keep each person's last row per interest, write the changes to
+membership_history, and delete-then-insert them into interest_memberships, in one transaction.
+No Dagster, no polars, no row-level report: what segpipe adds on top of this is what the
+benchmark measures.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ WITH up AS (
     FROM read_csv(?, header = true, all_varchar = true)
 ), matched AS (
     SELECT up.line,
-           coalesce(by_id.member_id, by_email.member_id) AS member_id,
+           coalesce(by_member.cons_id, by_email.cons_id) AS cons_id,
            coalesce(by_name.interest_id, by_iid.interest_id, x.interest_id) AS interest_id,
            CASE WHEN lower(trim(up.opt)) IN (SELECT unnest(?::VARCHAR[])) THEN 'opted_in'
                 WHEN lower(trim(up.opt)) IN (SELECT unnest(?::VARCHAR[])) THEN 'opted_out'
            END AS status
     FROM up
-    LEFT JOIN constituents by_id ON by_id.member_id = try_cast(up.member_id AS BIGINT)
+    LEFT JOIN constituents by_member ON by_member.member_id = up.member_id
     LEFT JOIN constituents by_email
       ON up.member_id IS NULL AND by_email.email = lower(trim(up.email))
     LEFT JOIN interests by_name ON lower(by_name.name) = lower(up.interest_name)
@@ -37,15 +38,15 @@ WITH up AS (
      AND x.foreign_source = coalesce(up.foreign_source, 'default')
      AND x.foreign_value = up.foreign_interest
 )
-SELECT m.member_id, m.interest_id, m.status,
+SELECT m.cons_id, m.interest_id, m.status,
        old.status AS previous_status, old.since AS previous_since
 FROM (
     SELECT * FROM matched
-    WHERE member_id IS NOT NULL AND interest_id IS NOT NULL AND status IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY member_id, interest_id ORDER BY line DESC) = 1
+    WHERE cons_id IS NOT NULL AND interest_id IS NOT NULL AND status IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY cons_id, interest_id ORDER BY line DESC) = 1
 ) m
 LEFT JOIN interest_memberships old
-  ON old.member_id = m.member_id AND old.interest_id = m.interest_id
+  ON old.cons_id = m.cons_id AND old.interest_id = m.interest_id
 """
 
 
@@ -58,20 +59,20 @@ def apply_upload(database: Path, upload: Path) -> int:
         con.execute(
             """
             INSERT INTO membership_history
-            SELECT 'floor', NULL, member_id, interest_id, NULL, status, now()::TIMESTAMP
+            SELECT 'floor', NULL, cons_id, interest_id, NULL, status, now()::TIMESTAMP
             FROM _floor WHERE previous_status IS DISTINCT FROM status
             """
         )
         con.execute(
             """
             DELETE FROM interest_memberships m USING _floor f
-            WHERE m.member_id = f.member_id AND m.interest_id = f.interest_id
+            WHERE m.cons_id = f.cons_id AND m.interest_id = f.interest_id
             """
         )
         applied = con.execute(
             """
             INSERT INTO interest_memberships
-            SELECT member_id, interest_id, status,
+            SELECT cons_id, interest_id, status,
                    CASE WHEN previous_status = status THEN previous_since
                         ELSE now()::TIMESTAMP END,
                    'floor', now()::TIMESTAMP

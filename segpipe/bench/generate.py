@@ -21,11 +21,13 @@ import duckdb
 from segpipe.bench.scales import Scale
 from segpipe.warehouse.connection import connect
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SEED = 20260101
 BIG_UPLOAD = "segmentation_bench_upload.csv"
 SMALL_UPLOAD = "segmentation_bench_10k.csv"
 LOADED_AT = "TIMESTAMP '2026-01-01 00:00:00'"
+# People's text member ids, Luminate-style (the external id a CRM such as Raiser's Edge gives).
+MEMBER_ID = "'M-' || lpad(({person})::VARCHAR, 8, '0')"
 UPLOAD_COLUMNS = "member_id,email,interest_name,interest_id,foreign_source,foreign_interest,opt"
 
 
@@ -100,7 +102,8 @@ def _people(con: duckdb.DuckDBPyConnection, scale: Scale) -> None:
     con.execute(
         f"""
         INSERT INTO constituents
-        SELECT i, 'person' || i || '@' || (['example.org', 'example.net', 'mail.test'])[1 + i % 3],
+        SELECT i, {MEMBER_ID.format(person="i")},
+               'person' || i || '@' || (['example.org', 'example.net', 'mail.test'])[1 + i % 3],
                '+1' || (2012000000 + i)::VARCHAR, 'EXT-' || lpad(i::VARCHAR, 9, '0'),
                'First' || (i % 997), 'Last' || (i % 1009),
                hash(i, {SEED}) % 10 < 8, hash(i, {SEED} + 1) % 10 < 6,
@@ -172,7 +175,7 @@ def _events(con: duckdb.DuckDBPyConnection, scale: Scale) -> None:
     con.execute(
         f"""
         INSERT INTO events BY NAME
-        SELECT 1 + hash(e, {SEED}) % ? AS member_id,
+        SELECT 1 + hash(e, {SEED}) % ? AS cons_id,
                (['page_view', 'viewed_offer', 'purchased', 'email_open', 'donated'])
                    [1 + (hash(e, {SEED} + 1) % 5)::BIGINT] AS event,
                {LOADED_AT} - to_seconds((hash(e, {SEED} + 2) % (90 * 86400))::BIGINT)
@@ -253,7 +256,7 @@ def _upload_sql(scale: Scale, rows: int, seed: int) -> str:
         FROM r
     )
     SELECT
-        CASE WHEN by_id THEN person::VARCHAR END AS member_id,
+        CASE WHEN by_id THEN {MEMBER_ID.format(person="person")} END AS member_id,
         CASE WHEN bad < 2 THEN 'not-an-email'
              WHEN NOT by_id THEN (CASE WHEN i % 7 = 0 THEN 'Person' ELSE 'person' END)
                   || person || '@' || (['example.org', 'example.net', 'mail.test'])[1 + person % 3]

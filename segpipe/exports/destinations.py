@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-KEYS = ("email", "member_id", "external_id", "phone")
+KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
 MODES = ("mirror", "upsert")
 ALL_SEGMENTS = "*"

@@ -136,24 +136,24 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _sync_people AS
-        SELECT m.pair, c.member_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value
-        FROM (SELECT DISTINCT p.pair, s.member_id
+        SELECT m.pair, c.cons_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value
+        FROM (SELECT DISTINCT p.pair, s.cons_id
               FROM _sync_pairs p JOIN ({members_of("_sync_pairs")}) s
                 ON s.segment_id = p.segment_id) m
-        JOIN constituents c ON c.member_id = m.member_id
+        JOIN constituents c ON c.cons_id = m.cons_id
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _sync_current AS
-        SELECT pair, key_value, min(member_id) AS member_id
+        SELECT pair, key_value, min(cons_id) AS cons_id
         FROM _sync_people WHERE key_value IS NOT NULL GROUP BY pair, key_value
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _sync_baseline AS
-        SELECT p.pair, b.key_value, b.member_id
+        SELECT p.pair, b.key_value, b.cons_id
         FROM sync_members b JOIN _sync_pairs p ON p.segment_id = b.segment_id
         WHERE b.destination = ?
         """,
@@ -164,13 +164,13 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _sync_out AS
-        SELECT pair, 'members' AS file, key_value, member_id FROM _sync_current
+        SELECT pair, 'members' AS file, key_value, cons_id FROM _sync_current
         UNION ALL
-        SELECT pair, 'adds', key_value, member_id FROM _sync_current c
+        SELECT pair, 'adds', key_value, cons_id FROM _sync_current c
         WHERE NOT EXISTS (SELECT 1 FROM _sync_baseline b
                           WHERE b.pair = c.pair AND b.key_value = c.key_value)
         UNION ALL
-        SELECT pair, 'removes', key_value, member_id FROM _sync_baseline b
+        SELECT pair, 'removes', key_value, cons_id FROM _sync_baseline b
         WHERE {removes} AND NOT EXISTS (SELECT 1 FROM _sync_current c
                                          WHERE c.pair = b.pair AND c.key_value = b.key_value)
         """
@@ -222,7 +222,7 @@ def _write_lists(con, destination: Destination, stage: Path, count: int) -> None
         f"""
         COPY (
             SELECT o.pair, o.file, {_output_columns(con, destination)}
-            FROM _sync_out o LEFT JOIN constituents c ON c.member_id = o.member_id
+            FROM _sync_out o LEFT JOIN constituents c ON c.cons_id = o.cons_id
             ORDER BY o.pair, o.file, o.key_value
         ) TO {_literal(parts)} (FORMAT csv, HEADER true, PARTITION_BY (pair, file))
         """
@@ -307,8 +307,8 @@ def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) ->
         entering = "SELECT * FROM _sync_out WHERE file = 'adds'"
     con.execute(
         f"""
-        INSERT INTO sync_members (destination, segment_id, key_value, member_id, since)
-        SELECT ?, p.segment_id, o.key_value, o.member_id, ?
+        INSERT INTO sync_members (destination, segment_id, key_value, cons_id, since)
+        SELECT ?, p.segment_id, o.key_value, o.cons_id, ?
         FROM ({entering}) o JOIN _sync_pairs p USING (pair)
         """,
         [destination.name, at],

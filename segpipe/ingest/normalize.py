@@ -76,9 +76,18 @@ def opt_status(value: pl.Expr) -> pl.Expr:
     )
 
 
+# One masking rule for emails, used by polars (previews) and DuckDB (reasons built in SQL).
+_MASKED_LOCAL_PART = r"^(.)[^@]*@"
+
+
 def mask_email(value: pl.Expr) -> pl.Expr:
     """`jane@example.org` -> `j***@example.org`."""
-    return value.str.replace(r"^(.)[^@]*@", "${1}***@")
+    return value.str.replace(_MASKED_LOCAL_PART, "${1}***@")
+
+
+def mask_email_sql(column: str) -> str:
+    """DuckDB SQL for `mask_email` of the text expression `column`."""
+    return f"regexp_replace({column}, '{_MASKED_LOCAL_PART}', '\\1***@')"
 
 
 def mask_phone(value: pl.Expr) -> pl.Expr:

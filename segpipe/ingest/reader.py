@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from segpipe.ingest import headers
 from segpipe.ingest.errors import UploadRejected
 
 LINE = "_line"
@@ -121,7 +122,7 @@ def _header_names(file_name: str, row: tuple) -> list[str]:
         if name.startswith("_"):
             raise UploadRejected(file_name, f"column names may not start with '_' ('{name}')")
         seen.add(name)
-    return names
+    return headers.canonical_names(file_name, [cell or "" for cell in row], names)
 
 
 def read_file(path: Path, *, header: bool, columns: int | None = None) -> pl.DataFrame:

@@ -13,18 +13,23 @@ from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
 from segpipe.kinds import columns
 from segpipe.kinds.base import (
+    NAMES_PERSON,
+    PERSON_IDENTIFIERS,
     KindRules,
     UploadContext,
     column_or_null,
+    names_person,
+    person_schema_columns,
     require_columns,
     resolve_accepted,
     supersede_earlier_rows,
 )
-from segpipe.warehouse import before_images, interests
-from segpipe.warehouse.sql import frame, next_id, quote, registered
+from segpipe.warehouse import before_images, interests, migrate
+from segpipe.warehouse.sql import frame, quote, registered
 
 TEXT_FIELDS = ["external_id", "first_name", "last_name"]
 STANDARD = [
+    "cons_id",
     "member_id",
     "email",
     "phone",
@@ -39,8 +44,12 @@ BOOKKEEPING = {
     "created_at",
     "updated_at",
     "upload_id",
-    "target_member_id",
+    "target_cons_id",
+    "cons_owner",
+    "member_owner",
     "email_owner",
+    "email_owner_member_id",
+    "conflict",
     "interest_known",
     "person_key",
 }
@@ -54,13 +63,13 @@ def _flag(name: str) -> pa.Column:
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "member_id": columns.whole_number("member_id"),
+        "cons_id": columns.whole_number("cons_id"),
         "email": columns.email(),
         "phone": columns.phone(),
         "email_opt_in": _flag("email_opt_in"),
         "sms_opt_in": _flag("sms_opt_in"),
         "interest_id": columns.whole_number("interest_id"),
-        "names_person": columns.holds("row names no person: email and member_id are empty"),
+        NAMES_PERSON: person_schema_columns()[NAMES_PERSON],
     },
     name="constituent",
     strict=False,
@@ -72,7 +81,7 @@ def attribute_columns(frame: pl.DataFrame) -> list[str]:
 
 
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
-    require_columns(file_name, raw, ("member_id", "email"))
+    require_columns(file_name, raw, PERSON_IDENTIFIERS)
     clash = sorted(BOOKKEEPING & set(raw.columns))
     if clash:
         raise UploadRejected(
@@ -81,6 +90,7 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     present = lambda name: column_or_null(raw, name)  # noqa: E731
     canonical = raw.select(
         LINE,
+        present("cons_id").alias("cons_id"),
         present("member_id").alias("member_id"),
         normalize.email(present("email")).alias("email"),
         normalize.phone_e164(present("phone")).alias("phone"),
@@ -89,55 +99,102 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         normalize.boolean_word(present("sms_opt_in")).alias("sms_opt_in"),
         present("interest_id").alias("interest_id"),
         *attribute_columns(raw),
-    ).with_columns(
-        (pl.col("member_id").is_not_null() | pl.col("email").is_not_null()).alias("names_person")
-    )
-    checked = reject_failures(canonical, SCHEMA).drop("names_person")
+    ).with_columns(names_person())
+    checked = reject_failures(canonical, SCHEMA).drop(NAMES_PERSON)
     good = checked.filter(pl.col(OUTCOME).is_null())
     attribute_types = {name: attributes.sql_type(good[name]) for name in attribute_columns(raw)}
     return checked.with_columns(
-        pl.col("member_id", "interest_id").cast(pl.Int64, strict=False),
+        pl.col("cons_id", "interest_id").cast(pl.Int64, strict=False),
         pl.col("email_opt_in", "sms_opt_in") == "true",
         *[attributes.typed(pl.col(name), sql).alias(name) for name, sql in attribute_types.items()],
     )
 
 
+_EMAIL = normalize.mask_email_sql("email")
+# Luminate's Standard Constituent Import: a row updates the person with its cons_id (none: the
+# row is refused), else with its member_id (none: a new person, or the person with its email who
+# has no member_id yet), else with its email, else it is a new person. Identifiers that name two
+# different people refuse the row, naming both.
 JUDGE_SQL = f"""
 WITH matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
-           by_email.member_id AS email_owner,
-           coalesce(v.member_id, by_email.member_id) AS target_member_id,
+           by_cons.cons_id AS cons_owner,
+           by_member.cons_id AS member_owner,
+           by_email.cons_id AS email_owner,
+           by_email.member_id AS email_owner_member_id,
            v.interest_id IS NULL OR i.interest_id IS NOT NULL AS interest_known
     FROM validated v
+    LEFT JOIN constituents by_cons ON by_cons.cons_id = v.cons_id
+    LEFT JOIN constituents by_member ON by_member.member_id = v.member_id
     LEFT JOIN constituents by_email ON by_email.email = v.email
     LEFT JOIN interests i ON i.interest_id = v.interest_id
 ),
+targeted AS (
+    SELECT *,
+        CASE
+            WHEN cons_id IS NOT NULL THEN cons_owner
+            WHEN member_id IS NOT NULL
+                THEN coalesce(member_owner,
+                              CASE WHEN email_owner_member_id IS NULL THEN email_owner END)
+            ELSE email_owner
+        END AS target_cons_id,
+        CASE
+            WHEN NOT interest_known THEN 'unknown interest_id ' || interest_id
+            WHEN cons_id IS NOT NULL AND cons_owner IS NULL
+                THEN 'constituent not found: no cons_id ' || cons_id
+            WHEN cons_id IS NOT NULL AND member_owner <> cons_owner
+                THEN 'cons_id ' || cons_id || ' and member_id ' || member_id
+                     || ' name different constituents (member_id ' || member_id
+                     || ' is cons_id ' || member_owner || ')'
+            WHEN cons_id IS NOT NULL AND email_owner <> cons_owner
+                THEN 'cons_id ' || cons_id || ' and email ' || {_EMAIL}
+                     || ' name different constituents (the email is cons_id ' || email_owner || ')'
+            WHEN member_owner IS NOT NULL AND email_owner <> member_owner
+                THEN 'member_id ' || member_id || ' and email ' || {_EMAIL}
+                     || ' name different constituents (cons_id ' || member_owner
+                     || ' and cons_id ' || email_owner || ')'
+            WHEN cons_id IS NULL AND member_id IS NOT NULL AND member_owner IS NULL
+                 AND email_owner_member_id IS NOT NULL
+                THEN 'member_id ' || member_id || ' and email ' || {_EMAIL}
+                     || ' name different constituents (the email is member_id '
+                     || email_owner_member_id || ', cons_id ' || email_owner || ')'
+        END AS conflict
+    FROM matched
+),
 keyed AS (
     SELECT *,
-        coalesce(target_member_id::VARCHAR, 'email:' || email, 'line:' || {LINE}) AS person_key
-    FROM matched
+        coalesce(target_cons_id::VARCHAR, 'member:' || member_id, 'email:' || email,
+                 'line:' || {LINE}) AS person_key
+    FROM targeted
+),
+counted AS (
+    SELECT *,
+        email IS NOT NULL AND min(person_key) OVER by_email <> max(person_key) OVER by_email
+            AS email_split,
+        member_id IS NOT NULL
+            AND min(person_key) OVER by_member <> max(person_key) OVER by_member AS member_split
+    FROM keyed
+    WINDOW by_email AS (PARTITION BY email), by_member AS (PARTITION BY member_id)
 )
-SELECT *,
+SELECT * EXCLUDE (conflict, email_split, member_split),
+    CASE WHEN conflict IS NOT NULL OR email_split OR member_split THEN 'rejected' END
+        AS {OUTCOME},
     CASE
-        WHEN NOT interest_known THEN 'rejected'
-        WHEN email_owner <> target_member_id THEN 'rejected'
-        WHEN email IS NOT NULL AND min(person_key) OVER by_email <> max(person_key) OVER by_email
-            THEN 'rejected'
-    END AS {OUTCOME},
-    CASE
-        WHEN NOT interest_known THEN 'unknown interest_id ' || interest_id
-        WHEN email_owner <> target_member_id
-            THEN 'email already belongs to member_id ' || email_owner
-        WHEN email IS NOT NULL AND min(person_key) OVER by_email <> max(person_key) OVER by_email
-            THEN 'email is on another row of this file for a different constituent'
+        WHEN conflict IS NOT NULL THEN conflict
+        WHEN member_split
+            THEN 'member_id ' || member_id
+                 || ' is on another row of this file for a different constituent'
+        WHEN email_split THEN 'email is on another row of this file for a different constituent'
     END AS {REASON}
-FROM keyed
-WINDOW by_email AS (PARTITION BY email)
+FROM counted
 """
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    query = f"SELECT * EXCLUDE (email_owner, interest_known) FROM ({JUDGE_SQL})"
+    query = (
+        "SELECT * EXCLUDE (cons_owner, member_owner, email_owner, email_owner_member_id, "
+        f"interest_known) FROM ({JUDGE_SQL})"
+    )
     resolved = resolve_accepted(con, validated, query)
     supersede_earlier_rows(con, resolved, ("person_key",))
     con.execute(f"ALTER TABLE {resolved} DROP COLUMN person_key")
@@ -156,7 +213,7 @@ def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def _widen_attribute_columns(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str, str]:
     """Add or widen a warehouse column for every attribute the file carries; returns all columns."""
     existing = _warehouse_columns(con)
-    for name in attribute_columns(rows.drop("target_member_id")):
+    for name in attribute_columns(rows.drop("target_cons_id")):
         incoming = attributes.sql_type_of(rows[name].dtype)
         if name not in existing:
             con.execute(f"ALTER TABLE constituents ADD COLUMN {quote(name)} {incoming}")
@@ -167,8 +224,8 @@ def _widen_attribute_columns(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame)
 
 def _merged_column(name: str, sql_type: str, incoming: set[str]) -> str:
     """A blank cell or an absent column keeps what the warehouse has."""
-    if name == "member_id":
-        return "p.member_id"
+    if name == "cons_id":
+        return "p.cons_id"
     if name == "created_at":
         return "coalesce(c.created_at, $at)"
     if name == "updated_at":
@@ -180,19 +237,13 @@ def _merged_column(name: str, sql_type: str, incoming: set[str]) -> str:
     return f"c.{quote(name)}"
 
 
-def _first_new_member_id(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
-    """New people's ids start above every id in the warehouse and every id the file names."""
-    named = rows["target_member_id"].max()
-    return max(next_id(con, "constituents", "member_id"), (named or 0) + 1)
-
-
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
     # Back to polars: attribute columns are widened from the rows' types (a small file kind).
     rows = frame(
         con, f"SELECT * EXCLUDE ({OUTCOME}, {REASON}) FROM {resolved} WHERE {OUTCOME} IS NULL"
     )
     # A column the file left blank says nothing: it must not add or retype a warehouse column.
-    attributes_sent = attribute_columns(rows.drop("target_member_id"))
+    attributes_sent = attribute_columns(rows.drop("target_cons_id"))
     blank = [c for c in attributes_sent if rows[c].null_count() == rows.height]
     rows = rows.drop(blank)
     columns = _widen_attribute_columns(con, rows)
@@ -200,16 +251,16 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _people AS
-            SELECT * EXCLUDE (target_member_id, member_id),
-                   coalesce(target_member_id,
+            SELECT * EXCLUDE (target_cons_id, cons_id),
+                   coalesce(target_cons_id,
                             ? + row_number() OVER (
-                                PARTITION BY target_member_id IS NULL ORDER BY {LINE}) - 1
-                   ) AS member_id
+                                PARTITION BY target_cons_id IS NULL ORDER BY {LINE}) - 1
+                   ) AS cons_id
             FROM applied_rows
             """,
-            [_first_new_member_id(con, rows)],
+            [migrate.next_cons_id(con)],
         )
-    incoming = set(rows.columns) - {"member_id", LINE, "target_member_id", "interest_id"}
+    incoming = set(rows.columns) - {"cons_id", LINE, "target_cons_id", "interest_id"}
     select = ", ".join(
         f"{_merged_column(name, kind, incoming)} AS {quote(name)}" for name, kind in columns.items()
     )
@@ -217,18 +268,19 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         f"""
         CREATE OR REPLACE TEMP TABLE _merged AS
         SELECT {select}
-        FROM _people p LEFT JOIN constituents c ON c.member_id = p.member_id
+        FROM _people p LEFT JOIN constituents c ON c.cons_id = p.cons_id
         """,
         {"at": upload.at, "upload_id": upload.upload_id},
     )
-    before_images.keep(con, upload.upload_id, "constituents", "SELECT member_id FROM _people")
-    con.execute("DELETE FROM constituents WHERE member_id IN (SELECT member_id FROM _people)")
+    before_images.keep(con, upload.upload_id, "constituents", "SELECT cons_id FROM _people")
+    con.execute("DELETE FROM constituents WHERE cons_id IN (SELECT cons_id FROM _people)")
     names = ", ".join(quote(name) for name in columns)
     con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM _merged")
+    migrate.record_cons_ids(con)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _statuses AS
-        SELECT member_id, interest_id, 'opted_in' AS status
+        SELECT cons_id, interest_id, 'opted_in' AS status
         FROM _people WHERE interest_id IS NOT NULL
         """
     )

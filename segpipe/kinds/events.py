@@ -16,13 +16,17 @@ from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
-from segpipe.kinds import columns
 from segpipe.kinds.base import (
+    PERSON_IDENTIFIERS,
     KindRules,
     UploadContext,
     applied_rows,
     columns_of,
+    names_person,
+    person_id_types,
     person_identifiers,
+    person_lookup,
+    person_schema_columns,
     require_columns,
     resolve_accepted,
     supersede_earlier_rows,
@@ -30,16 +34,14 @@ from segpipe.kinds.base import (
 from segpipe.warehouse import before_images
 from segpipe.warehouse.sql import quote
 
-STANDARD = ("member_id", "email", "event", "timestamp")
+STANDARD = (*PERSON_IDENTIFIERS, "event", "timestamp")
 # Names segpipe uses for the event while checking it: no property may be called so.
-RESERVED = ("occurred_at", "resolved_member_id", "names_person", "timestamp_valid")
+RESERVED = ("occurred_at", "resolved_cons_id", "names_person", "timestamp_valid")
 TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-20T14:03:00Z or 2026-10-20 14:03:00+02:00"
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "member_id": columns.whole_number("member_id"),
-        "email": columns.email(),
-        "names_person": columns.holds("row names no person: email and member_id are empty"),
+        **person_schema_columns(),
         "event": pa.Column(pl.String, nullable=False),
         "timestamp": pa.Column(pl.String, nullable=False),
         "timestamp_valid": pa.Column(
@@ -70,7 +72,7 @@ def utc_timestamp(value: pl.Expr) -> pl.Expr:
 
 
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
-    require_columns(file_name, raw, ("member_id", "email"), ("event",), ("timestamp",))
+    require_columns(file_name, raw, PERSON_IDENTIFIERS, ("event",), ("timestamp",))
     clash = [name for name in RESERVED if name in raw.columns]
     if clash:
         raise UploadRejected(
@@ -84,29 +86,24 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         utc_timestamp(pl.col("timestamp")).alias("occurred_at"),
         *property_columns(raw),
     ).with_columns(
-        (pl.col("member_id").is_not_null() | pl.col("email").is_not_null()).alias("names_person"),
+        names_person(),
         (pl.col("timestamp").is_null() | pl.col("occurred_at").is_not_null()).alias(
             "timestamp_valid"
         ),
     )
     checked = reject_failures(canonical, SCHEMA)
     return checked.drop("names_person", "timestamp_valid", "timestamp").with_columns(
-        pl.col("member_id").cast(pl.Int64, strict=False)
+        person_id_types()
     )
 
 
+_JOINS, _RESOLVED, _NOT_FOUND = person_lookup()
 JUDGE_SQL = f"""
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
-           coalesce(by_id.member_id, by_email.member_id) AS resolved_member_id,
-           CASE WHEN coalesce(by_id.member_id, by_email.member_id) IS NULL
-                THEN 'ignored' END AS {OUTCOME},
-           CASE WHEN coalesce(by_id.member_id, by_email.member_id) IS NOT NULL THEN NULL
-                WHEN v.member_id IS NOT NULL
-                THEN 'constituent not found: no member_id ' || v.member_id
-                ELSE 'constituent not found: no one has that email' END AS {REASON}
-    FROM validated v
-    LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
-LEFT JOIN constituents by_email ON v.member_id IS NULL AND by_email.email = v.email
+           {_RESOLVED} AS resolved_cons_id,
+           CASE WHEN {_RESOLVED} IS NULL THEN 'ignored' END AS {OUTCOME},
+           CASE WHEN {_RESOLVED} IS NULL THEN {_NOT_FOUND} END AS {REASON}
+    FROM validated v {_JOINS}
 """
 
 
@@ -114,9 +111,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
     # An exact repeat of a row (same person, event, time and properties) is superseded by it.
     properties = map(quote, property_columns(columns_of(con, validated)))
     resolved = resolve_accepted(con, validated, JUDGE_SQL)
-    supersede_earlier_rows(
-        con, resolved, ("resolved_member_id", "event", "occurred_at", *properties)
-    )
+    supersede_earlier_rows(con, resolved, ("resolved_cons_id", "event", "occurred_at", *properties))
     return resolved
 
 
@@ -133,15 +128,13 @@ def _properties_map(properties: list[str]) -> tuple[str, list[str]]:
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
-    properties = property_columns(
-        columns_of(con, resolved).drop("resolved_member_id", "occurred_at")
-    )
+    properties = property_columns(columns_of(con, resolved).drop("resolved_cons_id", "occurred_at"))
     mapping, keys = _properties_map(properties)
     with applied_rows(con, resolved):
         con.execute(
             f"""
-            INSERT INTO events (member_id, event, "timestamp", properties, upload_id)
-            SELECT resolved_member_id, event, occurred_at, {mapping}, ?
+            INSERT INTO events (cons_id, event, "timestamp", properties, upload_id)
+            SELECT resolved_cons_id, event, occurred_at, {mapping}, ?
             FROM applied_rows ORDER BY {LINE}
             """,
             [*keys, upload.upload_id],

@@ -6,32 +6,35 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from segpipe.ingest import normalize
 from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
-from segpipe.kinds import columns
 from segpipe.kinds.base import (
+    NAMES_PERSON,
     KindRules,
     UploadContext,
     applied_rows,
     column_or_null,
+    names_person,
+    not_found_reason,
+    person_id_types,
+    person_identifiers,
+    person_lookup,
+    person_schema_columns,
     require_columns,
     resolve_accepted,
     supersede_earlier_rows,
 )
 from segpipe.warehouse.segments import change_members, create_missing_segments
 
-IDENTIFIERS = ("email", "member_id", "external_id")
+# A row uses its first non-empty identifier: cons_id, member_id, external_id, then email.
+EXTRA_IDENTIFIERS = ("external_id",)
+IDENTIFIERS = ("cons_id", "member_id", "external_id", "email")
 
 SCHEMA = pa.DataFrameSchema(
     {
         "segment": pa.Column(pl.String),
-        "member_id": columns.whole_number("member_id"),
-        "email": columns.email(),
-        "names_person": columns.holds(
-            "row names no person: member_id, external_id and email are empty"
-        ),
+        **person_schema_columns(EXTRA_IDENTIFIERS),
         "action": pa.Column(
             pl.String,
             pa.Check.isin(["add", "remove"], error="unrecognized action; use add or remove"),
@@ -44,37 +47,27 @@ SCHEMA = pa.DataFrameSchema(
 
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     require_columns(file_name, raw, ("segment",), IDENTIFIERS)
-    member_id = column_or_null(raw, "member_id")
-    external_id = column_or_null(raw, "external_id")
     action = column_or_null(raw, "action").str.to_lowercase()
     canonical = raw.select(
         LINE,
         pl.col("segment"),
-        # A row uses its first non-empty identifier: member_id, then external_id, then email.
-        member_id.alias("member_id"),
-        pl.when(member_id.is_null()).then(external_id).alias("external_id"),
-        pl.when(member_id.is_null() & external_id.is_null())
-        .then(normalize.email(column_or_null(raw, "email")))
-        .alias("email"),
+        *person_identifiers(raw, EXTRA_IDENTIFIERS),
         action.fill_null("add").alias("action"),
-    ).with_columns(
-        pl.any_horizontal(pl.col(IDENTIFIERS).is_not_null()).alias("names_person"),
-    )
+    ).with_columns(names_person(EXTRA_IDENTIFIERS))
     checked = reject_failures(canonical, SCHEMA)
-    return checked.drop("names_person").with_columns(
-        pl.col("member_id").cast(pl.Int64, strict=False)
-    )
+    return checked.drop(NAMES_PERSON).with_columns(person_id_types())
 
 
 # Lookups are grouped first so that a row never matches two people (external_id and email are
-# not unique keys in constituents): the lowest member_id wins.
+# not unique keys in constituents): the lowest cons_id wins.
+_JOINS, _RESOLVED, _ = person_lookup("by_email")
 JUDGE_SQL = f"""
 WITH by_external AS (
-    SELECT external_id, min(member_id) AS member_id FROM constituents
+    SELECT external_id, min(cons_id) AS cons_id FROM constituents
     WHERE external_id IN (SELECT external_id FROM validated) GROUP BY external_id
 ),
 by_email AS (
-    SELECT email, min(member_id) AS member_id FROM constituents
+    SELECT email, min(cons_id) AS cons_id FROM constituents
     WHERE email IN (SELECT email FROM validated) GROUP BY email
 ),
 named AS (
@@ -87,18 +80,16 @@ matched AS (
            s.segment_id, s.kind AS segment_kind,
            -- a segment this file creates (by an add row) may also be removed from in it
            s.segment_id IS NULL AND a.key IS NULL AS segment_unknown,
-           coalesce(by_id.member_id, x.member_id, e.member_id) AS resolved_member_id
-    FROM validated v
-    LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
+           coalesce({_RESOLVED}, x.cons_id) AS resolved_cons_id
+    FROM validated v {_JOINS}
     LEFT JOIN by_external x ON x.external_id = v.external_id
-    LEFT JOIN by_email e ON e.email = v.email
     LEFT JOIN named s ON s.key = lower(v.segment)
     LEFT JOIN added a ON a.key = lower(v.segment)
 )
 SELECT * EXCLUDE (segment_unknown),
     CASE
         WHEN segment_kind IN ('data_driven', 'interest_group', 'subscriber') THEN 'rejected'
-        WHEN resolved_member_id IS NULL THEN 'ignored'
+        WHEN resolved_cons_id IS NULL THEN 'ignored'
         WHEN segment_unknown THEN 'ignored'
     END AS {OUTCOME},
     CASE
@@ -111,11 +102,9 @@ SELECT * EXCLUDE (segment_unknown),
         WHEN segment_kind = 'subscriber'
             THEN 'segment ' || segment || ' is a subscriber segment; each Attentive delivery '
                  || 'replaces it'
-        WHEN resolved_member_id IS NULL AND member_id IS NOT NULL
-            THEN 'constituent not found: no member_id ' || member_id
-        WHEN resolved_member_id IS NULL AND external_id IS NOT NULL
+        WHEN resolved_cons_id IS NULL AND external_id IS NOT NULL
             THEN 'constituent not found: no external_id ' || external_id
-        WHEN resolved_member_id IS NULL THEN 'constituent not found: no one has that email'
+        WHEN resolved_cons_id IS NULL THEN {not_found_reason("matched")}
         WHEN segment_unknown
             THEN 'no segment named ' || segment || ' to remove from'
     END AS {REASON}
@@ -125,7 +114,7 @@ FROM matched
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
     resolved = resolve_accepted(con, validated, JUDGE_SQL)
-    supersede_earlier_rows(con, resolved, ("resolved_member_id", "lower(segment)"))
+    supersede_earlier_rows(con, resolved, ("resolved_cons_id", "lower(segment)"))
     return resolved
 
 
@@ -139,7 +128,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _changes AS
-            SELECT s.segment_id, r.resolved_member_id AS member_id, r.action
+            SELECT s.segment_id, r.resolved_cons_id AS cons_id, r.action
             FROM applied_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
             WHERE s.kind = 'manual'
             """

@@ -12,11 +12,17 @@ from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
 from segpipe.kinds import columns
 from segpipe.kinds.base import (
+    PERSON_IDENTIFIERS,
     KindRules,
     UploadContext,
     applied_rows,
     column_or_null,
+    identifiers_used,
+    names_person,
+    person_id_types,
     person_identifiers,
+    person_lookup,
+    person_schema_columns,
     require_columns,
     resolve_accepted,
     row_count,
@@ -29,8 +35,7 @@ OPT_VALUES_HINT = "use in/out, yes/no, y/n, true/false, 1/0, add/remove or subsc
 
 SCHEMA = pa.DataFrameSchema(
     {
-        "member_id": columns.whole_number("member_id"),
-        "email": columns.email(),
+        **person_schema_columns(),
         "interest_id": columns.whole_number("interest_id"),
         "opt": pa.Column(
             pl.String,
@@ -38,7 +43,6 @@ SCHEMA = pa.DataFrameSchema(
                 ["opted_in", "opted_out"], error=f"unrecognized opt value; {OPT_VALUES_HINT}"
             ),
         ),
-        "names_person": columns.holds("row names no person: email and member_id are empty"),
         "names_interest": columns.holds(
             "row names no interest: interest_name, interest_id and foreign_interest are empty"
         ),
@@ -49,7 +53,7 @@ SCHEMA = pa.DataFrameSchema(
 
 
 def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
-    require_columns(file_name, raw, ("email", "member_id"), INTEREST_COLUMNS, ("opt", "opt_in"))
+    require_columns(file_name, raw, PERSON_IDENTIFIERS, INTEREST_COLUMNS, ("opt", "opt_in"))
     name, interest_id = column_or_null(raw, "interest_name"), column_or_null(raw, "interest_id")
     opt = pl.col("opt") if "opt" in raw.columns else pl.col("opt_in")
     canonical = raw.select(
@@ -64,36 +68,35 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         column_or_null(raw, "foreign_source").fill_null("default").alias("foreign_source"),
         normalize.opt_status(opt).alias("opt"),
     ).with_columns(
-        (pl.col("member_id").is_not_null() | pl.col("email").is_not_null()).alias("names_person"),
+        names_person(),
         pl.any_horizontal(pl.col(INTEREST_COLUMNS).is_not_null()).alias("names_interest"),
     )
     checked = reject_failures(canonical, SCHEMA)
     return checked.drop("names_person", "names_interest").with_columns(
-        pl.col("member_id", "interest_id").cast(pl.Int64, strict=False)
+        person_id_types(), pl.col("interest_id").cast(pl.Int64, strict=False)
     )
 
 
-def _judge_sql(people_by_email: str) -> str:
+def _judge_sql(people_by_email: str, people_by_member: str, used: set[str] | frozenset[str]) -> str:
     """Each accepted row's person and interest, and what becomes of the rows that find none."""
+    joins, person, not_found = person_lookup(people_by_email, people_by_member, used=used)
     return f"""
 WITH matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
-           coalesce(by_id.member_id, by_email.member_id) AS resolved_member_id,
+           {person} AS resolved_cons_id,
+           {not_found} AS not_found,
            coalesce(by_name.interest_id, by_iid.interest_id, x.interest_id) AS resolved_interest_id
-    FROM validated v
-    LEFT JOIN constituents by_id ON by_id.member_id = v.member_id
-    LEFT JOIN {people_by_email} by_email
-      ON v.member_id IS NULL AND by_email.email = v.email
+    FROM validated v {joins}
     LEFT JOIN interests by_name ON lower(by_name.name) = lower(v.interest_name)
     LEFT JOIN interests by_iid ON by_iid.interest_id = v.interest_id
     LEFT JOIN interest_xref x
       ON x.foreign_source = v.foreign_source AND x.foreign_value = v.foreign_interest
 )
-SELECT *,
+SELECT * EXCLUDE (not_found),
     CASE
         WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL THEN 'rejected'
         WHEN resolved_interest_id IS NULL AND foreign_interest IS NOT NULL THEN 'rejected'
-        WHEN resolved_member_id IS NULL THEN 'ignored'
+        WHEN resolved_cons_id IS NULL THEN 'ignored'
     END AS {OUTCOME},
     CASE
         WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL
@@ -101,19 +104,17 @@ SELECT *,
         WHEN resolved_interest_id IS NULL AND foreign_interest IS NOT NULL
             THEN 'no cross-reference for foreign_interest ' || foreign_interest
                  || ' (foreign_source ' || foreign_source || ')'
-        WHEN resolved_member_id IS NULL AND member_id IS NOT NULL
-            THEN 'constituent not found: no member_id ' || member_id
-        WHEN resolved_member_id IS NULL THEN 'constituent not found: no one has that email'
+        WHEN resolved_cons_id IS NULL THEN not_found
     END AS {REASON}
 FROM matched
 """
 
 
-JUDGE_SQL = _judge_sql("constituents")
+JUDGE_SQL = _judge_sql("constituents", "constituents", frozenset(PERSON_IDENTIFIERS))
 # A person's last row for an interest wins; a new interest is keyed by its name until created.
 # Integer columns, not one text key: cheaper to group 10M rows by.
 LATEST_KEY = (
-    "resolved_member_id",
+    "resolved_cons_id",
     "resolved_interest_id",
     "CASE WHEN resolved_interest_id IS NULL THEN lower(interest_name) END",
 )
@@ -121,40 +122,43 @@ LATEST_KEY = (
 
 # DuckDB answers `email = ANY(list)` from the constituents email index only for a list of at
 # most 50 values (longer ones scan the table: 60 ms instead of 2 ms against 5M people), so a
-# small upload's emails are looked up 50 at a time; past INDEXED_EMAILS the join is cheaper.
+# small upload's emails (and member ids, indexed the same way) are looked up 50 at a time; past
+# INDEXED_VALUES the join is cheaper.
 INDEX_LIST_MAX = 50
-INDEXED_EMAILS = 1_000
+INDEXED_VALUES = 1_000
 
 
-def _people_by_email(con: duckdb.DuckDBPyConnection, validated: str) -> str:
-    """The constituents an email row may name: for an upload with few emails, only theirs,
-    found through the email index (2-3 ms a 100-row file instead of 26 ms for the join, whose
-    own filter still scans 1.9M of 5M people); else the whole table, for the join."""
+def _people_by(con: duckdb.DuckDBPyConnection, validated: str, column: str) -> str:
+    """The constituents a row may name by `column` (email or member_id): for an upload with few
+    such values, only theirs, found through the column's index (2-3 ms a 100-row file instead
+    of 26 ms for the join, whose own filter still scans 1.9M of 5M people); else the whole
+    table, for the join."""
     if row_count(con, validated) > interests.FEW_ROWS:
         return "constituents"
-    emails = (
+    values = (
         con.execute(
-            f"SELECT list(DISTINCT email) FROM {validated} "
-            "WHERE member_id IS NULL AND email IS NOT NULL"
-        ).fetchone()[0]
+            f"SELECT list(DISTINCT {column}) FROM {validated} WHERE {column} IS NOT NULL"
+        ).fetchall()[0][0]
         or []
     )
-    if len(emails) > INDEXED_EMAILS:
+    if len(values) > INDEXED_VALUES:
         return "constituents"
-    con.execute("SET VARIABLE _upload_emails = ?", [emails])
+    con.execute(f"SET VARIABLE _upload_{column} = ?", [values])
     lookups = " UNION ALL ".join(
-        "SELECT member_id, email FROM constituents "
-        f"WHERE email = ANY(getvariable('_upload_emails')[{first}:{first + INDEX_LIST_MAX - 1}])"
-        for first in range(1, max(len(emails), 1) + 1, INDEX_LIST_MAX)
+        f"SELECT cons_id, {column} FROM constituents WHERE {column} = "
+        f"ANY(getvariable('_upload_{column}')[{first}:{first + INDEX_LIST_MAX - 1}])"
+        for first in range(1, max(len(values), 1) + 1, INDEX_LIST_MAX)
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _upload_people AS {lookups}")
-    return "_upload_people"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _upload_people_{column} AS {lookups}")
+    return f"_upload_people_{column}"
 
 
 def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    people = _people_by_email(con, validated)
-    resolved = resolve_accepted(con, validated, _judge_sql(people))
-    con.execute("DROP TABLE IF EXISTS _upload_people")
+    by_email, by_member = (_people_by(con, validated, c) for c in ("email", "member_id"))
+    used = identifiers_used(con, validated)
+    resolved = resolve_accepted(con, validated, _judge_sql(by_email, by_member, used))
+    con.execute("DROP TABLE IF EXISTS _upload_people_email")
+    con.execute("DROP TABLE IF EXISTS _upload_people_member_id")
     supersede_earlier_rows(con, resolved, LATEST_KEY)
     return resolved
 
@@ -165,7 +169,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _statuses AS
-            SELECT r.resolved_member_id AS member_id,
+            SELECT r.resolved_cons_id AS cons_id,
                    coalesce(r.resolved_interest_id, i.interest_id) AS interest_id,
                    r.opt AS status
             FROM applied_rows r

@@ -140,17 +140,17 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     return reject_failures(canonical, SCHEMA).drop("names_subscriber")
 
 
-# One person per phone (or email): the lowest member_id among those opted in, so a row never
+# One person per phone (or email): the lowest cons_id among those opted in, so a row never
 # turns into two. `someone` tells "nobody has it" from "nobody with it opted in".
 JUDGE_SQL = f"""
 WITH by_phone AS (
-    SELECT phone, min(member_id) FILTER (WHERE sms_opt_in) AS subscriber,
-           min(member_id) AS someone
+    SELECT phone, min(cons_id) FILTER (WHERE sms_opt_in) AS subscriber,
+           min(cons_id) AS someone
     FROM constituents WHERE phone IN (SELECT phone FROM validated) GROUP BY phone
 ),
 by_email AS (
-    SELECT email, min(member_id) FILTER (WHERE email_opt_in) AS subscriber,
-           min(member_id) AS someone
+    SELECT email, min(cons_id) FILTER (WHERE email_opt_in) AS subscriber,
+           min(cons_id) AS someone
     FROM constituents WHERE email IN (SELECT email FROM validated) GROUP BY email
 ),
 named AS (
@@ -160,7 +160,7 @@ named AS (
 matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            s.segment_id, s.kind AS segment_kind,
-           coalesce(p.subscriber, e.subscriber) AS resolved_member_id,
+           coalesce(p.subscriber, e.subscriber) AS resolved_cons_id,
            coalesce(p.someone, e.someone) AS someone
     FROM validated v
     LEFT JOIN by_phone p ON p.phone = v.phone
@@ -170,7 +170,7 @@ matched AS (
 SELECT * EXCLUDE (someone),
     CASE
         WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber' THEN 'rejected'
-        WHEN resolved_member_id IS NULL THEN 'ignored'
+        WHEN resolved_cons_id IS NULL THEN 'ignored'
     END AS {OUTCOME},
     CASE
         WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber'
@@ -178,9 +178,9 @@ SELECT * EXCLUDE (someone),
                  || ' segment; subscriber files only replace subscriber segments'
         WHEN someone IS NULL AND phone IS NOT NULL THEN 'no constituent with that phone number'
         WHEN someone IS NULL THEN 'no constituent with that email'
-        WHEN resolved_member_id IS NULL AND phone IS NOT NULL
+        WHEN resolved_cons_id IS NULL AND phone IS NOT NULL
             THEN 'constituent has not opted in to SMS (sms_opt_in)'
-        WHEN resolved_member_id IS NULL
+        WHEN resolved_cons_id IS NULL
             THEN 'constituent has not opted in to email (email_opt_in)'
     END AS {REASON}
 FROM matched
@@ -206,7 +206,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
             rows_in=row_count(con, validated),
         )
     resolved = resolve_accepted(con, validated, JUDGE_SQL)
-    supersede_earlier_rows(con, resolved, ("resolved_member_id", "lower(segment)"))
+    supersede_earlier_rows(con, resolved, ("resolved_cons_id", "lower(segment)"))
     return resolved
 
 
@@ -230,7 +230,7 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         SELECT ?, ?, ?, ?, NULL, NULL
         UNION ALL
         SELECT DISTINCT ?, ?, ?, ?, s.segment_id,
-               CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_member_id END
+               CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_cons_id END
         FROM named_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
         WHERE s.kind = 'subscriber'
         """,
@@ -266,8 +266,8 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _delivery_members AS
-        SELECT DISTINCT segment_id, member_id FROM subscriber_deliveries
-        WHERE domain = ? AND delivery_date = ? AND member_id IS NOT NULL
+        SELECT DISTINCT segment_id, cons_id FROM subscriber_deliveries
+        WHERE domain = ? AND delivery_date = ? AND cons_id IS NOT NULL
         """,
         this_delivery,
     )
@@ -288,7 +288,7 @@ _REMOVAL_COUNTS = """
     SELECT s.name AS segment, count(*) AS members,
            count(*) FILTER (WHERE NOT EXISTS (
                SELECT 1 FROM _delivery_members t
-               WHERE t.segment_id = m.segment_id AND t.member_id = m.member_id)) AS removes
+               WHERE t.segment_id = m.segment_id AND t.cons_id = m.cons_id)) AS removes
     FROM segment_memberships m JOIN segments s USING (segment_id)
     WHERE m.segment_id IN (SELECT segment_id FROM _delivery_segments)
     GROUP BY s.name

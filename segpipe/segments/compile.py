@@ -1,8 +1,8 @@
-"""Segment definitions -> one parameterized DuckDB query per segment, returning member_ids.
+"""Segment definitions -> one parameterized DuckDB query per segment, returning cons_ids.
 
 Every value a rule carries travels as a query parameter; the only text spliced into SQL is a
 constituents column name, quoted, and only after it was found among the table's columns. Each
-condition is a set-based test of `c.member_id` (a semi or anti join on a grouped subquery), so a
+condition is a set-based test of `c.cons_id` (a semi or anti join on a grouped subquery), so a
 segment over millions of people and events is a handful of hash joins, not per-person work.
 
 A rule is checked against the warehouse before anything runs (`Catalog`): an unknown attribute,
@@ -93,7 +93,7 @@ def compile_segment(
     `con` only checks that attribute values fit their column's type; nothing is read."""
     compiler = _Compiler(con, definition, catalog, defined, as_of)
     where = compiler.condition(definition.rule)
-    sql = f"SELECT c.member_id FROM constituents c WHERE {where}"
+    sql = f"SELECT c.cons_id FROM constituents c WHERE {where}"
     return CompiledSegment(definition.name, definition.description, sql, compiler.params)
 
 
@@ -190,15 +190,15 @@ class _Compiler:
             tests.append(
                 Sql("list_contains(CAST(? AS VARCHAR[]), e.properties[?])", [list(values), prop])
             )
-        group = Sql("e.member_id", [])
+        group = Sql("e.cons_id", [])
         if condition.same:
             tests.append(Sql("e.properties[?] IS NOT NULL", [condition.same]))
-            group = Sql("e.member_id, e.properties[?]", [condition.same])
+            group = Sql("e.cons_id, e.properties[?]", [condition.same])
         if condition.without:
             bought = self._event_rows("b", condition.without, condition)
             tests.append(
                 Sql(
-                    "NOT EXISTS (SELECT 1 FROM events b WHERE b.member_id = e.member_id AND "
+                    "NOT EXISTS (SELECT 1 FROM events b WHERE b.cons_id = e.cons_id AND "
                     f"{bought.text} AND b.properties[?] = e.properties[?])",
                     [*bought.params, condition.same, condition.same],
                 )
@@ -213,7 +213,7 @@ class _Compiler:
             having, test = Sql("count(*) > ?", [condition.max_count]), "NOT IN"
         self.bind(*where.params, *group.params, *having.params)
         return (
-            f"c.member_id {test} (SELECT e.member_id FROM events e WHERE {where.text} "
+            f"c.cons_id {test} (SELECT e.cons_id FROM events e WHERE {where.text} "
             f"GROUP BY {group.text} HAVING {having.text})"
         )
 
@@ -222,7 +222,7 @@ class _Compiler:
             raise self.fail(f"unknown interest '{condition.interest}'", condition)
         self.bind(condition.interest, condition.status)
         return (
-            "c.member_id IN (SELECT m.member_id FROM interest_memberships m "
+            "c.cons_id IN (SELECT m.cons_id FROM interest_memberships m "
             "JOIN interests i ON i.interest_id = m.interest_id "
             "WHERE lower(i.name) = lower(?) AND m.status = ?)"
         )
@@ -235,4 +235,4 @@ class _Compiler:
         members = members_of("(SELECT segment_id FROM segments WHERE lower(name) = lower(?))")
         self.bind(*[condition.segment] * members.count("?"))  # the name, at each of its uses
         negation = "" if condition.member else "NOT "
-        return f"c.member_id {negation}IN (SELECT member_id FROM ({members}))"
+        return f"c.cons_id {negation}IN (SELECT cons_id FROM ({members}))"

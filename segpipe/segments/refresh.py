@@ -92,7 +92,7 @@ def _delete_undefined(con, names: list[str], run_id, at) -> list[str]:
         "CREATE OR REPLACE TEMP TABLE _gone AS SELECT unnest(?::BIGINT[]) AS segment_id",
         [gone["segment_id"].to_list()],
     )
-    empty = "(SELECT NULL::BIGINT AS segment_id, NULL::BIGINT AS member_id WHERE false)"
+    empty = "(SELECT NULL::BIGINT AS segment_id, NULL::BIGINT AS cons_id WHERE false)"
     replace_members(con, segments="_gone", members=empty, upload_id=None, run_id=run_id, at=at)
     con.execute("DELETE FROM segments WHERE segment_id IN (SELECT segment_id FROM _gone)")
     con.execute("DROP TABLE _gone")
@@ -107,7 +107,7 @@ def _refresh_one(con, segment: CompiledSegment, run_id, at) -> tuple[tuple[int, 
     ).item()
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _rule_members AS "
-        f"SELECT DISTINCT ?::BIGINT AS segment_id, member_id FROM ({segment.sql})",
+        f"SELECT DISTINCT ?::BIGINT AS segment_id, cons_id FROM ({segment.sql})",
         [segment_id, *segment.params],
     )
     con.execute(

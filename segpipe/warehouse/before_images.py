@@ -22,7 +22,7 @@ EXISTED = "_undo_existed"
 
 # The columns that identify a row of each table an upload changes. subscriber_deliveries rows
 # have no key of their own: the whole row is its identity.
-PERSON = "member_id"
+PERSON = "cons_id"  # the person key of every table (SPEC 2)
 KEYS: dict[str, tuple[str, ...]] = {
     "constituents": (PERSON,),
     "interests": ("interest_id",),

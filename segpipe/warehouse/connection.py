@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from segpipe.warehouse.schema import ensure_schema
+from segpipe.warehouse.migrate import ensure_current
 
 # DuckDB shares one database instance per file within a process and refuses a second
 # connection with other settings, so every caller opens it with exactly these.
@@ -21,7 +21,7 @@ def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection with the public tables in place; closed on the way out, error or not."""
     con = duckdb.connect(str(path), config=SETTINGS)
     try:
-        ensure_schema(con)
+        ensure_current(con)
         yield con
     finally:
         con.close()

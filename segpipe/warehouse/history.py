@@ -68,8 +68,8 @@ def members_at(con: duckdb.DuckDBPyConnection, segment: str, as_of: datetime) ->
     return rows.with_columns(mask_email(pl.col("email")).alias("email"))
 
 
-# People as the history shows them: the internal key and the external Member ID.
-_PEOPLE = f"SELECT {PERSON} AS cons_id, NULL::VARCHAR AS member_id, email FROM constituents"
+# People as the history shows them: the Constituent ID and the external Member ID.
+_PEOPLE = "SELECT cons_id, member_id, email FROM constituents"
 
 
 def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFrame:
@@ -87,7 +87,7 @@ def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFra
         LEFT JOIN segments s ON s.segment_id = h.segment_id
         LEFT JOIN interests i ON i.interest_id = h.interest_id
         LEFT JOIN uploads u ON u.upload_id = h.upload_id
-        WHERE c.member_id = $member_id OR c.cons_id::VARCHAR = $member_id
+        WHERE c.member_id = $member_id
         ORDER BY h."at", h.rowid
         """,
         {"member_id": member_id},

@@ -10,8 +10,11 @@ from __future__ import annotations
 import duckdb
 
 TABLES = {
+    # cons_id: Luminate's Constituent ID, assigned by segpipe and never reused; member_id: the
+    # external identifier used for data syncing (Luminate's Member ID), text, unique when present.
     "constituents": """
-        member_id BIGINT NOT NULL, email VARCHAR, phone VARCHAR, external_id VARCHAR,
+        cons_id BIGINT NOT NULL, member_id VARCHAR, email VARCHAR, phone VARCHAR,
+        external_id VARCHAR,
         first_name VARCHAR, last_name VARCHAR, email_opt_in BOOLEAN, sms_opt_in BOOLEAN,
         created_at TIMESTAMP, updated_at TIMESTAMP, upload_id VARCHAR""",
     "interests": """
@@ -24,16 +27,16 @@ TABLES = {
         foreign_source VARCHAR NOT NULL, foreign_value VARCHAR NOT NULL,
         interest_id BIGINT NOT NULL, upload_id VARCHAR, updated_at TIMESTAMP""",
     "interest_memberships": """
-        member_id BIGINT NOT NULL, interest_id BIGINT NOT NULL, status VARCHAR NOT NULL,
+        cons_id BIGINT NOT NULL, interest_id BIGINT NOT NULL, status VARCHAR NOT NULL,
         since TIMESTAMP, upload_id VARCHAR, updated_at TIMESTAMP""",
     "segments": """
         segment_id BIGINT NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         description VARCHAR, created_at TIMESTAMP""",
     "segment_memberships": """
-        segment_id BIGINT NOT NULL, member_id BIGINT NOT NULL, since TIMESTAMP,
+        segment_id BIGINT NOT NULL, cons_id BIGINT NOT NULL, since TIMESTAMP,
         upload_id VARCHAR""",
     "membership_history": """
-        upload_id VARCHAR, run_id VARCHAR, member_id BIGINT NOT NULL, interest_id BIGINT,
+        upload_id VARCHAR, run_id VARCHAR, cons_id BIGINT NOT NULL, interest_id BIGINT,
         segment_id BIGINT, change VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL""",
     "uploads": """
         upload_id VARCHAR NOT NULL, file_name VARCHAR NOT NULL, sha256 VARCHAR, kind VARCHAR,
@@ -50,20 +53,23 @@ TABLES = {
     # successful sync; written in the transaction that records the sync.
     "sync_members": """
         destination VARCHAR NOT NULL, segment_id BIGINT NOT NULL, key_value VARCHAR NOT NULL,
-        member_id BIGINT, since TIMESTAMP""",
+        cons_id BIGINT, since TIMESTAMP""",
     # Append-only; "timestamp" is UTC. Properties are the file's other columns, as text.
     "events": """
-        member_id BIGINT NOT NULL, event VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL,
+        cons_id BIGINT NOT NULL, event VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL,
         properties MAP(VARCHAR, VARCHAR), upload_id VARCHAR""",
     # Which properties each event has carried: what a segment rule may filter that event on.
     "event_properties": """
         event VARCHAR NOT NULL, property VARCHAR NOT NULL""",
     # What each applied file of an Attentive delivery contributed (its matched subscribers per
-    # segment; member_id NULL marks a segment the file named, segment_id NULL the file itself):
+    # segment; cons_id NULL marks a segment the file named, segment_id NULL the file itself):
     # a delivery's target is the union over its files. Only each domain's latest date is kept.
     "subscriber_deliveries": """
         domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
-        upload_id VARCHAR NOT NULL, segment_id BIGINT, member_id BIGINT""",
+        upload_id VARCHAR NOT NULL, segment_id BIGINT, cons_id BIGINT""",
+    # segpipe's own facts about the warehouse: the schema version, the highest cons_id ever given.
+    "segpipe_meta": """
+        key VARCHAR NOT NULL, value VARCHAR NOT NULL""",
 }
 
 # An interest group's members: the people whose status in its interest is the group's kind.
@@ -73,9 +79,9 @@ GROUP_OF_STATUS = "CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' EN
 # public `segment_members` is a view and an opt-in or opt-out is written once, not twice.
 SEGMENT_MEMBERS_VIEW = f"""
 CREATE OR REPLACE VIEW segment_members AS
-SELECT segment_id, member_id, since FROM segment_memberships
+SELECT segment_id, cons_id, since FROM segment_memberships
 UNION ALL
-SELECT g.group_id AS segment_id, m.member_id, m.since
+SELECT g.group_id AS segment_id, m.cons_id, m.since
 FROM interest_memberships m
 JOIN interest_groups g ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
 """
@@ -86,10 +92,20 @@ PUBLIC_TABLES = [*TABLES, "segment_members"]
 # Point lookups of people by email (a small upload's rows): DuckDB answers them from this ART
 # index in ~2 ms where a scan of 5M emails takes ~26 ms, the largest part of a small file's cost.
 # Not unique: uniqueness of emails is guarded by an asset check, as the keys are.
-INDEXES = {"constituents_email": ("constituents", "email")}
+# member_id: the same for small uploads naming people by their text member id.
+INDEXES = {
+    "constituents_email": ("constituents", "email"),
+    "constituents_member_id": ("constituents", "member_id"),
+}
+
+# The layout of TABLES. 1: the person key was `member_id BIGINT` (no segpipe_meta table);
+# 2: `cons_id BIGINT` everywhere and `constituents.member_id VARCHAR`.
+SCHEMA_VERSION = 2
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create whatever of the current layout is missing (see migrate.ensure_current for an
+    older warehouse)."""
     for name, columns in TABLES.items():
         con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({columns})')
     for index, (table, column) in INDEXES.items():

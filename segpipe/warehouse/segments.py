@@ -42,7 +42,7 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def members_of(segment_ids: str) -> str:
-    """SQL for the (segment_id, member_id, since) rows of `segment_members` whose segment is in
+    """SQL for the (segment_id, cons_id, since) rows of `segment_members` whose segment is in
     the relation `segment_ids` (a table or subquery with a `segment_id` column).
 
     The same rows as filtering the view, without joining all of interest_memberships to its
@@ -50,10 +50,10 @@ def members_of(segment_ids: str) -> str:
     for three segments on the 50M-row bench table)."""
     wanted = f"(SELECT segment_id FROM {segment_ids})"
     return f"""
-        SELECT segment_id, member_id, since FROM segment_memberships
+        SELECT segment_id, cons_id, since FROM segment_memberships
         WHERE segment_id IN {wanted}
         UNION ALL
-        SELECT g.group_id AS segment_id, m.member_id, m.since
+        SELECT g.group_id AS segment_id, m.cons_id, m.since
         FROM interest_memberships m
         JOIN (SELECT * FROM interest_groups WHERE group_id IN {wanted}) g
           ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
@@ -91,9 +91,9 @@ def create_missing_segments(
 def _history(con, query: str, change: str, upload_id: str | None, run_id: str | None, at) -> int:
     return con.execute(
         f"""
-        INSERT INTO membership_history (upload_id, run_id, member_id, interest_id, segment_id,
+        INSERT INTO membership_history (upload_id, run_id, cons_id, interest_id, segment_id,
                                         change, "at")
-        SELECT ?, ?, member_id, NULL, segment_id, ?, ? FROM ({query})
+        SELECT ?, ?, cons_id, NULL, segment_id, ?, ? FROM ({query})
         """,
         [upload_id, run_id, change, at],
     ).fetchone()[0]
@@ -109,22 +109,22 @@ def replace_members(
     at,
 ) -> tuple[int, int]:
     """The members of every segment in `segments` (a relation with `segment_id`) become exactly
-    the (segment_id, member_id) rows of `members`. Returns (entered, left)."""
+    the (segment_id, cons_id) rows of `members`. Returns (entered, left)."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _target AS "
-        f"SELECT DISTINCT segment_id, member_id FROM {members} "
+        f"SELECT DISTINCT segment_id, cons_id FROM {members} "
         f"WHERE segment_id IN (SELECT segment_id FROM {segments})"
     )
     leaving = f"""
-        SELECT m.segment_id, m.member_id FROM segment_memberships m
+        SELECT m.segment_id, m.cons_id FROM segment_memberships m
         WHERE m.segment_id IN (SELECT segment_id FROM {segments})
           AND NOT EXISTS (SELECT 1 FROM _target t
-                          WHERE t.segment_id = m.segment_id AND t.member_id = m.member_id)
+                          WHERE t.segment_id = m.segment_id AND t.cons_id = m.cons_id)
     """
     entering = """
-        SELECT t.segment_id, t.member_id FROM _target t
+        SELECT t.segment_id, t.cons_id FROM _target t
         WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m
-                          WHERE m.segment_id = t.segment_id AND m.member_id = t.member_id)
+                          WHERE m.segment_id = t.segment_id AND m.cons_id = t.cons_id)
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE _entering AS {entering}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _leaving AS {leaving}")
@@ -140,17 +140,17 @@ def change_members(
     run_id: str | None,
     at,
 ) -> tuple[int, int]:
-    """Apply (segment_id, member_id, action) rows of `changes`, action 'add' or 'remove'; adding a
+    """Apply (segment_id, cons_id, action) rows of `changes`, action 'add' or 'remove'; adding a
     member or removing a non-member changes nothing. Returns (entered, left)."""
     entering = f"""
-        SELECT DISTINCT c.segment_id, c.member_id FROM {changes} c
+        SELECT DISTINCT c.segment_id, c.cons_id FROM {changes} c
         WHERE c.action = 'add' AND NOT EXISTS (
             SELECT 1 FROM segment_memberships m
-            WHERE m.segment_id = c.segment_id AND m.member_id = c.member_id)
+            WHERE m.segment_id = c.segment_id AND m.cons_id = c.cons_id)
     """
     leaving = f"""
-        SELECT DISTINCT m.segment_id, m.member_id FROM segment_memberships m
-        JOIN {changes} c ON c.segment_id = m.segment_id AND c.member_id = m.member_id
+        SELECT DISTINCT m.segment_id, m.cons_id FROM segment_memberships m
+        JOIN {changes} c ON c.segment_id = m.segment_id AND c.cons_id = m.cons_id
         WHERE c.action = 'remove'
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE _entering AS {entering}")
@@ -167,10 +167,10 @@ def _move(con: duckdb.DuckDBPyConnection, upload_id, run_id, at) -> tuple[int, i
     left = _history(con, "SELECT * FROM _leaving", "left", upload_id, run_id, at)
     con.execute(
         "DELETE FROM segment_memberships m USING _leaving l "
-        "WHERE m.segment_id = l.segment_id AND m.member_id = l.member_id"
+        "WHERE m.segment_id = l.segment_id AND m.cons_id = l.cons_id"
     )
     con.execute(
-        "INSERT INTO segment_memberships SELECT segment_id, member_id, ?, ? FROM _entering",
+        "INSERT INTO segment_memberships SELECT segment_id, cons_id, ?, ? FROM _entering",
         [at, upload_id],
     )
     con.execute("DROP TABLE _entering; DROP TABLE _leaving")
@@ -213,7 +213,7 @@ def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, 
         )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _leaving AS "
-        "SELECT segment_id, member_id FROM segment_memberships WHERE segment_id = ?",
+        "SELECT segment_id, cons_id FROM segment_memberships WHERE segment_id = ?",
         [segment_id],
     )
     con.execute("CREATE OR REPLACE TEMP TABLE _entering AS SELECT * FROM _leaving LIMIT 0")

@@ -19,8 +19,9 @@ def frame(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None):
-    row = con.execute(query, params or []).fetchone()
-    return row[0] if row else None
+    # fetchall, not fetchone: a half-read result blocks the next con.sql on this connection.
+    rows = con.execute(query, params or []).fetchall()
+    return rows[0][0] if rows else None
 
 
 def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:

@@ -1,0 +1,139 @@
+"""Bringing a warehouse made by an older segpipe to the current schema (schema.SCHEMA_VERSION).
+
+The version lives in `segpipe_meta` (key `schema_version`). A warehouse with public tables but no
+`segpipe_meta` is version 1, the layout before Luminate's two identifiers: its person key
+`member_id BIGINT` becomes `cons_id` in every table, and `constituents` gains the text
+`member_id`, filled with the old number as text, so files that named people by their old member id
+still find them. The whole migration is one transaction: a failure leaves version 1 untouched.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from segpipe.warehouse.schema import INDEXES, SCHEMA_VERSION, TABLES, ensure_schema
+from segpipe.warehouse.sql import scalar, transaction
+
+VERSION_KEY = "schema_version"
+# Every version-1 table that carried the person key, renamed member_id -> cons_id.
+PERSON_KEY_TABLES = (
+    "constituents",
+    "interest_memberships",
+    "segment_memberships",
+    "membership_history",
+    "sync_members",
+    "events",
+    "subscriber_deliveries",
+)
+
+
+class WarehouseVersionError(RuntimeError):
+    """The warehouse was written by a newer segpipe; the message says what to do."""
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        scalar(
+            con,
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name = ?",
+            [name],
+        )
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = ?",
+        [table],
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The warehouse's schema version; None for a new, empty warehouse."""
+    if _has_table(con, "segpipe_meta"):
+        value = scalar(con, "SELECT value FROM segpipe_meta WHERE key = ?", [VERSION_KEY])
+        if value is not None:
+            return int(value)
+    return 1 if _has_table(con, "constituents") else None
+
+
+def ensure_current(con: duckdb.DuckDBPyConnection) -> None:
+    """The public tables in place at SCHEMA_VERSION: an older warehouse is migrated first, in one
+    transaction; a newer one is refused (WarehouseVersionError)."""
+    upgrade(con)
+    ensure_schema(con)
+    record_version(con)
+
+
+def upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Migrate an older warehouse to schema.SCHEMA_VERSION; refuse a newer one.
+
+    Raises WarehouseVersionError for a warehouse newer than this segpipe, or when the migration
+    fails (then nothing was changed)."""
+    version = stored_version(con)
+    if version is None or version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise WarehouseVersionError(
+            f"this warehouse has schema version {version}, newer than this segpipe knows "
+            f"({SCHEMA_VERSION}): upgrade segpipe, or point --data-dir at another warehouse"
+        )
+    try:
+        with transaction(con):
+            _migrate_1_to_2(con)
+    except duckdb.Error as error:
+        raise WarehouseVersionError(
+            f"could not migrate this warehouse from schema version {version} to "
+            f"{SCHEMA_VERSION}, and changed nothing ({error}). An index of your own on one of "
+            "segpipe's tables blocks the migration: drop it (DROP INDEX name) and run again"
+        ) from error
+
+
+def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Rename the person key, add the text member_id; inside the caller's transaction.
+
+    DuckDB refuses ALTER TABLE on a table an index or view depends on: both are dropped first
+    and recreated by ensure_schema afterwards."""
+    con.execute("DROP VIEW IF EXISTS segment_members")
+    for index in INDEXES:
+        con.execute(f'DROP INDEX IF EXISTS "{index}"')
+    for table in PERSON_KEY_TABLES:
+        if _has_table(con, table) and "member_id" in _columns(con, table):
+            con.execute(f'ALTER TABLE "{table}" RENAME COLUMN member_id TO cons_id')
+    con.execute("ALTER TABLE constituents ADD COLUMN member_id VARCHAR")
+    con.execute("UPDATE constituents SET member_id = cons_id::VARCHAR")
+    con.execute(f"CREATE TABLE IF NOT EXISTS segpipe_meta ({TABLES['segpipe_meta']})")
+    record_cons_ids(con)
+    _set(con, VERSION_KEY, 2)  # the layout this function produces, whatever SCHEMA_VERSION is
+
+
+def _set(con: duckdb.DuckDBPyConnection, key: str, value) -> None:
+    con.execute("DELETE FROM segpipe_meta WHERE key = ?", [key])
+    con.execute("INSERT INTO segpipe_meta VALUES (?, ?)", [key, str(value)])
+
+
+def record_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Stamp a new warehouse with the current version (no-op once stamped)."""
+    if scalar(con, "SELECT count(*) FROM segpipe_meta WHERE key = ?", [VERSION_KEY]) == 0:
+        _set(con, VERSION_KEY, SCHEMA_VERSION)
+
+
+HIGH_WATER_KEY = "cons_id_high_water"
+
+
+def next_cons_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The first cons_id never given: above every current one and the recorded high-water mark,
+    so deleting (or forgetting) the newest person never frees an id."""
+    recorded = scalar(
+        con, "SELECT max(value::BIGINT) FROM segpipe_meta WHERE key = ?", [HIGH_WATER_KEY]
+    )
+    current = scalar(con, "SELECT max(cons_id) FROM constituents")
+    return max(recorded or 0, current or 0) + 1
+
+
+def record_cons_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Remember the highest cons_id given so far (inside the applying transaction)."""
+    _set(con, HIGH_WATER_KEY, next_cons_id(con) - 1)

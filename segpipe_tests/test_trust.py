@@ -430,6 +430,7 @@ def test_members_as_of_matches_snapshots_taken_during_uploads(
     assert code == 0 and lines[0] == "cons_id,member_id,email"
     assert len(lines) - 1 == len(snapshots[1][1]["Board Prospects"])
     assert all("***@" in line for line in lines[1:])
+    assert any(line.startswith("1,M-1001,m***@") for line in lines[1:])  # the text Member ID
 
 
 def test_history_lists_entries_and_exits_with_their_upload(

@@ -186,6 +186,7 @@ def test_bytes_rejected_under_a_wrong_name_apply_when_sent_again_under_a_right_o
 
 
 def test_new_people_never_take_an_id_the_same_file_gives_someone_else(deployment: Deployment):
+    """Member ids are the file's text; cons_ids are segpipe's, given in line order, never twice."""
     deployment.drop("constituents_first.csv", csv("member_id,email", "1,one@example.org"))
     deployment.drop(
         "constituents_second.csv",
@@ -194,9 +195,13 @@ def test_new_people_never_take_an_id_the_same_file_gives_someone_else(deployment
 
     deployment.run()
 
-    people = deployment.query("SELECT cons_id, email FROM constituents ORDER BY cons_id")
+    people = deployment.query("SELECT cons_id, member_id, email FROM constituents ORDER BY cons_id")
     assert people["cons_id"].is_unique().all()
-    assert people.rows() == [(1, "one@example.org"), (2, "two@example.org"), (3, "new@example.org")]
+    assert people.rows() == [
+        (1, "1", "one@example.org"),
+        (2, None, "new@example.org"),
+        (3, "2", "two@example.org"),
+    ]
 
 
 def test_a_blank_attribute_column_keeps_the_column_and_its_type(deployment: Deployment):

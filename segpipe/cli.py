@@ -24,8 +24,16 @@ def _data_dir(args: argparse.Namespace) -> DataDir:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from segpipe.runner import run_pipeline
+    from segpipe.warehouse.guard import ALLOW_ENV
 
     data = _data_dir(args)
+    if args.allow_large_removals:
+        os.environ[ALLOW_ENV] = "1"  # read by the steps this process runs
+    if args.dry_run:
+        from segpipe.dry_run import dry_run
+
+        json_path = Path(args.json) if args.json else None
+        return dry_run(data, as_of=args.as_of, out=sys.stdout, json_path=json_path)
     return run_pipeline(data, as_of=args.as_of, out=sys.stdout)
 
 
@@ -79,6 +87,71 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    """Reverse one applied upload in one transaction (refused when later uploads depend on it)."""
+    from segpipe.warehouse.connection import connect
+    from segpipe.warehouse.undo import UndoRefused, undo_summary, undo_upload
+
+    data = _data_dir(args)
+    try:
+        with connect(data.warehouse) as con:
+            result = undo_upload(con, args.upload_id, at=datetime.now(UTC).replace(tzinfo=None))
+    except UndoRefused as refusal:
+        print(f"segpipe: cannot undo: {refusal}", file=sys.stderr)
+        return EXIT_FAILED
+    print(undo_summary(result))
+    print("run `segpipe run` to refresh rule-based segments and sync the destinations")
+    return EXIT_OK
+
+
+def cmd_members(args: argparse.Namespace) -> int:
+    """A segment's members now or at --as-of, as CSV (cons_id, member_id, masked email)."""
+    from segpipe.warehouse.connection import connect
+    from segpipe.warehouse.history import UnknownSegment, members_at
+
+    data = _data_dir(args)
+    as_of = args.as_of or datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with connect(data.warehouse) as con:
+            members = members_at(con, args.segment, as_of)
+    except UnknownSegment as error:
+        print(f"segpipe: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    members.write_csv(sys.stdout)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """A person's segment and interest entries and exits, with the upload or run of each."""
+    from segpipe.warehouse.connection import connect
+    from segpipe.warehouse.history import person_history
+
+    data = _data_dir(args)
+    with connect(data.warehouse) as con:
+        entries = person_history(con, args.member_id)
+    if entries.is_empty():
+        print(f"segpipe: no history for member_id {args.member_id!r}", file=sys.stderr)
+        return EXIT_FAILED
+    for row in entries.iter_rows(named=True):
+        cause = row["run_id"] if str(row["run_id"] or "").startswith("undo:") else None
+        cause = cause or (
+            f"upload {row['upload_id']} ({row['file_name']})"
+            if row["upload_id"]
+            else f"run {row['run_id']}"
+        )
+        print(
+            f"{row['at']:%Y-%m-%d %H:%M:%S}  {row['change']:<9} {row['kind']:<15} "
+            f"{row['segment']:<40} {cause}"
+        )
+    return EXIT_OK
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 instant as naive UTC (an offset is converted; none means UTC)."""
+    value = datetime.fromisoformat(text)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """Copy the sample deployment, its inbox files stamped so they arrive in name order."""
     target = Path(args.target).resolve()
@@ -115,6 +188,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--as-of", type=datetime.fromisoformat, help="evaluation time for rule windows (ISO 8601)"
     )
+    run.add_argument(
+        "--allow-large-removals",
+        action="store_true",
+        help="apply deliveries and syncs the removal guard (max_removal_share) would hold",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what the run would change, and change nothing",
+    )
+    run.add_argument("--json", help="with --dry-run: also write the effect to this JSON file")
     run.set_defaults(handler=cmd_run)
     status = with_data_dir(commands.add_parser("status", help="recent uploads and segment sizes"))
     status.set_defaults(handler=cmd_status)
@@ -136,6 +220,22 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--member-id", dest="member_id")
     who.add_argument("--cons-id", dest="cons_id")
     forget.set_defaults(handler=cmd_forget)
+    undo = with_data_dir(
+        commands.add_parser("undo", help="reverse one applied upload, in one transaction")
+    )
+    undo.add_argument("upload_id", help="the upload's id, as `segpipe status` shows it")
+    undo.set_defaults(handler=cmd_undo)
+    members = with_data_dir(
+        commands.add_parser("members", help="a segment's members now or at a past instant (CSV)")
+    )
+    members.add_argument("segment", help="the segment's name (interest groups included)")
+    members.add_argument("--as-of", type=_utc, help="the instant (ISO 8601; UTC if no offset)")
+    members.set_defaults(handler=cmd_members)
+    history = with_data_dir(
+        commands.add_parser("history", help="a person's segment entries and exits, with causes")
+    )
+    history.add_argument("--member-id", required=True, help="the person's Member ID")
+    history.set_defaults(handler=cmd_history)
     sample = commands.add_parser("sample", help="copy the sample deployment into a folder")
     sample.add_argument("target")
     sample.set_defaults(handler=cmd_sample)

@@ -21,7 +21,7 @@ from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_frame
 from segpipe.ingest import dialect as dialects
 from segpipe.ingest import report
-from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import UploadKind, kind_of, printable
 from segpipe.ingest.guard import check_cells, inspect_content
 from segpipe.ingest.masking import mask_expr
@@ -31,6 +31,7 @@ from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
 from segpipe.kinds.base import VALIDATED_TABLE
 from segpipe.warehouse import erasures, uploads
+from segpipe.warehouse.guard import removal_limit
 from segpipe.warehouse.sql import frame, registered, transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -43,6 +44,8 @@ CHUNK_ROWS = 250_000
 progress = logging.getLogger("segpipe.progress")
 # Starts the Failure a run raises after applying a batch in which some files were rejected.
 REJECTED_PREFIX = "Rejected: "
+# Starts the Failure of a sync the removal guard held (segpipe.warehouse.guard).
+HELD_PREFIX = "Held: "
 T = TypeVar("T")
 _END = object()
 
@@ -55,7 +58,7 @@ class Markdown(str):
 class UploadOutcome:
     upload_id: str
     file_name: str
-    status: str  # applied, rejected, duplicate, or skipped when it was settled before
+    status: str  # applied, rejected, held, duplicate, or skipped when it was settled before
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     stages: dict[str, dict] = field(default_factory=dict)  # asset name -> metadata
@@ -66,7 +69,11 @@ def _now() -> datetime:
 
 
 def process_upload(
-    data: DataDir, connect: Connect, upload_id: str, run_id: str | None = None
+    data: DataDir,
+    connect: Connect,
+    upload_id: str,
+    run_id: str | None = None,
+    allow_large_removals: bool = False,
 ) -> UploadOutcome:
     received = archived_file(data, upload_id)
     sha256 = sha256_of(received.path)
@@ -109,10 +116,10 @@ def process_upload(
             }
             return outcome
         try:
-            _apply(data, con, received, facts, outcome, run_id)
+            _apply(data, con, received, facts, outcome, run_id, allow_large_removals)
         except UploadRejected as error:
             _reject(data, con, received, sha256, error, outcome)
-            outcome.stages.setdefault("raw_upload", facts)["status"] = "rejected"
+            outcome.stages.setdefault("raw_upload", facts)["status"] = outcome.status
     return outcome
 
 
@@ -136,8 +143,10 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
         return None
 
 
-def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id):
+def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id, forced):
     rules = rules_for(kind_of(received.file_name), received.file_name, data.segments_yaml)
+    # Only full-replace deliveries are guarded (segments.yaml is read for them alone).
+    limit = None if forced or rules.kind != SUBSCRIBER else removal_limit(data.segments_yaml)
 
     def on_read(rows: int) -> None:
         _read(outcome, {**facts, "kind": str(rules.kind)}, rows)
@@ -154,7 +163,13 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         **_reasons(con, VALIDATED_TABLE),
         "preview": _preview(con, VALIDATED_TABLE),
     }
-    upload = UploadContext(received.upload_id, received.file_name, _now(), run_id)
+    upload = UploadContext(
+        received.upload_id,
+        received.file_name,
+        _now(),
+        run_id,
+        removal_limit=limit,
+    )
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
     counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}
     counts["rows_in"] = rows_in
@@ -307,8 +322,9 @@ def _reject(data, con, received, sha256, error: UploadRejected, outcome: UploadO
     except UploadRejected:
         kind = None
     counts = {"rows_in": error.rows_in, "rows_rejected": error.rows_in}
-    _record(con, received, sha256, kind=kind, status="rejected", counts=counts, error=error.problem)
-    outcome.status, outcome.error, outcome.counts = "rejected", error.problem, counts
+    status = "held" if isinstance(error, UploadHeld) else "rejected"
+    _record(con, received, sha256, kind=kind, status=status, counts=counts, error=error.problem)
+    outcome.status, outcome.error, outcome.counts = status, error.problem, counts
 
 
 def _record(con, received: ReceivedFile, sha256: str, **fields) -> None:

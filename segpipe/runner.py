@@ -28,7 +28,7 @@ from segpipe.exports.report import latest_syncs, print_exports
 from segpipe.exports.sync import finish_interrupted_syncs
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
-from segpipe.pipeline import REJECTED_PREFIX, progress
+from segpipe.pipeline import HELD_PREFIX, REJECTED_PREFIX, progress
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
@@ -54,7 +54,8 @@ def uploads_table(data: DataDir) -> pl.DataFrame:
 
 
 def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
-    """Files from the inbox, and archived ones never settled (a crash, a lost run), in order.
+    """Files from the inbox, and archived ones never settled (a crash, a lost run) or held by
+    the removal guard, in order.
     Files still being written are waited for (up to MAX_SETTLE_WAITS settle intervals, then
     left for the next run); entries that are not regular files are refused, and said so."""
     out = out or sys.stdout
@@ -73,7 +74,11 @@ def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
         # A sync killed during its swap is finished first: exports all old or all new.
         for swap in finish_interrupted_syncs(con, data):
             print(f"segpipe: export swap {swap} was interrupted: old files put back", file=out)
-        settled = set(frame(con, "SELECT upload_id FROM uploads")["upload_id"].to_list())
+        settled = set(
+            frame(con, "SELECT upload_id FROM uploads WHERE status <> 'held'")[
+                "upload_id"
+            ].to_list()
+        )
     return [f.upload_id for f in archived(data) if f.upload_id not in settled]
 
 
@@ -129,11 +134,17 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
     print_summary(data, this_run, out)
     _print_warnings(*warned, out)
+    held = [f for f in failures if f.startswith(HELD_PREFIX)]
+    failures = [f for f in failures if f not in held]
     for failure in failures:
         print(f"segpipe: run failed: {failure}", file=out)
+    for hold in held:
+        print(f"segpipe: {hold}", file=out)
     if failures:
         return EXIT_FAILED
-    if (this_run["status"] == "rejected").any():
+    if held:
+        return EXIT_REJECTED
+    if this_run["status"].is_in(["rejected", "held"]).any():
         print("segpipe: some files were rejected; see above and rejected/", file=out)
         return EXIT_REJECTED
     return EXIT_OK
@@ -241,9 +252,11 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
         if not event.is_step_failure:
             continue
         failure = event.step_failure_data
-        if failure.user_failure_data and REJECTED_PREFIX in (
-            failure.user_failure_data.description or ""
-        ):
+        described = failure.user_failure_data.description if failure.user_failure_data else None
+        if described and REJECTED_PREFIX in described:
+            continue
+        if described and described.startswith(HELD_PREFIX):
+            found.append(described)  # the removal guard's message, said as it is
             continue
         error = failure.error
         while error and error.cause:
@@ -263,13 +276,15 @@ def _counts(row: dict) -> str:
     )
 
 
-def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO) -> None:
+def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False) -> None:
     print("\nUploads", file=out)
     if uploads.is_empty():
         print("  (no new files)", file=out)
     for row in uploads.iter_rows(named=True):
         name = printable(row["file_name"])
         print(f"  {name:<48} {row['status']:<9} {_counts(row)}", file=out)
+        if ids:  # what `segpipe undo` takes
+            print(f"  {'':<48} upload_id: {row['upload_id']}", file=out)
         errors = data.errors_csv(row["upload_id"])
         if errors.exists():
             print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)
@@ -292,4 +307,4 @@ def print_segments(data: DataDir, out: TextIO) -> None:
 
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
-    print_summary(data, uploads_table(data).tail(recent), out)
+    print_summary(data, uploads_table(data).tail(recent), out, ids=True)

@@ -28,6 +28,13 @@ from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
 from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Channel, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
+from segpipe.warehouse.guard import (
+    DEFAULT_LIMIT,
+    RemovalHeld,
+    RemovalLimit,
+    held_message,
+    too_many_removals,
+)
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
 from segpipe.warehouse.suppressions import (
@@ -208,6 +215,26 @@ def _counts(con) -> pl.DataFrame:
         FROM _sync_pairs p ORDER BY p.pair
         """,
     )
+
+
+# Per pair: the members the destination holds now (the baseline) and the removes of this sync.
+_REMOVAL_COUNTS = """
+    SELECT p.segment,
+           (SELECT count(*) FROM _sync_baseline b WHERE b.pair = p.pair) AS members,
+           (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'removes')
+               AS removes
+    FROM _sync_pairs p
+"""
+
+
+def _guard_removals(con, destination: Destination, limit: RemovalLimit | None) -> None:
+    """Raise RemovalHeld when a mirror sync would remove more than the limit of a segment the
+    destination holds: a destination mirrors removes, so a wiped segment would wipe its list."""
+    if destination.mode != "mirror":
+        return
+    held = too_many_removals(con, _REMOVAL_COUNTS, limit)
+    if held:
+        raise RemovalHeld(held_message(f"sync to destination {destination.name!r}", held, limit))
 
 
 def _write_lists(con, destination: Destination, stage: Path, count: int) -> None:
@@ -403,8 +430,11 @@ def sync_destination(
     run_id: str | None = None,
     attentive_max_rows: int = ATTENTIVE_MAX_ROWS,
     checkpoint: Callable[[str], None] | None = None,
+    removal_limit: RemovalLimit | None = DEFAULT_LIMIT,
 ) -> DestinationSync:
     """Sync `pairs` (segments of `destination`): files, syncs rows and baseline, all or none.
+    Raises RemovalHeld, changing nothing, when a mirror sync would remove more than
+    `removal_limit` of a segment (None: no limit).
 
     `checkpoint(stage)` is called after staging ("staged") and after the files are swapped in,
     before the commit ("swapped"); whatever it raises fails the sync like any other error."""
@@ -419,6 +449,7 @@ def sync_destination(
     try:
         stage.mkdir()
         _stage_tables(con, destination, pairs)
+        _guard_removals(con, destination, removal_limit)
         counts = _counts(con)
         _write_lists(con, destination, stage, len(pairs))
         for position, pair in enumerate(pairs):

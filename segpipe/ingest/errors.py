@@ -15,3 +15,8 @@ class UploadRejected(Exception):
         self.file_name = file_name
         self.problem = problem
         self.rows_in = rows_in
+
+
+class UploadHeld(UploadRejected):
+    """The file is refused for now by the removal guard; it stays pending, and is applied by
+    the next `segpipe run --allow-large-removals` (uploads.status `held`)."""

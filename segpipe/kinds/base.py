@@ -25,6 +25,7 @@ from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.kinds import columns
+from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
 from segpipe.warehouse.sql import frame
 
 # The temp tables an upload's rows pass through, on the upload's own connection.
@@ -38,6 +39,8 @@ class UploadContext:
     file_name: str
     at: datetime
     run_id: str | None = None
+    # The removal guard for full-replace kinds; None when the run forces large removals.
+    removal_limit: RemovalLimit | None = DEFAULT_LIMIT
 
 
 @dataclass(frozen=True)

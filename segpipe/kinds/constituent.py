@@ -24,7 +24,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
-from segpipe.warehouse import interests, migrate, suppressions
+from segpipe.warehouse import before_images, interests, migrate, suppressions
 from segpipe.warehouse.schema import alter_column_type
 from segpipe.warehouse.sql import frame, quote, registered
 
@@ -321,6 +321,7 @@ def apply(
         """,
         {"at": upload.at, "upload_id": upload.upload_id},
     )
+    before_images.keep(con, upload.upload_id, "constituents", "SELECT cons_id FROM _people")
     con.execute("DELETE FROM constituents WHERE cons_id IN (SELECT cons_id FROM _people)")
     names = ", ".join(quote(name) for name in columns)
     con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM _merged")

@@ -32,6 +32,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.warehouse import before_images
 from segpipe.warehouse.sql import quote
 
 STANDARD = (*PERSON_IDENTIFIERS, "event", "timestamp")
@@ -126,6 +127,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
             [*keys, upload.upload_id],
         )
         # The catalogue of properties each event carries: rules may only filter on these.
+        con.execute("CREATE OR REPLACE TEMP TABLE _known_properties AS FROM event_properties")
         for name in properties:
             con.execute(
                 f"""
@@ -137,6 +139,9 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
                 """,
                 [name, name],
             )
+        new = "FROM event_properties EXCEPT FROM _known_properties"
+        before_images.keep_created(con, upload.upload_id, "event_properties", new)
+        con.execute("DROP TABLE _known_properties")
 
 
 RULES = KindRules(UploadKind.EVENTS, header=True, validate=validate, resolve=resolve, apply=apply)

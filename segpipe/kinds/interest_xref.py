@@ -19,7 +19,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
-from segpipe.warehouse import interests
+from segpipe.warehouse import before_images, interests
 
 SCHEMA = pa.DataFrameSchema(
     {
@@ -76,6 +76,12 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
     with applied_rows(con, resolved):
         interests.create_named_interests(con, "applied_rows", upload)
+        before_images.keep(
+            con,
+            upload.upload_id,
+            "interest_xref",
+            "SELECT foreign_source, foreign_value FROM applied_rows",
+        )
         con.execute(
             """
             DELETE FROM interest_xref x WHERE EXISTS (

@@ -124,7 +124,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
             "CREATE OR REPLACE TEMP TABLE _named AS "
             "SELECT segment AS name FROM applied_rows WHERE action = 'add'"
         )
-        create_missing_segments(con, "_named", "manual", upload.at)
+        create_missing_segments(con, "_named", "manual", upload.at, upload_id=upload.upload_id)
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _changes AS

@@ -16,7 +16,7 @@ import pandera.polars as pa
 import polars as pl
 
 from segpipe.ingest import normalize
-from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
 from segpipe.ingest.reader import LINE, normalize_header, read_file
 from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
@@ -29,6 +29,8 @@ from segpipe.kinds.base import (
     supersede_earlier_rows,
     view,
 )
+from segpipe.warehouse import before_images
+from segpipe.warehouse.guard import held_message, too_many_removals
 from segpipe.warehouse.segments import create_missing_segments, replace_members
 
 IDENTIFIER, SEGMENT = "column_1", "column_2"
@@ -222,11 +224,15 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
     """This file's part of its delivery, from the view `named_rows`: the file itself, each
     segment it names and each subscriber it matched. A re-sent part replaces its earlier
     version; older deliveries of the domain are dropped (their changes are in history)."""
-    con.execute(
-        "DELETE FROM subscriber_deliveries WHERE domain = ? "
-        "AND (delivery_date < ? OR (delivery_date = ? AND part = ?))",
-        [delivery.domain, delivery.day, delivery.day, delivery.part],
+    replaced = (
+        "FROM subscriber_deliveries WHERE domain = ? "
+        "AND (delivery_date < ? OR (delivery_date = ? AND part = ?))"
     )
+    replaced_params = [delivery.domain, delivery.day, delivery.day, delivery.part]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _replaced AS SELECT * {replaced}", replaced_params)
+    before_images.keep(con, upload.upload_id, "subscriber_deliveries", "FROM _replaced")
+    con.execute("DROP TABLE _replaced")
+    con.execute(f"DELETE {replaced}", replaced_params)
     key = [delivery.domain, delivery.day, delivery.part, upload.upload_id]
     con.execute(
         f"""
@@ -240,6 +246,13 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         """,
         key + key + [delivery.domain],
     )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _contributed AS "
+        "FROM subscriber_deliveries WHERE upload_id = ?",
+        [upload.upload_id],
+    )
+    before_images.keep_created(con, upload.upload_id, "subscriber_deliveries", "FROM _contributed")
+    con.execute("DROP TABLE _contributed")
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
@@ -249,7 +262,14 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
     with view(con, "named_rows", named):
         con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
-        create_missing_segments(con, "_named", "subscriber", upload.at, domain=delivery.domain)
+        create_missing_segments(
+            con,
+            "_named",
+            "subscriber",
+            upload.at,
+            domain=delivery.domain,
+            upload_id=upload.upload_id,
+        )
         _record_contribution(con, delivery, upload)
     this_delivery = [delivery.domain, delivery.day]
     con.execute(
@@ -268,6 +288,7 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         """,
         this_delivery,
     )
+    _guard_removals(con, resolved, upload)
     replace_members(
         con,
         segments="_delivery_segments",
@@ -277,6 +298,30 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
         at=upload.at,
     )
     con.execute("DROP TABLE _named; DROP TABLE _delivery_segments; DROP TABLE _delivery_members")
+
+
+# Per segment of the delivery: its members now, and how many the delivery would remove.
+_REMOVAL_COUNTS = """
+    SELECT s.name AS segment, count(*) AS members,
+           count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM _delivery_members t
+               WHERE t.segment_id = m.segment_id AND t.cons_id = m.cons_id)) AS removes
+    FROM segment_memberships m JOIN segments s USING (segment_id)
+    WHERE m.segment_id IN (SELECT segment_id FROM _delivery_segments)
+    GROUP BY s.name
+"""
+
+
+def _guard_removals(con, resolved: str, upload: UploadContext) -> None:
+    """Hold the file (UploadHeld) when its delivery would remove more than the removal limit
+    of a segment: a truncated file must not wipe a list."""
+    held = too_many_removals(con, _REMOVAL_COUNTS, upload.removal_limit)
+    if held:
+        raise UploadHeld(
+            upload.file_name,
+            held_message("delivery", held, upload.removal_limit),
+            rows_in=row_count(con, resolved),
+        )
 
 
 RULES = KindRules(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from segpipe.kinds.base import UploadContext
+from segpipe.warehouse import before_images
 from segpipe.warehouse.sql import next_id
 
 UPLOADED_CATEGORY = "Uploaded"
@@ -29,6 +30,12 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
         [first_id, UPLOADED_CATEGORY, upload.at, upload.upload_id],
     ).fetchone()[0]
     if created:
+        before_images.keep_created(
+            con,
+            upload.upload_id,
+            "interests",
+            f"SELECT interest_id FROM interests WHERE interest_id >= {int(first_id)}",
+        )
         create_missing_groups(con, upload)
     return created
 
@@ -56,6 +63,10 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
         "INSERT INTO segments (segment_id, name, kind, description, created_at) "
         "SELECT group_id, name, 'interest_group', NULL, ? FROM _new_groups",
         [upload.at],
+    )
+    before_images.keep_created(con, upload.upload_id, "interest_groups", "FROM _new_groups")
+    before_images.keep_created(
+        con, upload.upload_id, "segments", "SELECT group_id AS segment_id FROM _new_groups"
     )
     con.execute("DROP TABLE _new_groups")
 
@@ -107,6 +118,7 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
         WHERE m.status IS DISTINCT FROM s.status
         """
     )
+    before_images.keep(con, upload.upload_id, "interest_memberships", "FROM _changes")
     changes = con.execute(
         """
         INSERT INTO membership_history

@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from segpipe.warehouse import before_images
 from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.sql import frame, next_id
 
@@ -68,6 +69,7 @@ def create_missing_segments(
     at,
     description: str | None = None,
     domain: str | None = None,
+    upload_id: str | None = None,
 ) -> int:
     """Create a segment of `kind` for every `name` in the relation `names` that matches no
     segment (case aside). With a `domain` (an Attentive account's subscriber segments), a
@@ -75,7 +77,7 @@ def create_missing_segments(
     Returns how many were created."""
     assert kind in SEGMENT_KINDS, kind
     first_id = next_id(con, "segments", "segment_id")
-    return con.execute(
+    created = con.execute(
         f"""
         INSERT INTO segments (segment_id, name, kind, description, created_at, domain)
         SELECT ? + row_number() OVER (ORDER BY name) - 1, name, ?, ?, ?, ?
@@ -86,6 +88,10 @@ def create_missing_segments(
         """,
         [first_id, kind, description, at, domain, domain, domain],
     ).fetchone()[0]
+    if created:
+        new = f"SELECT segment_id FROM segments WHERE segment_id >= {int(first_id)}"
+        before_images.keep_created(con, upload_id, "segments", new)
+    return created
 
 
 def _history(con, query: str, change: str, upload_id: str | None, run_id: str | None, at) -> int:
@@ -160,6 +166,9 @@ def change_members(
 
 def _move(con: duckdb.DuckDBPyConnection, upload_id, run_id, at) -> tuple[int, int]:
     """Write history for, then apply, the pairs in temp tables _entering and _leaving."""
+    before_images.keep(
+        con, upload_id, "segment_memberships", "FROM _entering UNION ALL FROM _leaving"
+    )
     entered = _history(con, "SELECT * FROM _entering", "entered", upload_id, run_id, at)
     left = _history(con, "SELECT * FROM _leaving", "left", upload_id, run_id, at)
     con.execute(

@@ -5,14 +5,15 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
-from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.freshness import EXPORTS_FRESHNESS
+from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.normalize import mask_text
-from segpipe.pipeline import progress
+from segpipe.pipeline import HELD_PREFIX, progress
+from segpipe.warehouse.guard import ALLOW_TAG, RemovalHeld, removal_limit
 
 DESTINATIONS_FAILED = "destinations_failed"
 
@@ -60,7 +61,9 @@ def sync_exports(
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
-    failed, reasons = [], {}
+    failed, reasons, held = [], {}, []
+    forced = context.run.tags.get(ALLOW_TAG) == "true"
+    limit = None if forced else removal_limit(data.segments_yaml)
     with warehouse.get_connection() as con:
         pairs = [
             p for p in current_pairs(con, data, _warn(context)) if p.partition_key in requested
@@ -80,8 +83,18 @@ def sync_exports(
                 continue
             try:
                 synced = sync_destination(
-                    con, data, destination, mine, at=at, run_id=context.run.run_id
+                    con,
+                    data,
+                    destination,
+                    mine,
+                    at=at,
+                    run_id=context.run.run_id,
+                    removal_limit=limit,
                 )
+            except RemovalHeld as error:
+                context.log.warning(str(error))
+                held.append(str(error))
+                continue
             except Exception as error:  # one destination failing leaves the others to sync
                 reason = mask_text(str(error) or type(error).__name__)
                 context.log.error(f"destination {destination.name}: sync failed: {reason}")
@@ -111,6 +124,8 @@ def sync_exports(
             # What warnings name (segpipe/defs/warnings): each destination and its reason.
             metadata={DESTINATIONS_FAILED: dg.MetadataValue.json(reasons)},
         )
+    if held:
+        raise dg.Failure(description=HELD_PREFIX + "; ".join(held), allow_retries=False)
     yield from ()
 
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.freshness import SEGMENTS_FRESHNESS
 from segpipe.defs.metadata import table_metadata, table_schema
+from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.segments.refresh import refresh_segments

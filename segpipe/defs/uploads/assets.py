@@ -17,6 +17,7 @@ from segpipe.pipeline import (
     process_upload,
     progress,
 )
+from segpipe.warehouse.guard import ALLOW_TAG
 
 OWNERS = ["team:audience-data"]
 
@@ -107,7 +108,11 @@ def process_uploads(
             catalog = con.execute("SELECT current_database()").fetchone()[0]
             for position, upload_id in enumerate(upload_ids, start=1):
                 outcome = process_upload(
-                    data_dir.paths, lambda: nullcontext(con), upload_id, context.run.run_id
+                    data_dir.paths,
+                    lambda: nullcontext(con),
+                    upload_id,
+                    context.run.run_id,
+                    allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
                 )
                 rejected += _report(context, outcome, position, len(upload_ids), lines, catalog)
     finally:
@@ -137,4 +142,5 @@ def _report(
     line = f"[{position}/{total}] {describe(outcome)}"
     progress.info(line)
     lines.append(line)
-    return [f"{outcome.file_name}: {outcome.error}"] if outcome.status == "rejected" else []
+    refused = outcome.status in ("rejected", "held")
+    return [f"{outcome.file_name}: {outcome.error}"] if refused else []

@@ -6,6 +6,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from segpipe.defs.uploads.ops import undo_upload_op
 from segpipe.defs.uploads.partitions import uploads_partitions
 
 # Runs carrying this tag leave the run queue one at a time (segpipe/dagster.yaml).
@@ -23,3 +24,8 @@ process_upload = dg.define_asset_job(
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Tags that make one run cover the upload partitions from `first` to `last`."""
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+@dg.job(tags=SERIAL_TAG, description="Undo one applied upload (run config: its upload_id).")
+def undo_upload_job():
+    undo_upload_op()

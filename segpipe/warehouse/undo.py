@@ -1,0 +1,260 @@
+"""`segpipe undo UPLOAD_ID`: reverse one applied upload in one transaction, from the
+before-images kept when it was applied (segpipe/warehouse/before_images.py).
+
+What the upload changed goes back to what it was: statuses and memberships, the fields of the
+people it updated; the people, interests and segments it created are removed (an interest or
+segment something else now uses is kept), its events are deleted. Every membership change the
+undo makes is written to membership_history with the undo's run id (`undo:<id>`), and the
+upload's status becomes `undone`. When a later applied upload changed the same rows (or
+anything of a person this upload created), undo refuses and names those uploads, newest first:
+they must be undone first (the rollback rule of lemlist's and Affinity's import history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import duckdb
+
+from segpipe.warehouse.before_images import (
+    EXISTED,
+    KEYS,
+    PERSON,
+    UPLOAD,
+    column_types,
+    same_key,
+    shadow_of,
+    shadows,
+)
+from segpipe.warehouse.sql import quote, transaction
+
+UNDO_RUN_PREFIX = "undo:"
+
+
+class Change(StrEnum):
+    """membership_history's `change` vocabulary."""
+
+    ENTERED = "entered"
+    LEFT = "left"
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+    # An undo took away a person's only status in an interest: in neither of its groups.
+    CLEARED = "cleared"
+
+
+class UndoRefused(Exception):
+    """The upload cannot be undone; the message says why and what to do."""
+
+
+@dataclass
+class Undone:
+    upload_id: str
+    file_name: str
+    run_id: str
+    rows_restored: dict[str, int] = field(default_factory=dict)  # table -> rows put back
+    rows_removed: dict[str, int] = field(default_factory=dict)  # table -> rows taken away
+    history_rows: int = 0
+
+
+# Tables restored in this order: memberships before the people, interests and segments they
+# name, so that "still in use" is judged on the restored memberships.
+ORDER = [
+    "interest_memberships",
+    "segment_memberships",
+    "subscriber_deliveries",
+    "interest_xref",
+    "constituents",
+    "event_properties",
+    "interests",
+    "interest_groups",
+    "segments",
+]
+# A row the upload created is kept while something outside the upload still uses it.
+IN_USE = {
+    "interests": """
+        EXISTS (SELECT 1 FROM interest_memberships m WHERE m.interest_id = t.interest_id)
+        OR EXISTS (SELECT 1 FROM interest_xref x WHERE x.interest_id = t.interest_id)""",
+    "interest_groups": "EXISTS (SELECT 1 FROM interests i WHERE i.interest_id = t.interest_id)",
+    "segments": """
+        EXISTS (SELECT 1 FROM segment_memberships m WHERE m.segment_id = t.segment_id)
+        OR EXISTS (SELECT 1 FROM interest_groups g WHERE g.group_id = t.segment_id)""",
+    "event_properties": """
+        EXISTS (SELECT 1 FROM events e
+                WHERE e.event = t.event AND list_contains(map_keys(e.properties), t.property))""",
+}
+
+
+def _touched_by_others(con: duckdb.DuckDBPyConnection, tables: list[str]) -> str:
+    """SQL: the other uploads' ids with an image of a key $x has an image of, or of anything of
+    a person $x created (event properties aside: a catalogue, not anyone's change)."""
+    created = (
+        f"SELECT {PERSON} FROM {quote(shadow_of('constituents'))} "
+        f"WHERE {UPLOAD} = $x AND NOT {EXISTED}"
+        if "constituents" in tables
+        else f"SELECT NULL::BIGINT AS {PERSON} WHERE false"
+    )
+    parts = [f"SELECT upload_id AS {UPLOAD} FROM events WHERE {PERSON} IN ({created})"]
+    for table in tables:
+        if table == "event_properties":
+            continue
+        shadow = quote(shadow_of(table))
+        parts.append(
+            f"SELECT b.{UPLOAD} FROM {shadow} b JOIN (SELECT * FROM {shadow} WHERE {UPLOAD} = $x)"
+            f" m ON {same_key(table, 'b', 'm')}"
+        )
+        if PERSON in KEYS[table]:
+            parts.append(f"SELECT {UPLOAD} FROM {shadow} WHERE {PERSON} IN ({created})")
+    return " UNION ".join(parts)
+
+
+def later_uploads(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[str, str]]:
+    """(upload_id, file name) of the applied uploads after `upload_id` that changed a row it
+    changed, or anything of a person it created; newest first."""
+    rows = con.execute(
+        f"""
+        SELECT u.upload_id, u.file_name FROM uploads u
+        WHERE u.status = 'applied' AND u.upload_id <> $x
+          AND u.upload_id IN ({_touched_by_others(con, shadows(con))})
+          AND u.applied_at >= (SELECT applied_at FROM uploads WHERE upload_id = $x)
+        ORDER BY u.applied_at DESC, u.upload_id DESC
+        """,
+        {"x": upload_id},
+    ).fetchall()
+    return [(row[0], row[1]) for row in rows]
+
+
+def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> str:
+    found = con.execute(
+        "SELECT file_name, status FROM uploads WHERE upload_id = ?", [upload_id]
+    ).fetchall()
+    if not found:
+        raise UndoRefused(f"no upload {upload_id!r} (see `segpipe status`)")
+    file_name, status = found[0]
+    if status != "applied":
+        raise UndoRefused(f"upload {upload_id} ({file_name}) is {status}; only applied uploads")
+    later = later_uploads(con, upload_id)
+    if later:
+        names = ", ".join(f"{uid} ({name})" for uid, name in later)
+        raise UndoRefused(
+            f"later uploads changed the same rows: {names}; undo them first, newest first"
+        )
+    return file_name
+
+
+def _images(con: duckdb.DuckDBPyConnection, upload_id: str, table: str) -> None:
+    """The temp table _undo_rows: the upload's before-images of `table` (none if it has no
+    shadow yet)."""
+    if table in shadows(con):
+        source = f"SELECT * FROM {quote(shadow_of(table))} WHERE {UPLOAD} = ?"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _undo_rows AS {source}", [upload_id])
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _undo_rows AS "
+            f"SELECT NULL::VARCHAR AS {UPLOAD}, NULL::BOOLEAN AS {EXISTED}, * "
+            f"FROM {quote(table)} LIMIT 0"
+        )
+
+
+def _same_key(table: str) -> str:
+    return same_key(table, "t", "k")
+
+
+def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str, at) -> int:
+    """membership_history rows for what the undo is about to change (before it changes it):
+    segment entries and exits, and interest statuses going back to their earlier value."""
+    written = 0
+    _images(con, upload_id, "segment_memberships")
+    written += con.execute(
+        f"""
+        INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
+                                        change, "at")
+        SELECT ?, ?, k.{PERSON}, NULL, k.segment_id,
+               CASE WHEN k.{EXISTED} THEN ? ELSE ? END, ?
+        FROM _undo_rows k
+        WHERE k.{EXISTED} <> EXISTS (
+            SELECT 1 FROM segment_memberships t WHERE {_same_key("segment_memberships")})
+        """,
+        [upload_id, run_id, Change.ENTERED, Change.LEFT, at],
+    ).fetchall()[0][0]
+    _images(con, upload_id, "interest_memberships")
+    written += con.execute(
+        f"""
+        INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
+                                        change, "at")
+        SELECT ?, ?, k.{PERSON}, k.interest_id, NULL,
+               CASE WHEN k.{EXISTED} THEN k.status ELSE ? END, ?
+        FROM _undo_rows k LEFT JOIN interest_memberships t ON {_same_key("interest_memberships")}
+        WHERE t.status IS DISTINCT FROM CASE WHEN k.{EXISTED} THEN k.status END
+        """,
+        [upload_id, run_id, Change.CLEARED, at],
+    ).fetchall()[0][0]
+    return written
+
+
+def _restore(con: duckdb.DuckDBPyConnection, upload_id: str, table: str, result: Undone) -> None:
+    """Take away the upload's rows of `table` and put the before-images back."""
+    if table not in shadows(con):
+        return  # no upload ever changed it
+    _images(con, upload_id, table)
+    created_in_use = ""
+    if table in IN_USE:
+        created_in_use = f"AND NOT (NOT k.{EXISTED} AND ({IN_USE[table]}))"
+    removed = con.execute(
+        f"DELETE FROM {quote(table)} t USING _undo_rows k WHERE {_same_key(table)} {created_in_use}"
+    ).fetchall()[0][0]
+    kept = column_types(con, shadow_of(table))
+    columns = ", ".join(quote(c) for c in column_types(con, table) if c in kept)
+    restored = con.execute(
+        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM _undo_rows WHERE {EXISTED}"
+    ).fetchall()[0][0]
+    result.rows_removed[table] = removed - restored
+    result.rows_restored[table] = restored
+
+
+def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone) -> None:
+    """People the upload created, now removed: the rule-based memberships a refresh gave them
+    (each exit recorded)."""
+    gone = f"{PERSON} NOT IN (SELECT {PERSON} FROM constituents)"
+    result.history_rows += con.execute(
+        f"""
+        INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
+                                        change, "at")
+        SELECT ?, ?, {PERSON}, NULL, segment_id, ?, ? FROM segment_memberships WHERE {gone}
+        """,
+        [upload_id, run_id, Change.LEFT, at],
+    ).fetchall()[0][0]
+    con.execute(f"DELETE FROM segment_memberships WHERE {gone}")
+
+
+def undo_upload(
+    con: duckdb.DuckDBPyConnection, upload_id: str, *, at, run_id: str | None = None
+) -> Undone:
+    """Reverse the applied upload `upload_id` in one transaction (all or nothing). `run_id`
+    names the undo (default `undo:<upload_id>`); `at` (UTC, naive) stamps its history rows.
+    Raises UndoRefused, changing nothing, when the upload is unknown, not applied, or later
+    applied uploads changed the same rows."""
+    run_id = UNDO_RUN_PREFIX + (run_id or upload_id)
+    with transaction(con):
+        file_name = _refuse_unless_undoable(con, upload_id)
+        result = Undone(upload_id, file_name, run_id)
+        result.history_rows = _history_of_undo(con, upload_id, run_id, at)
+        # Its events first: whether an event property is still in use is judged without them.
+        result.rows_removed["events"] = con.execute(
+            "DELETE FROM events WHERE upload_id = ?", [upload_id]
+        ).fetchall()[0][0]
+        for table in ORDER:
+            _restore(con, upload_id, table, result)
+        _forget_removed_people(con, upload_id, run_id, at, result)
+        con.execute("DROP TABLE IF EXISTS _undo_rows")
+        con.execute("UPDATE uploads SET status = 'undone' WHERE upload_id = ?", [upload_id])
+    return result
+
+
+def undo_summary(result: Undone) -> str:
+    changed = {t: n for t, n in result.rows_restored.items() if n}
+    removed = {t: n for t, n in result.rows_removed.items() if n}
+    parts = [f"{n} {t} row(s) restored" for t, n in changed.items()]
+    parts += [f"{n} {t} row(s) removed" for t, n in removed.items()]
+    parts.append(f"{result.history_rows} membership change(s) recorded as {result.run_id}")
+    return f"undid {result.upload_id} ({result.file_name}): " + "; ".join(parts)

@@ -30,13 +30,14 @@ test: test-system-packages $(BIN)/segpipe
 	$(BIN)/pytest -q
 
 # Debian packages the tests drive: Chromium (browser tests), PostgreSQL (the Postgres instance
-# test starts its own server). As root, `make test` installs the missing ones; otherwise it stops
+# test starts its own server), OpenSSH's server (the SFTP delivery tests start their own). As root, `make test` installs the missing ones; otherwise it stops
 # before anything runs, with one line naming them.
 CHROMIUM ?= /usr/bin/chromium
 POSTGRES_INITDB ?= /usr/lib/postgresql/*/bin/initdb
+SSHD ?= /usr/sbin/sshd
 MISSING_PACKAGES := $(strip $(if $(wildcard $(CHROMIUM)),,chromium) \
-	$(if $(wildcard $(POSTGRES_INITDB)),,postgresql))
-APT_GET = apt-get -qq -o DPkg::Lock::Timeout=300
+	$(if $(wildcard $(POSTGRES_INITDB)),,postgresql) $(if $(wildcard $(SSHD)),,openssh-server))
+APT_GET = DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=300
 # Non-empty when make runs as root, the one case where it may install packages.
 AS_ROOT ?= $(filter 0,$(shell id -u))
 test-system-packages:

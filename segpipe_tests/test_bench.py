@@ -23,6 +23,8 @@ STAGES = {
     "upload_10k",
     "upload_10k_tenth",
     "small_files",
+    "latency_sample",
+    "latency_warehouse",
 }
 
 
@@ -91,3 +93,25 @@ def test_the_tenth_table_holds_a_tenth_of_the_memberships_and_takes_the_same_upl
     growth = next(t for t in report["targets"] if t["target"].startswith("10K upload, 10x"))
     expected = stages["upload_10k"]["seconds"] / stages["upload_10k_tenth"]["seconds"]
     assert growth["measured"] == pytest.approx(expected, abs=0.005)
+
+
+def test_latency_stages_time_whole_runs_against_importing_dagster(bench_run):
+    """One one-row file through `segpipe run` as a process, on the sample and on the scale's
+    warehouse: each timed run applied its file, and the ratio is to `import dagster` timed in the
+    same stage."""
+    folder, report = bench_run
+    stages = {s["stage"]: s for s in report["stages"]}
+    for name in ("latency_sample", "latency_warehouse"):
+        detail = stages[name]["detail"]
+        assert len(detail["runs_s"]) == len(detail["import_runs_s"]) == 1
+        assert detail["vs_import"] == round(stages[name]["seconds"] / detail["import_dagster_s"], 2)
+        with connect(folder / "runs" / name / "warehouse.duckdb") as con:
+            applied = con.execute(
+                "SELECT count(*) FROM uploads WHERE file_name LIKE 'constituents_latency_%' "
+                "AND status = 'applied' AND rows_applied = 1"
+            ).fetchone()[0]
+        assert applied == 1, name
+    assert {t["target"] for t in report["targets"]} >= {
+        "latency_sample: one-row file through segpipe run / import dagster",
+        "latency_warehouse: one-row file through segpipe run / import dagster",
+    }

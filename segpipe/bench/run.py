@@ -23,6 +23,8 @@ PER_FILE_LIMIT = 0.2
 # A 10K upload into 50M memberships against the same upload into 5M: "costs in proportion to
 # the upload, not the table" allows run-to-run noise, not a cost that grows with the table.
 TABLE_GROWTH_LIMIT = 1.25
+# One one-row file through `segpipe run`, against `python -c "import dagster"` (SPEC section 9).
+LATENCY_LIMITS = {"latency_sample": 3.0, "latency_warehouse": 5.0}
 # The two 10K-upload stages take ~2 s each, where one run moves by a quarter with what the
 # machine's page cache still holds: they run in turns this many times, and count by the median.
 SHORT_STAGE_RUNS = 3
@@ -107,6 +109,8 @@ def bench(scale: Scale, folder: Path, out: TextIO = sys.stdout) -> dict:
     stages.extend(_median_run(measured) for measured in runs.values())
     small = measure("small_files", scale.small_files * scale.small_file_rows)
     small.detail = {**(small.detail or {}), "per_file_s": small.seconds / scale.small_files}
+    for name in LATENCY_LIMITS:
+        measure(name, 1)
     by_name = {s.name: s for s in stages}
     report = {
         "scale": scale.as_dict(),
@@ -144,6 +148,14 @@ def targets(by_name: dict[str, Stage]) -> list[dict]:
             TABLE_GROWTH_LIMIT,
         ),
         _target("small files: seconds per file < 0.2", per_file, PER_FILE_LIMIT),
+        *(
+            _target(
+                f"{name}: one-row file through segpipe run / import dagster",
+                by_name[name].detail["vs_import"],
+                limit,
+            )
+            for name, limit in LATENCY_LIMITS.items()
+        ),
     ]
 
 

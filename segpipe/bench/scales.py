@@ -17,6 +17,8 @@ class Scale:
     small_files: int
     small_file_rows: int
     events: int
+    # Whole `segpipe run` processes timed per latency stage (their median counts).
+    latency_runs: int = 5
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -29,5 +31,5 @@ SCALES = {
     "small": Scale("small", 250_000, 2_500_000, 500_000, 1_000, 10_000, 10_000, 100, 100,
                    2_500_000),
     # For the test suite: every stage, a few seconds.
-    "tiny": Scale("tiny", 20_000, 200_000, 20_000, 100, 500, 1_000, 10, 100, 100_000),
+    "tiny": Scale("tiny", 20_000, 200_000, 20_000, 100, 500, 1_000, 10, 100, 100_000, 1),
 }  # fmt: skip

@@ -120,6 +120,67 @@ def _refresh_work(data: DataDir) -> dict:
     }
 
 
+SAMPLE_AS_OF = "2026-11-07T00:00:00"  # the sample's events are from the week before
+
+
+def latency(folder: Path, name: str, runs_wanted: int) -> dict:
+    """One one-row constituents file through `segpipe run` as a whole process, `runs_wanted`
+    times (the scale's `latency_runs`; a single run moves with whatever else the machine does),
+    each timed by wall clock, against `python -c "import dagster"` timed in turns with it.
+
+    `name` is `latency_sample` (the sample deployment of data/, applied once first) or
+    `latency_warehouse` (a copy of this scale's base warehouse, refreshed and synced once first).
+    Returns {"seconds": median run, "runs_s", "import_dagster_s": median import, "import_runs_s",
+    "vs_import": the ratio SPEC section 9 bounds}; RuntimeError when a run does not exit 0.
+    """
+    if name == "latency_sample":
+        data = DataDir(folder / "runs" / name)
+        shutil.rmtree(data.root, ignore_errors=True)
+        _segpipe("sample", str(data.root))
+        as_of = SAMPLE_AS_OF
+    else:
+        data = deployment(folder, name)
+        as_of = generate.AS_OF
+    os.environ.pop(DATA_DIR_ENV, None)  # the runs name their data dir on the command line
+    run = ["run", "--data-dir", str(data.root), "--as-of", as_of]
+    _segpipe(*run, allowed=(0, 2))  # the sample's deliberately bad files exit 2
+    settled()
+    runs, imports = [], []
+    for attempt in range(runs_wanted):
+        one_row = data.inbox / f"constituents_latency_{attempt}.csv"
+        one_row.write_text(f"email,first_name\nlatency{attempt}@example.org,Lat\n")
+        imports.append(_timed(sys.executable, "-c", "import dagster"))
+        runs.append(_timed(sys.executable, "-m", "segpipe.cli", *run))
+    median, baseline = sorted(runs)[len(runs) // 2], sorted(imports)[len(imports) // 2]
+    return {
+        "seconds": median,
+        "runs_s": [round(s, 3) for s in runs],
+        "import_dagster_s": round(baseline, 3),
+        "import_runs_s": [round(s, 3) for s in imports],
+        "vs_import": round(median / baseline, 2),
+    }
+
+
+def _segpipe(*args: str, allowed: tuple[int, ...] = (0,)) -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "segpipe.cli", *args], capture_output=True)
+    if done.returncode not in allowed:
+        raise RuntimeError(f"segpipe {args[0]} exited {done.returncode}: {done.stdout[-2000:]!r}")
+
+
+def _timed(*command: str) -> float:
+    """Wall seconds of one whole process that must exit 0."""
+    import subprocess
+
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[2:]} exited {done.returncode}: {done.stdout[-2000:]!r}")
+    return seconds
+
+
 def _instance(data: DataDir):
     import dagster as dg
 
@@ -160,6 +221,10 @@ def run_stage(stage: str, folder: Path, scale: str) -> dict:
         return uploads(folder, "upload_10k_tenth", [files / generate.SMALL_UPLOAD], tenth)
     if stage == "small_files":
         return uploads(folder, "small_files", sorted((files / "small").glob("*.csv")))
+    if stage in ("latency_sample", "latency_warehouse"):
+        from segpipe.bench.scales import SCALES
+
+        return latency(folder, stage, SCALES[scale].latency_runs)
     raise ValueError(f"unknown stage {stage}")
 
 

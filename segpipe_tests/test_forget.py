@@ -205,3 +205,24 @@ def test_the_check_finds_an_erased_person_written_back_behind_segpipes_back(tmp_
         assert returned_people(con) == 0
         con.execute("INSERT INTO constituents (cons_id, email) VALUES (6, 'gone@example.org')")
         assert returned_people(con) == 1
+
+
+def test_forget_also_clears_the_before_images_of_undone_uploads(history: Deployment):
+    """`segpipe undo` keeps what an upload changed (Erin's old name, email, phone) in
+    upload_before_<table>; an undone upload's images stay there, and erasure removes them too."""
+    root = history.data.root
+    history.drop("constituents_2026-11-06.csv", csv("member_id,first_name", "M-7001,Erina"))
+    code, printed = history.run()
+    assert code == 0, printed
+    upload_id = history.query(
+        "SELECT upload_id FROM uploads WHERE file_name = 'constituents_2026-11-06.csv'"
+    ).item()
+    assert main(["undo", upload_id, "--data-dir", str(root)]) == 0
+    images = history.query(
+        f"SELECT count(*) FROM upload_before_constituents WHERE cons_id = {ERIN_CONS_ID} "
+        "AND email IS NOT NULL"
+    ).item()
+    assert images > 0  # the test can fail: the undone upload's image names her
+
+    assert main(["forget", "--member-id", "M-7001", "--data-dir", str(root)]) == 0
+    assert _files_naming(root, ERIN) == []

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from segpipe.warehouse import before_images
 from segpipe.warehouse.connection import SETTINGS
 from segpipe.warehouse.sql import frame, registered
 from segpipe.warehouse.suppressions import MATCHES, PERSON_KEY, IdentifierKind
@@ -117,6 +118,13 @@ def erase_people(con: duckdb.DuckDBPyConnection, found: ErasedPeople, at) -> int
         deleted += con.execute(
             "DELETE FROM sync_members WHERE key_value IN (SELECT value FROM _erased_values)"
         ).fetchone()[0]
+        # `segpipe undo`'s before-images hold a person's old values, undone uploads' included.
+        for table in before_images.shadows(con):
+            if PERSON_KEY in before_images.KEYS[table]:
+                deleted += con.execute(
+                    f"DELETE FROM {before_images.shadow_of(table)} "
+                    f"WHERE {PERSON_KEY} IN (SELECT person FROM _erased_people)"
+                ).fetchone()[0]
         for table in ("suppressions", "suppression_history"):
             deleted += con.execute(
                 f"DELETE FROM {table} t USING _erased_values v "

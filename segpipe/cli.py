@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -250,6 +251,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from segpipe.warehouse.connection import WarehouseBusy
 
+    # Dagster marks APIs segpipe relies on (observable source assets, code references) as beta;
+    # a user of the command line has nothing to do about that warning.
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
     args = parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -295,7 +295,7 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
         con.execute(
             f"""
             COPY (
-                SELECT {key} AS key, p.segment
+                SELECT {neutralized_sql(key)} AS key, {neutralized_sql("p.segment")} AS segment
                 FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok
                 ORDER BY p.segment, o.key_value
             ) TO {_literal(stage / "delivery" / "1")} (FORMAT csv, HEADER false)

@@ -22,6 +22,8 @@ from segpipe.warehouse.schema import TABLES
 SEGPIPE = Path(sys.executable).parent / "segpipe"
 AS_OF = "2026-11-07T00:00:00"
 BIG_ROWS = 200_000
+# The sample's inbox files and the large file after them: the run's progress lines count them.
+FILES = len(list((Path(__file__).resolve().parent.parent / "data" / "inbox").iterdir())) + 1
 # Tables whose rows say when or in which run something happened, not what.
 VOLATILE_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
 
@@ -130,8 +132,8 @@ def reference(tmp_path_factory) -> dict[str, list]:
     ("marker", "delay"),
     [
         ("new file(s)", 0.5),  # while the first files apply
-        ("[16/17]", 0.3),  # inside the large file's transaction
-        ("[17/17]", 0.3),  # the uploads committed, segments refreshing
+        (f"[{FILES - 1}/{FILES}]", 0.3),  # inside the large file's transaction
+        (f"[{FILES}/{FILES}]", 0.3),  # the uploads committed, segments refreshing
         ("exported ", 0.0),  # between two destinations' syncs
     ],
     ids=["early-upload", "large-file", "refresh", "sync"],
@@ -160,7 +162,7 @@ def test_the_dead_run_is_failed_and_its_slot_freed(tmp_path):
     import dagster as dg
 
     root = _deployment(tmp_path / "deployment")
-    _run_and_kill(root, "[16/17]", 0.3)
+    _run_and_kill(root, f"[{FILES - 1}/{FILES}]", 0.3)
 
     result = _run(root)
 

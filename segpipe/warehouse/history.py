@@ -53,15 +53,16 @@ _GROUP_MEMBERS = f"""
 def members_at(con: duckdb.DuckDBPyConnection, segment: str, as_of: datetime) -> pl.DataFrame:
     """The members of the segment named `segment` (case aside; interest groups included) at
     `as_of` (UTC, naive), from membership_history: columns `cons_id` (BIGINT), `member_id`
-    (text), `email` (masked), ordered by cons_id. Raises UnknownSegment."""
+    (text), `email` (masked), ordered by cons_id. A person no longer in `constituents` (their
+    creation undone) was still a member then: listed by cons_id alone. Raises UnknownSegment."""
     segment_id, kind = _segment(con, segment)
     members = _GROUP_MEMBERS if kind == "interest_group" else _SEGMENT_MEMBERS
     rows = frame(
         con,
         f"""
-        SELECT c.cons_id, c.member_id, c.email
-        FROM ({members}) m JOIN ({_PEOPLE}) c ON c.cons_id = m.{PERSON}
-        ORDER BY c.cons_id
+        SELECT m.{PERSON} AS cons_id, c.member_id, c.email
+        FROM ({members}) m LEFT JOIN ({_PEOPLE}) c ON c.cons_id = m.{PERSON}
+        ORDER BY m.{PERSON}
         """.replace("$id", str(int(segment_id))),
         {"as_of": as_of},
     )

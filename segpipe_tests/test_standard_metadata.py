@@ -87,10 +87,16 @@ def test_segments_carry_members_in_total_and_the_members_table(applied: Deployme
 
 
 def test_each_export_counts_the_rows_of_its_list(applied: Deployment):
-    syncs = applied.query("SELECT destination, segment, members FROM syncs")
+    from segpipe.exports.destinations import audience_of_segment
+
+    syncs = applied.query(
+        "SELECT y.destination, y.segment, s.domain, y.members FROM syncs y "
+        "JOIN segments s USING (segment_id)"
+    )
     assert syncs.height > 0
-    for destination, segment, members in syncs.iter_rows():
-        partition = f"{destination}/{segment.replace(' ', '_')}"
+    for destination, segment, domain, members in syncs.iter_rows():
+        # A subscriber segment's audience carries its Attentive domain (`shop_VIP`).
+        partition = f"{destination}/{audience_of_segment(segment, domain)}"
         assert latest(applied, "segment_export", partition)["dagster/row_count"] == members
 
 

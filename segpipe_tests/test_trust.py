@@ -154,8 +154,11 @@ def _phones(count: int, start: int = 0) -> list[str]:
 
 
 def _people(deployment: Deployment, count: int) -> None:
-    rows = [f"p{n}@example.org,{phone},y" for n, phone in enumerate(_phones(count))]
-    apply_file(deployment, "constituents_guard.csv", csv("email,phone,sms_opt_in", *rows))
+    # Opted in to both channels: an email destination exports only people with email consent.
+    rows = [f"p{n}@example.org,{phone},y,y" for n, phone in enumerate(_phones(count))]
+    apply_file(
+        deployment, "constituents_guard.csv", csv("email,phone,sms_opt_in,email_opt_in", *rows)
+    )
 
 
 def _delivery(name: str, phones: list[str], segment: str = "Loyal Fans") -> str:

@@ -27,7 +27,9 @@ from segpipe_tests.conftest import SAMPLE, Deployment, csv
 # What an undo adds to rather than puts back: the uploads' statuses, the history of changes, and
 # segpipe_meta, whose cons_id high-water mark stays up so an undone person's cons_id is never
 # given to anyone else.
-BOOKKEEPING = {"uploads", "membership_history", "segpipe_meta"}
+# upload_contents (the decoded-content fingerprint of every upload, like its `uploads` row) is
+# kept too: a duplicate is judged against applied uploads only, so an undone one matches nothing.
+BOOKKEEPING = {"uploads", "membership_history", "segpipe_meta", "upload_contents"}
 
 
 def _now() -> datetime:

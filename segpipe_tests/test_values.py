@@ -367,7 +367,9 @@ def test_a_bad_attributes_section_rejects_constituent_files_saying_what_to_fix(
 
 def test_subscriber_segments_belong_to_their_domain(deployment: Deployment):
     deployment.data.segments_yaml.write_text(
-        "destinations:\n  - {name: lists, format: csv, key: member_id, segments: [VIP]}\n"
+        # channel none: a list of ids contacts nobody, so no consent is needed to export it.
+        "destinations:\n  - {name: lists, format: csv, key: member_id, channel: none, "
+        "segments: [VIP]}\n"
     )
     deployment.drop(
         "constituents.csv",

@@ -51,7 +51,7 @@ class DagsterDev:
         assert "errors" not in answer, answer["errors"]
         return answer["data"]
 
-    def wait_for(self, what: str, probe, timeout: float = 90, every: float = 0.5):
+    def wait_for(self, what: str, probe, timeout: float = 180, every: float = 0.5):
         """Poll `probe` until it returns something truthy; fail naming `what` after `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

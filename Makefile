@@ -55,7 +55,8 @@ lint: $(BIN)/segpipe
 dev: $(BIN)/segpipe
 	@test -d $(DEMO) || $(BIN)/segpipe sample $(DEMO)
 	@mkdir -p $(DEMO)/.dagster && cp -n segpipe/dagster.yaml $(DEMO)/.dagster/dagster.yaml || true
-	SEGPIPE_DATA_DIR=$(abspath $(DEMO)) DAGSTER_HOME=$(abspath $(DEMO))/.dagster $(BIN)/dagster dev -w workspace.yaml
+	@# segpipe's Dagster settings (segpipe/defs/instance.py) for the daemon and webserver, which create runs.
+	env $$($(BIN)/python -m segpipe.defs.instance) SEGPIPE_DATA_DIR=$(abspath $(DEMO)) DAGSTER_HOME=$(abspath $(DEMO))/.dagster $(BIN)/dagster dev -w workspace.yaml
 
 ## `segpipe bench` (SCALE=small|full); results in build/bench-$(SCALE)/bench.json.
 SCALE ?= small

@@ -127,11 +127,14 @@ def _earlier(con, received: ReceivedFile, sha256: str, content_sha256: str):
     """(the applied upload these bytes, or else this decoded content, repeat; "bytes" or
     "content"), or (None, None) (SPEC 3: a repeat changes nothing)."""
     name = _name_that_matters(received)
-    if original := uploads.earlier_copy(con, received.upload_id, sha256, name):
+    original, same_bytes = uploads.earlier_upload(
+        con, received.upload_id, sha256, content_sha256, name
+    )
+    if original is None:
+        return None, None
+    if same_bytes:
         return original, "bytes"
-    if original := uploads.earlier_content(con, received.upload_id, content_sha256, name):
-        return original, "content (decoded: compression, byte-order mark, line endings aside)"
-    return None, None
+    return original, "content (decoded: compression, byte-order mark, line endings aside)"
 
 
 def _name_that_matters(received: ReceivedFile) -> str | None:
@@ -154,13 +157,13 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
     rows_in, dialect = _guarded_validation(con, received, rules, facts, on_read)
     # Before anything shows a row: an erased person's rows never reach a preview.
     erasures.ignore_erased(con, VALIDATED_TABLE)
-    validated_counts = _outcomes_in(con, VALIDATED_TABLE)
+    validated_counts, validated_reasons = _tally(con, VALIDATED_TABLE)
     refused = rows_in - validated_counts.get("applied", 0)
     outcome.stages["validated_upload"] = {
         "rows_in": rows_in,
         "rows_valid": rows_in - refused,
         "rows_rejected": refused,
-        **_reasons(con, VALIDATED_TABLE),
+        **validated_reasons,
         "preview": _preview(con, VALIDATED_TABLE),
     }
     upload = UploadContext(
@@ -171,9 +174,9 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         removal_limit=limit,
     )
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
-    counts = {f"rows_{k}": v for k, v in _outcomes_in(con, resolved).items()}
+    resolved_counts, reasons = _tally(con, resolved)
+    counts = {f"rows_{k}": v for k, v in resolved_counts.items()}
     counts["rows_in"] = rows_in
-    reasons = _reasons(con, resolved)
     outcome.stages["resolved_upload"] = {**counts, **reasons}
     refused = _refused_lines(con, resolved)
     # The errors file is written (polars, re-reading the file) while the warehouse changes
@@ -350,20 +353,18 @@ def _write_errors(data: DataDir, upload_id: str, rows: pl.DataFrame) -> str | No
     return str(path.relative_to(data.root))
 
 
-def _outcomes_in(con, table: str) -> dict[str, int]:
-    """Rows per outcome (None = applied), counted in SQL over the upload's table."""
+def _tally(con, table: str) -> tuple[dict[str, int], dict[str, Markdown]]:
+    """Rows per outcome (None = applied) and the reasons table, from one GROUP BY in SQL over
+    the upload's table (one statement, not one for the outcomes and one for the reasons)."""
+    grouped = frame(con, f"SELECT {OUTCOME}, {REASON}, count(*) AS len FROM {table} GROUP BY ALL")
     counts = dict.fromkeys(("applied", "rejected", "ignored", "superseded"), 0)
-    grouped = con.execute(f"SELECT {OUTCOME}, count(*) FROM {table} GROUP BY ALL").fetchall()
-    for outcome, count in grouped:
+    for outcome, count in grouped.group_by(OUTCOME).agg(pl.col("len").sum()).iter_rows():
         counts[outcome or "applied"] = count
-    return counts
+    return counts, _reasons(grouped.filter(pl.col(REASON).is_not_null()))
 
 
-def _reasons(con, table: str) -> dict[str, Markdown]:
-    grouped = frame(
-        con,
-        f"SELECT {REASON}, count(*) AS len FROM {table} WHERE {REASON} IS NOT NULL GROUP BY ALL",
-    )
+def _reasons(grouped: pl.DataFrame) -> dict[str, Markdown]:
+    """The reasons table of rows counted per `REASON` (`len`), reasons masked."""
     # Reasons quote values (a segment name, an id): masked like every message from the file.
     grouped = grouped.group_by(mask_expr(pl.col(REASON))).agg(pl.col("len").sum())
     # Most common first, then by reason: the order polars' reason_counts gives.

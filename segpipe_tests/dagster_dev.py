@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segpipe.config import DATA_DIR_ENV, DataDir
-from segpipe.defs.instance import INSTANCE_TEMPLATE
+from segpipe.defs.instance import DAGSTER_SETTINGS, INSTANCE_TEMPLATE
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = REPO / ".venv" / "bin" / "dagster"
@@ -85,7 +85,13 @@ def start(root: Path) -> DagsterDev:
     shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
     port = free_port()
     log = root / "dagster_dev.log"
-    env = {**os.environ, "DAGSTER_HOME": str(home), DATA_DIR_ENV: str(data.root)}
+    # As `make dev` starts it: with segpipe's Dagster settings for the processes that create runs.
+    env = {
+        **DAGSTER_SETTINGS,
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        DATA_DIR_ENV: str(data.root),
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

@@ -223,3 +223,32 @@ def test_windows_1252_is_refused_naming_the_encoding_and_the_fix(ran):
         ).item()
         == 0
     )
+
+
+SMALL = csv("email;interest_name;opt", "ana@example.org;A, B;in", "ben@example.org;C;out").encode()
+
+
+def test_a_small_file_is_sniffed_in_place_as_its_copy_would_be(tmp_path: Path, monkeypatch):
+    from segpipe.ingest import dialect
+
+    path = tmp_path / "segmentation_small.csv"
+    path.write_bytes(SMALL)
+    from_copy = dialect.detect_bytes(path.name, SMALL)
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("a small UTF-8 file is sniffed in place, without a temporary copy")
+
+    monkeypatch.setattr(dialect.tempfile, "NamedTemporaryFile", no_copy)
+    assert dialect.detect(path) == from_copy
+    assert from_copy.delimiter == ";"
+
+
+@pytest.mark.parametrize("name", ["segmentation [final].csv", "segmentation*.csv", "seg?.csv"])
+def test_a_file_named_with_glob_characters_is_sniffed_from_a_copy(tmp_path: Path, name):
+    from segpipe.ingest import dialect
+
+    (tmp_path / "segmentation_other.csv").write_bytes(b"a|b\n1|2\n")  # what a glob might match
+    path = tmp_path / name
+    path.write_bytes(SMALL)
+    assert dialect.detect(path) == dialect.detect_bytes(name, SMALL)
+    assert dialect.detect(path).delimiter == ";"

@@ -76,6 +76,37 @@ def test_a_rejected_file_counts_its_rows_in(applied: Deployment):
     assert metadata["dagster/partition_row_count"] == upload["rows_in"] > 0
 
 
+def test_an_upload_run_plans_each_stage_once_and_materializes_every_file(applied: Deployment):
+    """The run over the sample's files logs one "planned" event per upload stage naming all its
+    files (DAGSTER_SETTINGS in defs/instance.py), not one per stage and file; every file still
+    gets its own materializations."""
+    from dagster._core.events import DagsterEventType
+
+    uploads = set(applied.query("SELECT upload_id FROM uploads")["upload_id"])
+    assert len(uploads) > 1
+    stages = ("raw_upload", "validated_upload", "resolved_upload", "applied_upload")
+    with applied.instance() as instance:
+        (run,) = instance.get_runs(filters=dg.RunsFilter(job_name="process_upload"))
+        planned = instance.all_logs(
+            run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        )
+        materialized = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    by_asset = {}
+    for entry in planned:
+        data = entry.get_dagster_event().event_specific_data
+        by_asset.setdefault(data.asset_key.to_user_string(), []).append(data)
+    assert sorted(by_asset) == sorted(stages)
+    for plans in by_asset.values():
+        (plan,) = plans
+        assert set(plan.partitions_subset.get_partition_keys()) == uploads
+    raw = {
+        e.get_dagster_event().partition
+        for e in materialized
+        if e.get_dagster_event().asset_key.path == ["raw_upload"]
+    }
+    assert raw == uploads
+
+
 def test_segments_carry_members_in_total_and_the_members_table(applied: Deployment):
     metadata = latest(applied, "segments")
     members = applied.query("SELECT count(*) AS n FROM segment_members").item()

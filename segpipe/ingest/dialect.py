@@ -30,6 +30,9 @@ SNIFF_BYTES = 256 * 1024
 # Delimiters spreadsheets and CRM exports write (comma, semicolon in European locales, tab for
 # "Unicode Text" and TSV, pipe); the sniffer's answer is kept only when it is one of them.
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# Characters DuckDB would read as a glob in a path: a file named with one is sniffed from a
+# temporary copy, never in place.
+_GLOB = re.compile(r"[*?\[\]{}]")
 SEP_LINE = re.compile(rb"^sep=(.)(\r\n|\r|\n)", re.IGNORECASE)
 # When charset-normalizer finds several code pages that decode the bytes alike, the one a
 # spreadsheet most likely wrote is named (Excel on Windows, then on a Mac).
@@ -151,13 +154,16 @@ def head_of(path: Path, size: int = SAMPLE_BYTES) -> bytes:
 def detect(path: Path) -> Dialect:
     """The dialect of the file at `path`, from its head; UploadRejected when the file is empty
     or in an encoding segpipe does not read."""
-    return detect_bytes(path.name, head_of(path))
+    head = head_of(path)
+    whole = not path.name.lower().endswith(".gz") and len(head) < SAMPLE_BYTES
+    return detect_bytes(path.name, head, path if whole else None)
 
 
-def detect_bytes(file_name: str, head: bytes) -> Dialect:
+def detect_bytes(file_name: str, head: bytes, whole_file: Path | None = None) -> Dialect:
     """The dialect of a file whose content (gzip unwrapped) starts with `head`: the encoding
     from its BOM, checked over the head; Excel's `sep=` line; delimiter and line ending from
-    DuckDB's sniffer. UploadRejected: empty, another encoding, a `sep=` of another delimiter."""
+    DuckDB's sniffer. UploadRejected: empty, another encoding, a `sep=` of another delimiter.
+    `whole_file`: the file on disk when `head` is all of it, as stored."""
     encoding = next((known for bom, known in _BOMS if head.startswith(bom)), Encoding.UTF8)
     head = head.removeprefix(bom_of(encoding))
     text = _head_text(file_name, head, encoding)
@@ -166,7 +172,9 @@ def detect_bytes(file_name: str, head: bytes) -> Dialect:
     sep = SEP_LINE.match(text)
     if sep:
         text = text[sep.end() :]
-    delimiter, ending = _sniffed(text)
+    # Plain UTF-8 and no `sep=` line: the text to sniff is the file's bytes as stored.
+    as_stored = whole_file if encoding == Encoding.UTF8 and not sep else None
+    delimiter, ending = _sniffed(text, as_stored)
     if sep:
         delimiter = sep.group(1).decode("utf-8", "replace")
         if delimiter not in DELIMITERS:
@@ -205,25 +213,36 @@ def _sniffer() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
-def _sniffed(text: bytes) -> tuple[str, LineEnding]:
-    """Delimiter and line ending by DuckDB's sniffer over the head's first complete lines."""
+def _sniffed(text: bytes, as_stored: Path | None = None) -> tuple[str, LineEnding]:
+    """Delimiter and line ending by DuckDB's sniffer over the head's first complete lines.
+    `as_stored`: a file whose bytes are `text`, sniffed in place when the sample is all of it
+    (a small file: no temporary copy to write)."""
+    whole = len(text) <= SNIFF_BYTES
     text = text[:SNIFF_BYTES]
     cut = max(text.rfind(b"\n"), text.rfind(b"\r"))
     sample = text[: cut + 1] if 0 <= cut < len(text) - 1 else text
+    in_place = as_stored is not None and not _GLOB.search(str(as_stored))
+    if in_place and whole and len(sample) == len(text):
+        return _sniff_file(as_stored, sample)
     with tempfile.NamedTemporaryFile(suffix=".csv") as file:
         file.write(sample)
         file.flush()
-        with _sniffer().cursor() as con:
-            try:
-                delimiter, ending = con.execute(
-                    "SELECT Delimiter, NewLineDelimiter FROM sniff_csv(?, header = false, "
-                    "all_varchar = true, ignore_errors = true, quote = '\"', escape = '\"')",
-                    [file.name],
-                ).fetchone()
-            except duckdb.Error:
-                # No consistent dialect in the head (an unclosed quote, say): the reader then
-                # names the line at fault; the first line still tells the delimiter.
-                delimiter, ending = None, None
+        return _sniff_file(Path(file.name), sample)
+
+
+def _sniff_file(path: Path, sample: bytes) -> tuple[str, LineEnding]:
+    """`_sniffed` over the file at `path`, whose content is `sample`."""
+    with _sniffer().cursor() as con:
+        try:
+            delimiter, ending = con.execute(
+                "SELECT Delimiter, NewLineDelimiter FROM sniff_csv(?, header = false, "
+                "all_varchar = true, ignore_errors = true, quote = '\"', escape = '\"')",
+                [str(path)],
+            ).fetchone()
+        except duckdb.Error:
+            # No consistent dialect in the head (an unclosed quote, say): the reader then
+            # names the line at fault; the first line still tells the delimiter.
+            delimiter, ending = None, None
     return (
         _checked_delimiter(delimiter, sample),
         _SNIFFED_ENDINGS.get(ending) or _first_line_ending(sample),

@@ -14,11 +14,14 @@ UPLOADED_CATEGORY = "Uploaded"
 def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext):
     """Create an Email Interest for every `interest_name` in `source` that matches none (case
     aside), with its Opt-In and Opt-Out groups. Returns how many interests were created."""
-    first_id = next_id(con, "interests", "interest_id")
+    # The next free id is found by the INSERT itself: most uploads create no interest, and
+    # then this is the one statement.
     created = con.execute(
         f"""
         INSERT INTO interests
-        SELECT ? + row_number() OVER (ORDER BY first_line) - 1, name, ?, 'email', ?, ?
+        SELECT (SELECT coalesce(max(interest_id), 0) FROM interests)
+                   + row_number() OVER (ORDER BY first_line),
+               name, ?, 'email', ?, ?
         FROM (
             SELECT arg_min(interest_name, _line) AS name, min(_line) AS first_line
             FROM {source}
@@ -27,9 +30,11 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
         ) AS named
         WHERE NOT EXISTS (SELECT 1 FROM interests i WHERE lower(i.name) = lower(named.name))
         """,
-        [first_id, UPLOADED_CATEGORY, upload.at, upload.upload_id],
+        [UPLOADED_CATEGORY, upload.at, upload.upload_id],
     ).fetchone()[0]
     if created:
+        # The new ids are the `created` highest ones.
+        first_id = next_id(con, "interests", "interest_id") - created
         before_images.keep_created(
             con,
             upload.upload_id,

@@ -13,42 +13,29 @@ def status_of(con: duckdb.DuckDBPyConnection, upload_id: str) -> str | None:
     return scalar(con, "SELECT status FROM uploads WHERE upload_id = ?", [upload_id])
 
 
-def earlier_copy(
-    con: duckdb.DuckDBPyConnection, upload_id: str, sha256: str, file_name: str | None = None
-) -> str | None:
-    """The applied upload that already brought these exact bytes (and, when `file_name` is
-    given, under that name), if any. Bytes that were rejected before are processed again:
-    renamed to a valid kind, they may apply."""
-    return scalar(
-        con,
-        """
-        SELECT upload_id FROM uploads
-        WHERE sha256 = ? AND upload_id <> ? AND status = 'applied'
-          AND (?::VARCHAR IS NULL OR lower(file_name) = lower(?))
-        ORDER BY upload_id LIMIT 1
-        """,
-        [sha256, upload_id, file_name, file_name],
-    )
-
-
-def earlier_content(
+def earlier_upload(
     con: duckdb.DuckDBPyConnection,
     upload_id: str,
+    sha256: str,
     content_sha256: str,
     file_name: str | None = None,
-) -> str | None:
-    """The applied upload whose decoded content (ingest/guard.py's fingerprint) is the same as
-    this one's, if any; under the same name when `file_name` is given (as `earlier_copy`)."""
-    return scalar(
-        con,
+) -> tuple[str | None, bool]:
+    """(the applied upload that already brought these exact bytes, or else the same decoded
+    content (ingest/guard.py's fingerprint), True when it is the bytes), or (None, False); only
+    uploads under `file_name` when it is given. Bytes that were rejected before are processed
+    again: renamed to a valid kind, they may apply. One statement for both questions: the same
+    bytes win, then the earliest upload."""
+    rows = con.execute(
         """
-        SELECT u.upload_id FROM uploads u JOIN upload_contents c USING (upload_id)
-        WHERE c.content_sha256 = ? AND u.upload_id <> ? AND u.status = 'applied'
-          AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
-        ORDER BY u.upload_id LIMIT 1
+        SELECT u.upload_id, coalesce(u.sha256 = ?, false) AS same_bytes
+        FROM uploads u LEFT JOIN upload_contents c USING (upload_id)
+        WHERE (u.sha256 = ? OR c.content_sha256 = ?) AND u.upload_id <> ?
+          AND u.status = 'applied' AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
+        ORDER BY same_bytes DESC, u.upload_id LIMIT 1
         """,
-        [content_sha256, upload_id, file_name, file_name],
-    )
+        [sha256, sha256, content_sha256, upload_id, file_name, file_name],
+    ).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else (None, False)
 
 
 def record_content(con: duckdb.DuckDBPyConnection, upload_id: str, content_sha256: str) -> None:

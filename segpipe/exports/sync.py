@@ -241,14 +241,19 @@ def _guard_removals(con, destination: Destination, limit: RemovalLimit | None) -
         raise RemovalHeld(held_message(f"sync to destination {destination.name!r}", held, limit))
 
 
-def _write_lists(con, destination: Destination, stage: Path, count: int) -> None:
-    """Every pair's members, adds and removes in one partitioned COPY, then one file each."""
+def _write_lists(
+    con, destination: Destination, stage: Path, count: int, files: tuple[str, ...] = FILES
+) -> None:
+    """Every pair's `files` (members, adds and removes) in one partitioned COPY, then one file
+    each."""
     parts = stage / "parts"
+    wanted = ", ".join(f"'{name}'" for name in files)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _sync_lines AS
         SELECT o.pair, o.file, {_output_columns(con, destination)}
         FROM _sync_out o LEFT JOIN constituents c ON c.cons_id = o.cons_id
+        WHERE o.file IN ({wanted})
         ORDER BY o.pair, o.file, o.key_value
         """
     )
@@ -266,7 +271,7 @@ def _write_lists(con, destination: Destination, stage: Path, count: int) -> None
         con.execute("DROP TABLE _sync_lines")
     header = header_line(destination.columns)
     for pair in range(count):
-        for name in FILES:
+        for name in files:
             gather_parts(
                 parts / f"pair={pair}" / f"file={name}",
                 stage / "pairs" / str(pair) / f"{name}.csv",
@@ -500,7 +505,8 @@ def sync_is_unchanged(
     stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + "check-", dir=folder))
     try:
         _stage_tables(con, destination, pairs)
-        _write_lists(con, destination, stage, len(pairs))
+        # Only the full lists: no adds or removes is read from the counts.
+        _write_lists(con, destination, stage, len(pairs), files=("members",))
         return _unchanged(con, data, destination, pairs, stage, at, _counts(con))
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 import dagster as dg
@@ -19,13 +19,15 @@ from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.recovery import fail_dead_runs, process_tags, wait_for_pool
+from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.defs.warnings.runs import WARNED_BY_TAG
+from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
-from segpipe.exports.sync import finish_interrupted_syncs
+from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import HELD_PREFIX, REJECTED_PREFIX, progress
@@ -153,15 +155,43 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
 def sync_exports(
     defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
 ) -> list[str]:
-    """One run of `sync_destinations` over every configured destination and segment."""
+    """One run of `sync_destinations` over every configured destination and segment; none when
+    no destination would be sent anything new (see _exports_unchanged)."""
+    warnings: list[str] = []
     try:
         with connect(data.warehouse) as con:
-            tags = register_pairs(instance, current_pairs(con, data))
+            pairs = current_pairs(con, data, warnings.append)
+            tags = register_pairs(instance, pairs)
+            unchanged = tags is not None and _exports_unchanged(con, instance, data, pairs)
     except DestinationError as error:
         return [f"{data.segments_yaml.name}: {error}"]
     if tags is None:
         return []
+    if unchanged:
+        # What the run's step would have said, then one summary instead of a run (issue 18).
+        for message in warnings:
+            progress.warning(f"warning: {message}")
+        print("segpipe: exports unchanged since their last sync: no sync run", file=out)
+        return []
     return _run_job(defs, "sync_destinations", instance, tags, out=out)
+
+
+def _exports_unchanged(con, instance: dg.DagsterInstance, data: DataDir, pairs) -> bool:
+    """True when a sync run now would write nothing: every destination's pairs would be sent
+    exactly what their latest sync sent (exports.sync.sync_is_unchanged), and the run would
+    have nothing else to say (no failed blocking check to refuse on, no destination held for
+    undelivered files). Costs the sync's own list computation, without files swapped or events
+    stored."""
+    if failed_blocking_checks(instance):
+        return False
+    at = datetime.now(UTC).replace(tzinfo=None)
+    for destination in dict.fromkeys(p.destination for p in pairs):
+        if undelivered_diffs(con, destination):
+            return False
+        mine = [p for p in pairs if p.destination == destination]
+        if not sync_is_unchanged(con, data, destination, mine, at=at):
+            return False
+    return True
 
 
 def _send_warnings(data: DataDir, instance, run_ids: list[str], failures: list[str]):

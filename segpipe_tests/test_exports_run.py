@@ -66,6 +66,67 @@ def test_syncs_follow_people_entering_leaving_and_reentering(deployment: Deploym
     assert not any("@" in str(v.value) for m in metadata for v in m.metadata.values())
 
 
+def _sync_runs(deployment: Deployment) -> int:
+    with deployment.instance() as instance:
+        return len(instance.get_run_records(dg.RunsFilter(job_name="sync_destinations")))
+
+
+def _export_events(deployment: Deployment) -> int:
+    with deployment.instance() as instance:
+        key = dg.AssetKey("segment_export")
+        return len(instance.fetch_materializations(key, limit=100).records)
+
+
+def test_a_run_that_changed_nothing_sent_starts_no_sync_run(deployment: Deployment):
+    (deployment.data.root / "segments.yaml").write_text(SEGMENTS_YAML)
+    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+    _opt(deployment, 2, "ann@example.org,Monthly Newsletter,in")
+    assert deployment.run()[0] == 0
+    runs, events, syncs = _sync_runs(deployment), _export_events(deployment), 1
+
+    code, printed = deployment.run()  # no new file
+    assert code == 0, printed
+    assert "exports unchanged since their last sync: no sync run" in printed
+    assert (_sync_runs(deployment), _export_events(deployment)) == (runs, events)
+    assert deployment.query("SELECT count(*) AS n FROM syncs")["n"][0] == syncs
+    assert "selligent / Monthly Newsletter Opt-In" in printed  # its latest sync, as before
+
+    # A file that changes nobody the destination is sent: still no sync run.
+    deployment.drop("constituents_2026-11-03.csv", csv("email,first_name", "zed@example.org,Zed"))
+    code, printed = deployment.run()
+    assert code == 0 and "no sync run" in printed, printed
+    assert _sync_runs(deployment) == runs
+
+    # A changed field of a member is a change: the run syncs, as before.
+    deployment.drop("constituents_2026-11-04.csv", csv("email,first_name", "ann@example.org,Anne"))
+    code, printed = deployment.run()
+    assert code == 0 and "no sync run" not in printed, printed
+    assert (_sync_runs(deployment), _export_events(deployment)) == (runs + 1, events + 1)
+    members = deployment.data.exports / "selligent" / "Monthly_Newsletter_Opt-In" / "members.csv"
+    assert pl.read_csv(members)["first_name"].to_list() == ["Anne"]
+
+
+def test_a_sync_run_writes_unchanged_destinations_only_when_daily(deployment: Deployment):
+    from segpipe.definitions import defs
+    from segpipe.defs.exports.jobs import sync_request
+
+    (deployment.data.root / "segments.yaml").write_text(SEGMENTS_YAML)
+    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+    _opt(deployment, 2, "ann@example.org,Monthly Newsletter,in")
+    assert deployment.run()[0] == 0
+    events = _export_events(deployment)
+    job = defs().resolve_job_def("sync_destinations")
+    with deployment.instance() as instance:
+        after_segments = sync_request(instance, deployment.data, "sensor")
+        assert job.execute_in_process(instance=instance, tags=after_segments.tags).success
+        assert _export_events(deployment) == events  # unchanged: no materialization
+        daily = sync_request(instance, deployment.data, "daily", sync_all=True)
+        assert job.execute_in_process(instance=instance, tags=daily.tags).success
+    # The daily sync materializes every pair, changed or not (EXPORTS_FRESHNESS).
+    assert _export_events(deployment) == events + 1
+    assert deployment.query("SELECT count(*) AS n FROM syncs")["n"][0] == 2
+
+
 def test_a_wrong_destination_fails_the_run_naming_it(deployment: Deployment):
     (deployment.data.root / "segments.yaml").write_text(
         "destinations:\n  - {name: crm, key: email, segments: [No such segment]}\n"

@@ -18,7 +18,7 @@ from segpipe.exports.destinations import (
     load_destinations,
     resolve_pairs,
 )
-from segpipe.exports.sync import sync_destination
+from segpipe.exports.sync import sync_destination, sync_is_unchanged
 from segpipe.ingest.filenames import delivery_of
 from segpipe.ingest.normalize import phone_e164
 from segpipe.warehouse.connection import connect
@@ -241,6 +241,53 @@ def test_spreadsheet_formulas_are_neutralized_but_e164_phones_are_not(warehouse:
         ("Y13", "'\rCR", "+12025550113"),
         ("Y14", "Ann-Marie", "202-555"),
     ]
+
+
+def _unchanged_now(warehouse: Warehouse, destination: Destination) -> bool:
+    with connect(warehouse.data.warehouse) as con:
+        pairs = resolve_pairs(con, destination)
+        return sync_is_unchanged(
+            con, warehouse.data, destination, pairs, at=warehouse.clock + timedelta(hours=1)
+        )
+
+
+def test_an_unchanged_destination_is_left_alone_and_any_change_syncs_it(warehouse: Warehouse):
+    warehouse.members("VIP list", 1, 2, 4)
+    assert not _unchanged_now(warehouse, SELLIGENT)  # never synced
+    warehouse.sync(SELLIGENT)
+    warehouse.members("VIP list", 1, 2, 3, 4)
+    warehouse.sync(SELLIGENT)  # adds.csv now holds X3
+    before, syncs = _snapshot(warehouse, "selligent"), warehouse.query("SELECT * FROM syncs")
+    baseline = warehouse.query("SELECT * FROM sync_members ORDER BY key_value")
+
+    assert _unchanged_now(warehouse, SELLIGENT)
+    result = warehouse.sync(SELLIGENT, skip_unchanged=True)
+    assert result.unchanged and result.pairs == []
+    # No new files or history, no syncs row, the same baseline: the latest syncs row still
+    # describes the files in place (its adds are adds.csv's X3).
+    assert _snapshot(warehouse, "selligent") == before
+    assert warehouse.query("SELECT * FROM syncs").equals(syncs)
+    assert warehouse.query("SELECT * FROM sync_members ORDER BY key_value").equals(baseline)
+    assert not list((warehouse.data.exports / "selligent").glob(".staging-*"))
+
+    # Whatever a destination would be sent differently is a change: a field of a member...
+    warehouse.query("UPDATE constituents SET first_name = 'Bobby' WHERE cons_id = 2")
+    assert not _unchanged_now(warehouse, SELLIGENT)
+    assert not warehouse.sync(SELLIGENT, skip_unchanged=True).unchanged
+    assert warehouse.keys("selligent", "VIP_list", "adds") == []
+    assert _unchanged_now(warehouse, SELLIGENT)
+    # ... consent (Ann stops email: a remove) ...
+    warehouse.query("UPDATE constituents SET email_opt_in = FALSE WHERE cons_id = 1")
+    assert not _unchanged_now(warehouse, SELLIGENT)
+    warehouse.sync(SELLIGENT, skip_unchanged=True)
+    assert warehouse.keys("selligent", "VIP_list", "removes") == ["X1"]
+    # ... and a member without the key, counted though never sent.
+    warehouse.members("VIP list", 2, 3, 4, 5)
+    assert not _unchanged_now(warehouse, SELLIGENT)
+    assert warehouse.sync(SELLIGENT, skip_unchanged=True).pairs[0].skipped_no_key == 2
+    # A destination's other fields are a different list too.
+    wider = Destination("selligent", "external_id", ("VIP list",), fields=("email",))
+    assert not _unchanged_now(warehouse, wider)
 
 
 def _snapshot(warehouse: Warehouse, destination: str) -> dict[str, bytes]:

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import paramiko
 import polars as pl
 
 from segpipe.config import DataDir
@@ -40,6 +40,9 @@ from segpipe.exports.sync import FILES, attentive_name
 from segpipe.ingest.normalize import mask_text
 from segpipe.ingest.receive import sha256_of
 from segpipe.warehouse.sql import frame, registered
+
+if TYPE_CHECKING:  # imported where a delivery connects: most runs deliver nothing
+    import paramiko
 
 PARTIAL = ".{name}.partial"
 
@@ -56,10 +59,6 @@ HELD = (DeliveryStatus.DELIVERED, DeliveryStatus.ALREADY_ON_SERVER)
 
 class DeliveryRefused(Exception):
     """A delivery that retrying cannot fix: unknown host key, missing key file or password."""
-
-
-# Errors no retry can fix (a changed host key, a refused login): fail at once, not N times.
-PERMANENT = (DeliveryRefused, paramiko.BadHostKeyException, paramiko.AuthenticationException)
 
 
 @dataclass(frozen=True)
@@ -195,6 +194,8 @@ def _transfer(
 ) -> None:
     """Send `result.failed` (the files still to send), moving each to delivered or
     already_on_server as it lands; retry a broken connection with backoff."""
+    import paramiko
+
     for attempt in range(1, settings.attempts + 1):
         result.attempts = attempt
         try:
@@ -209,6 +210,7 @@ def _transfer(
                     result.failed.pop(0)
             result.error = None
             return
+        # Errors no retry can fix (a changed host key, a refused login): fail at once.
         except (
             DeliveryRefused,
             paramiko.BadHostKeyException,
@@ -232,22 +234,25 @@ def _local_path(value: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
-class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+def _refuse_unknown_host(known_hosts: Path) -> paramiko.MissingHostKeyPolicy:
     """A server whose key is not in known_hosts is refused (never added, never trusted)."""
+    import paramiko
 
-    def __init__(self, known_hosts: Path):
-        self.known_hosts = known_hosts
+    class RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client, hostname, key):
+            raise DeliveryRefused(
+                f"host key of {hostname} ({key.get_name()}) is not in {known_hosts}; "
+                f"check its fingerprint with the server's owner, then add it "
+                f"(ssh-keyscan) to that file"
+            )
 
-    def missing_host_key(self, client, hostname, key):
-        raise DeliveryRefused(
-            f"host key of {hostname} ({key.get_name()}) is not in {self.known_hosts}; "
-            f"check its fingerprint with the server's owner, then add it "
-            f"(ssh-keyscan) to that file"
-        )
+    return RefuseUnknownHost()
 
 
 @contextmanager
 def _session(settings: SftpDelivery, root: Path) -> Iterator[paramiko.SFTPClient]:
+    import paramiko
+
     known_hosts = _local_path(settings.known_hosts, root)
     if not known_hosts.is_file():
         raise DeliveryRefused(f"known_hosts file {known_hosts} not found")
@@ -259,7 +264,7 @@ def _session(settings: SftpDelivery, root: Path) -> Iterator[paramiko.SFTPClient
         raise DeliveryRefused(f"environment variable {settings.password_env} is not set")
     client = paramiko.SSHClient()
     client.load_host_keys(str(known_hosts))
-    client.set_missing_host_key_policy(_RefuseUnknownHost(known_hosts))
+    client.set_missing_host_key_policy(_refuse_unknown_host(known_hosts))
     try:
         client.connect(
             settings.host,

@@ -14,8 +14,10 @@ before the commit restores the previous files (see files.py), so baseline and fi
 
 from __future__ import annotations
 
+import filecmp
 import math
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -79,6 +81,8 @@ class DestinationSync:
     pairs: list[PairSync] = field(default_factory=list)
     delivery_files: list[str] = field(default_factory=list)  # attentive files, data-dir relative
     skipped_segments: list[str] = field(default_factory=list)  # names attentive cannot carry
+    # Every pair was as its latest sync left it: nothing was written (see `unchanged`).
+    unchanged: bool = False
 
 
 def sync_stamp(at: datetime) -> str:
@@ -237,14 +241,19 @@ def _guard_removals(con, destination: Destination, limit: RemovalLimit | None) -
         raise RemovalHeld(held_message(f"sync to destination {destination.name!r}", held, limit))
 
 
-def _write_lists(con, destination: Destination, stage: Path, count: int) -> None:
-    """Every pair's members, adds and removes in one partitioned COPY, then one file each."""
+def _write_lists(
+    con, destination: Destination, stage: Path, count: int, files: tuple[str, ...] = FILES
+) -> None:
+    """Every pair's `files` (members, adds and removes) in one partitioned COPY, then one file
+    each."""
     parts = stage / "parts"
+    wanted = ", ".join(f"'{name}'" for name in files)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _sync_lines AS
         SELECT o.pair, o.file, {_output_columns(con, destination)}
         FROM _sync_out o LEFT JOIN constituents c ON c.cons_id = o.cons_id
+        WHERE o.file IN ({wanted})
         ORDER BY o.pair, o.file, o.key_value
         """
     )
@@ -262,7 +271,7 @@ def _write_lists(con, destination: Destination, stage: Path, count: int) -> None
         con.execute("DROP TABLE _sync_lines")
     header = header_line(destination.columns)
     for pair in range(count):
-        for name in FILES:
+        for name in files:
             gather_parts(
                 parts / f"pair={pair}" / f"file={name}",
                 stage / "pairs" / str(pair) / f"{name}.csv",
@@ -420,6 +429,90 @@ def finish_interrupted_syncs(con: duckdb.DuckDBPyConnection, data: DataDir) -> l
     ]
 
 
+def _latest(con, destination: Destination) -> dict[int, dict]:
+    """Per segment_id, the latest syncs row of `destination`."""
+    rows = frame(
+        con,
+        """
+        SELECT segment_id, "at", members, skipped_no_key,
+               coalesce(skipped_no_consent, 0) AS skipped_no_consent, path, mode
+        FROM syncs WHERE destination = ?
+        QUALIFY row_number() OVER (PARTITION BY segment_id ORDER BY "at" DESC) = 1
+        """,
+        [destination.name],
+    )
+    return {row["segment_id"]: row for row in rows.iter_rows(named=True)}
+
+
+def _unchanged(
+    con, data: DataDir, destination: Destination, pairs: list[Pair], stage: Path, at, counts
+) -> bool:
+    """Would this sync send the destination exactly what its latest sync did? True when, for
+    every pair: nothing to add or remove (so the baseline stays as it is), the same counts,
+    mode and folder as its latest syncs row, and a full list byte for byte the one in place
+    (same members, key values, fields and consent). An attentive destination also needs its
+    latest sync to be of the same day, whose delivery file is then already the right one."""
+    latest = _latest(con, destination)
+    folder = data.exports / destination.name
+    for position, pair in enumerate(pairs):
+        row, before = counts.row(position, named=True), latest.get(pair.segment_id)
+        if before is None or row["adds"] or row["removes"]:
+            return False
+        path = str((folder / pair.audience).relative_to(data.root))
+        if (before["path"], before["mode"]) != (path, destination.mode):
+            return False
+        if any(row[k] != before[k] for k in ("members", "skipped_no_key", "skipped_no_consent")):
+            return False
+        if destination.format == "attentive" and before["at"].date() != at.date():
+            return False
+        current = folder / pair.audience / "members.csv"
+        staged = stage / "pairs" / str(position) / "members.csv"
+        if not current.is_file() or not filecmp.cmp(staged, current, shallow=False):
+            return False
+    return True
+
+
+def _drop_staging_tables(con) -> None:
+    for table in (
+        "_sync_pairs",
+        "_sync_people",
+        "_sync_current",
+        "_sync_baseline",
+        "_sync_out",
+        "_sync_suppressed",
+    ):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def sync_is_unchanged(
+    con: duckdb.DuckDBPyConnection,
+    data: DataDir,
+    destination: Destination,
+    pairs: list[Pair],
+    *,
+    at: datetime,
+) -> bool:
+    """Would syncing `pairs` now leave them as their latest sync did (see _unchanged)? Computes
+    the lists as the sync does, in a scratch folder, and changes nothing: what lets
+    `segpipe run` start no sync run when no destination would get anything new."""
+    if not pairs:
+        return True
+    folder = data.exports / destination.name
+    if not folder.is_dir():
+        return False
+    # Named like a sync's staging folder: a process killed here leaves nothing that the next
+    # start does not clear (no swap journal in it, so nothing is put back).
+    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + "check-", dir=folder))
+    try:
+        _stage_tables(con, destination, pairs)
+        # Only the full lists: no adds or removes is read from the counts.
+        _write_lists(con, destination, stage, len(pairs), files=("members",))
+        return _unchanged(con, data, destination, pairs, stage, at, _counts(con))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        _drop_staging_tables(con)
+
+
 def sync_destination(
     con: duckdb.DuckDBPyConnection,
     data: DataDir,
@@ -431,10 +524,16 @@ def sync_destination(
     attentive_max_rows: int = ATTENTIVE_MAX_ROWS,
     checkpoint: Callable[[str], None] | None = None,
     removal_limit: RemovalLimit | None = DEFAULT_LIMIT,
+    skip_unchanged: bool = False,
 ) -> DestinationSync:
     """Sync `pairs` (segments of `destination`): files, syncs rows and baseline, all or none.
     Raises RemovalHeld, changing nothing, when a mirror sync would remove more than
     `removal_limit` of a segment (None: no limit).
+
+    With `skip_unchanged`, a destination whose every pair would be sent exactly what its latest
+    sync sent (see _unchanged) is left alone: no files, no syncs rows, same baseline; the result
+    says `unchanged`. Its latest syncs rows keep describing the files in place (a new row would
+    claim adds and removes that its adds.csv and removes.csv, left as they were, do not hold).
 
     `checkpoint(stage)` is called after staging ("staged") and after the files are swapped in,
     before the commit ("swapped"); whatever it raises fails the sync like any other error."""
@@ -452,6 +551,9 @@ def sync_destination(
         _guard_removals(con, destination, removal_limit)
         counts = _counts(con)
         _write_lists(con, destination, stage, len(pairs))
+        if skip_unchanged and _unchanged(con, data, destination, pairs, stage, at, counts):
+            result.unchanged = True
+            return result
         for position, pair in enumerate(pairs):
             row = counts.row(position, named=True)
             for name in FILES:
@@ -493,13 +595,5 @@ def sync_destination(
             raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        for table in (
-            "_sync_pairs",
-            "_sync_people",
-            "_sync_current",
-            "_sync_baseline",
-            "_sync_out",
-            "_sync_suppressed",
-        ):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        _drop_staging_tables(con)
     return result

@@ -16,6 +16,9 @@ from segpipe.pipeline import HELD_PREFIX, progress
 from segpipe.warehouse.guard import ALLOW_TAG, RemovalHeld, removal_limit
 
 DESTINATIONS_FAILED = "destinations_failed"
+# A run tagged so writes every pair, changed or not: the daily sync, whose materializations keep
+# EXPORTS_FRESHNESS meaning "synced today". Other runs leave unchanged destinations alone.
+SYNC_ALL_TAG = "segpipe/sync_all"
 
 
 def _spec() -> dg.AssetSpec:
@@ -63,6 +66,7 @@ def sync_exports(
     at = datetime.now(UTC).replace(tzinfo=None)
     failed, reasons, held = [], {}, []
     forced = context.run.tags.get(ALLOW_TAG) == "true"
+    skip_unchanged = context.run.tags.get(SYNC_ALL_TAG) != "true"
     limit = None if forced else removal_limit(data.segments_yaml)
     with warehouse.get_connection() as con:
         pairs = [
@@ -90,6 +94,7 @@ def sync_exports(
                     at=at,
                     run_id=context.run.run_id,
                     removal_limit=limit,
+                    skip_unchanged=skip_unchanged,
                 )
             except RemovalHeld as error:
                 context.log.warning(str(error))
@@ -100,6 +105,15 @@ def sync_exports(
                 context.log.error(f"destination {destination.name}: sync failed: {reason}")
                 failed.append(destination.name)
                 reasons[destination.name] = reason
+                continue
+            if synced.unchanged:
+                # One line, no materialization: nothing was written (issue 18).
+                line = (
+                    f"unchanged {destination.name}: {len(mine)} segment(s) as last synced, "
+                    "no files written"
+                )
+                progress.info(line)
+                context.log.info(line)
                 continue
             for pair in synced.pairs:
                 context.log_event(

@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from segpipe.config import DataDir
+from segpipe.defs.exports.assets import SYNC_ALL_TAG
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions, register_pairs
 from segpipe.defs.freshness import SYNC_CRON
 from segpipe.defs.resources import DataDirResource
@@ -34,8 +35,11 @@ def _peek_pairs(data: DataDir):
         con.close()
 
 
-def sync_request(instance: dg.DagsterInstance, data: DataDir, run_key: str):
-    """The run that syncs every configured destination segment, or why there is none."""
+def sync_request(
+    instance: dg.DagsterInstance, data: DataDir, run_key: str, *, sync_all: bool = False
+):
+    """The run that syncs every configured destination segment, or why there is none; with
+    `sync_all`, one that writes unchanged destinations too."""
     if failed := failed_blocking_checks(instance):
         return dg.SkipReason(
             f"not syncing a broken warehouse: check {', '.join(failed)} failed on segments; "
@@ -51,6 +55,8 @@ def sync_request(instance: dg.DagsterInstance, data: DataDir, run_key: str):
         tags = register_pairs(instance, pairs)
         if tags is None:
             return dg.SkipReason("no destinations configured in segments.yaml")
+    if sync_all:
+        tags = {**tags, SYNC_ALL_TAG: "true"}
     return dg.RunRequest(run_key=run_key, tags=tags)
 
 
@@ -62,8 +68,12 @@ def sync_request(instance: dg.DagsterInstance, data: DataDir, run_key: str):
     description="Syncs every destination once a day, whether or not files arrived.",
 )
 def daily_destination_sync(context: dg.ScheduleEvaluationContext, data_dir: DataDirResource):
+    # Every pair, changed or not: each gets its daily materialization (EXPORTS_FRESHNESS).
     return sync_request(
-        context.instance, data_dir.paths, context.scheduled_execution_time.isoformat()
+        context.instance,
+        data_dir.paths,
+        context.scheduled_execution_time.isoformat(),
+        sync_all=True,
     )
 
 

@@ -114,6 +114,39 @@ def keep(con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys
     con.execute("DROP TABLE _keep_keys")
 
 
+# Prefix of the columns that carry a row's values before the change, for keep_looked_up.
+BEFORE = "_before_"
+
+
+def before_columns(con: duckdb.DuckDBPyConnection, table: str, alias: str) -> str:
+    """SQL select list: every column of `table` but its key, read from `alias`, named with the
+    BEFORE prefix: what a lookup that already joins `table` selects for keep_looked_up."""
+    types = _ensure_shadow(con, table)
+    return ", ".join(
+        f"{alias}.{quote(c)} AS {quote(BEFORE + c)}" for c in types if c not in KEYS[table]
+    )
+
+
+def keep_looked_up(
+    con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, source: str, existed: str
+) -> None:
+    """Record before-images from `source`, a table the caller's own lookup of `table` filled:
+    the key columns under their names, the others as `before_columns` selected them, and
+    `existed` (SQL) true where there was a row. One row of `source` a key (and a row of
+    `table`). Writing them from the lookup spares keep's second join of the keys with the
+    whole table. Call it before the change, inside the upload's transaction."""
+    if upload_id is None:
+        return
+    types = _ensure_shadow(con, table)
+    columns = [quote(c) for c in KEYS[table]]
+    columns += [f"{quote(BEFORE + c)} AS {quote(c)}" for c in types if c not in KEYS[table]]
+    con.execute(
+        f"INSERT INTO {quote(shadow_of(table))} BY NAME "
+        f"SELECT ? AS {UPLOAD}, {existed} AS {EXISTED}, {', '.join(columns)} FROM {source}",
+        [upload_id],
+    )
+
+
 # Up to this many keys, the table is read only where their people are (as set_statuses does).
 FEW_KEYS = 100_000
 # The tables whose every row names a person (subscriber_deliveries has rows that name none).

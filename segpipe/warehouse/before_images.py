@@ -118,31 +118,32 @@ def keep(con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys
 BEFORE = "_before_"
 
 
-def before_columns(con: duckdb.DuckDBPyConnection, table: str, alias: str) -> str:
-    """SQL select list: every column of `table` but its key, read from `alias`, named with the
-    BEFORE prefix: what a lookup that already joins `table` selects for keep_looked_up."""
-    types = _ensure_shadow(con, table)
-    return ", ".join(
-        f"{alias}.{quote(c)} AS {quote(BEFORE + c)}" for c in types if c not in KEYS[table]
-    )
+def before_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of `table` but its key (its shadow made to follow them): what a lookup that
+    already joins `table` selects, each named with the BEFORE prefix, for keep_looked_up."""
+    return [c for c in _ensure_shadow(con, table) if c not in KEYS[table]]
 
 
 def keep_looked_up(
-    con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, source: str, existed: str
+    con: duckdb.DuckDBPyConnection,
+    upload_id: str | None,
+    table: str,
+    source: str,
+    existed: str,
+    columns: list[str],
 ) -> None:
     """Record before-images from `source`, a table the caller's own lookup of `table` filled:
-    the key columns under their names, the others as `before_columns` selected them, and
-    `existed` (SQL) true where there was a row. One row of `source` a key (and a row of
+    the key columns under their names, `columns` (from before_columns) with the BEFORE prefix,
+    and `existed` (SQL) true where there was a row. One row of `source` a key (and a row of
     `table`). Writing them from the lookup spares keep's second join of the keys with the
     whole table. Call it before the change, inside the upload's transaction."""
     if upload_id is None:
         return
-    types = _ensure_shadow(con, table)
-    columns = [quote(c) for c in KEYS[table]]
-    columns += [f"{quote(BEFORE + c)} AS {quote(c)}" for c in types if c not in KEYS[table]]
+    selected = [quote(c) for c in KEYS[table]]
+    selected += [f"{quote(BEFORE + c)} AS {quote(c)}" for c in columns]
     con.execute(
         f"INSERT INTO {quote(shadow_of(table))} BY NAME "
-        f"SELECT ? AS {UPLOAD}, {existed} AS {EXISTED}, {', '.join(columns)} FROM {source}",
+        f"SELECT ? AS {UPLOAD}, {existed} AS {EXISTED}, {', '.join(selected)} FROM {source}",
         [upload_id],
     )
 

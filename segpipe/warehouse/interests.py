@@ -6,7 +6,7 @@ import duckdb
 
 from segpipe.kinds.base import UploadContext
 from segpipe.warehouse import before_images
-from segpipe.warehouse.sql import next_id
+from segpipe.warehouse.sql import next_id, quote
 
 UPLOADED_CATEGORY = "Uploaded"
 
@@ -110,7 +110,9 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
     """
     # The lookup also selects the replaced rows as they are (`before_columns`), so their
     # before-images are written from _changes instead of a second pass over the big table.
-    before = before_images.before_columns(con, "interest_memberships", "m")
+    table = "interest_memberships"
+    kept = before_images.before_columns(con, table)
+    before = ", ".join(f"m.{quote(c)} AS {quote(before_images.BEFORE + c)}" for c in kept)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _changes AS
@@ -122,7 +124,7 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
         """
     )
     before_images.keep_looked_up(
-        con, upload.upload_id, "interest_memberships", "_changes", "previous_row IS NOT NULL"
+        con, upload.upload_id, table, "_changes", "previous_row IS NOT NULL", kept
     )
     changes = con.execute(
         """

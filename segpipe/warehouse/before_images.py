@@ -114,6 +114,40 @@ def keep(con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys
     con.execute("DROP TABLE _keep_keys")
 
 
+# Prefix of the columns that carry a row's values before the change, for keep_looked_up.
+BEFORE = "_before_"
+
+
+def before_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of `table` but its key (its shadow made to follow them): what a lookup that
+    already joins `table` selects, each named with the BEFORE prefix, for keep_looked_up."""
+    return [c for c in _ensure_shadow(con, table) if c not in KEYS[table]]
+
+
+def keep_looked_up(
+    con: duckdb.DuckDBPyConnection,
+    upload_id: str | None,
+    table: str,
+    source: str,
+    existed: str,
+    columns: list[str],
+) -> None:
+    """Record before-images from `source`, a table the caller's own lookup of `table` filled:
+    the key columns under their names, `columns` (from before_columns) with the BEFORE prefix,
+    and `existed` (SQL) true where there was a row. One row of `source` a key (and a row of
+    `table`). Writing them from the lookup spares keep's second join of the keys with the
+    whole table. Call it before the change, inside the upload's transaction."""
+    if upload_id is None:
+        return
+    selected = [quote(c) for c in KEYS[table]]
+    selected += [f"{quote(BEFORE + c)} AS {quote(c)}" for c in columns]
+    con.execute(
+        f"INSERT INTO {quote(shadow_of(table))} BY NAME "
+        f"SELECT ? AS {UPLOAD}, {existed} AS {EXISTED}, {', '.join(selected)} FROM {source}",
+        [upload_id],
+    )
+
+
 # Up to this many keys, the table is read only where their people are (as set_statuses does).
 FEW_KEYS = 100_000
 # The tables whose every row names a person (subscriber_deliveries has rows that name none).

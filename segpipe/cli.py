@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import warnings
 from datetime import UTC, datetime
@@ -248,9 +249,20 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _stoppable() -> None:
+    """SIGINT and SIGTERM stop segpipe, even when it was started with them ignored (a background
+    job of a non-interactive shell inherits SIGINT ignored, and Dagster's runs then map SIGTERM to
+    the SIGINT handler, so `kill` would no longer stop the process)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     from segpipe.warehouse.connection import WarehouseBusy
 
+    _stoppable()
     # Dagster marks APIs segpipe relies on (observable source assets, code references) as beta;
     # a user of the command line has nothing to do about that warning.
     warnings.filterwarnings("ignore", message=r".* is currently in beta")

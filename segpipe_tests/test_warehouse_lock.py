@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SEGPIPE = Path(sys.executable).parent / "segpipe"
 HOLDER = """
 import sys, duckdb
@@ -33,15 +35,22 @@ def _hold(root: Path) -> subprocess.Popen:
     return holder
 
 
-def _segpipe(root: Path, *args: str, **env: str) -> subprocess.Popen:
+def _segpipe(root: Path, *args: str, ignoring=(), **env: str) -> subprocess.Popen:
+    """`segpipe *args` on `root`, started with the signals in `ignoring` ignored."""
     environment = {**os.environ, "SEGPIPE_DATA_DIR": str(root), **env}
     environment.pop("DAGSTER_HOME", None)
+
+    def ignore() -> None:
+        for number in ignoring:
+            signal.signal(number, signal.SIG_IGN)
+
     return subprocess.Popen(
         [SEGPIPE, *args],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore,
     )
 
 
@@ -84,10 +93,16 @@ def test_a_run_gives_up_after_the_lock_timeout_with_a_message(tmp_path: Path):
     assert "Traceback" not in err + out
 
 
-def test_sigterm_stops_a_waiting_run(tmp_path: Path):
+@pytest.mark.parametrize(
+    "ignoring",
+    [(), (signal.SIGINT, signal.SIGTERM)],
+    # A background job of a non-interactive shell (or a harness) starts with them ignored.
+    ids=["started-normally", "started-with-signals-ignored"],
+)
+def test_sigterm_stops_a_waiting_run(tmp_path: Path, ignoring):
     holder = _hold(tmp_path)
     try:
-        run = _segpipe(tmp_path, "run")
+        run = _segpipe(tmp_path, "run", ignoring=ignoring)
         assert "waiting for process" in _wait_for_line(run.stderr, "waiting for process")
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=20)

@@ -12,16 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from segpipe.config import DATA_DIR_ENV, DataDir, data_dir_from_env
+from segpipe.exit_codes import ExitCode
 from segpipe.warehouse.migrate import WarehouseVersionError
 
-EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
 
 
 def _data_dir(args: argparse.Namespace) -> DataDir:
-    if args.data_dir:
-        os.environ[DATA_DIR_ENV] = str(Path(args.data_dir).resolve())
-    return DataDir(data_dir_from_env()).ensure()
+    """--data-dir, else $SEGPIPE_DATA_DIR, else ./data: resolved here, once, and passed on."""
+    root = Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+    return DataDir(root).ensure()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from segpipe.runner import print_status
 
     print_status(_data_dir(args), out=sys.stdout)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_segment_delete(args: argparse.Namespace) -> int:
@@ -60,9 +60,9 @@ def cmd_segment_delete(args: argparse.Namespace) -> int:
             )
     except SegmentNotDeletable as refusal:
         print(f"segpipe: cannot delete segment: {refusal}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(f"deleted {kind} segment {name!r}: {removed} membership(s) removed, no people deleted")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
@@ -83,10 +83,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
         )
     except ForgetError as error:
         print(f"segpipe: cannot forget: {kind}: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     for line in report.lines():
         print(line)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
@@ -100,10 +100,10 @@ def cmd_undo(args: argparse.Namespace) -> int:
             result = undo_upload(con, args.upload_id, at=datetime.now(UTC).replace(tzinfo=None))
     except UndoRefused as refusal:
         print(f"segpipe: cannot undo: {refusal}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(undo_summary(result))
     print("run `segpipe run` to refresh rule-based segments and sync the destinations")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_members(args: argparse.Namespace) -> int:
@@ -114,13 +114,13 @@ def cmd_members(args: argparse.Namespace) -> int:
     data = _data_dir(args)
     as_of = args.as_of or datetime.now(UTC).replace(tzinfo=None)
     try:
-        with connect(data.warehouse) as con:
+        with connect(data.warehouse, read_only=True) as con:
             members = members_at(con, args.segment, as_of)
     except UnknownSegment as error:
         print(f"segpipe: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     members.write_csv(sys.stdout)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -129,11 +129,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     from segpipe.warehouse.history import person_history
 
     data = _data_dir(args)
-    with connect(data.warehouse) as con:
+    with connect(data.warehouse, read_only=True) as con:
         entries = person_history(con, args.member_id)
     if entries.is_empty():
         print(f"segpipe: no history for member_id {args.member_id!r}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     for row in entries.iter_rows(named=True):
         cause = row["run_id"] if str(row["run_id"] or "").startswith("undo:") else None
         cause = cause or (
@@ -145,7 +145,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"{row['at']:%Y-%m-%d %H:%M:%S}  {row['change']:<9} {row['kind']:<15} "
             f"{row['segment']:<40} {cause}"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _utc(text: str) -> datetime:
@@ -159,13 +159,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     target = Path(args.target).resolve()
     if target.exists() and any(target.iterdir()):
         print(f"{target} is not empty; choose an empty or new folder", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     shutil.copytree(SAMPLE, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
     stamp = datetime(2026, 11, 2, 9, 0).timestamp()
     for offset, path in enumerate(sorted((target / "inbox").iterdir())):
         os.utime(path, (stamp + offset, stamp + offset))
     print(f"sample deployment copied to {target}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -271,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except WarehouseVersionError as error:  # an old or newer warehouse: say what to do
         print(f"segpipe: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     except WarehouseBusy as busy:  # another process kept the warehouse past the lock timeout
         print(f"segpipe: {busy}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":

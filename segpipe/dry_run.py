@@ -24,9 +24,9 @@ from typing import TextIO
 import duckdb
 import polars as pl
 
-from segpipe.cli import EXIT_FAILED
-from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.config import DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
+from segpipe.exit_codes import ExitCode
 from segpipe.pipeline import HELD_PREFIX
 from segpipe.warehouse.before_images import EXISTED, UPLOAD, shadow_of, shadows
 from segpipe.warehouse.connection import connect
@@ -267,13 +267,13 @@ def dry_run(
     code the real run would have."""
     from segpipe.runner import pending_uploads, run_pipeline
 
-    saved = {name: os.environ.get(name) for name in (DATA_DIR_ENV, "DAGSTER_HOME")}
+    saved = {"DAGSTER_HOME": os.environ.get("DAGSTER_HOME")}
     with tempfile.TemporaryDirectory(prefix="segpipe-dry-run-") as folder:
         try:
             copy = copy_deployment(data, Path(folder) / "data")
         except WarehouseBusy as busy:
             print(f"segpipe: dry run not possible: {busy}", file=out)
-            return EXIT_FAILED
+            return ExitCode.FAILED
         os.environ["DAGSTER_HOME"] = str(copy.dagster_home)
         since = datetime.now(UTC).replace(tzinfo=None)
         log = io.StringIO()

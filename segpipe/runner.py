@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from contextvars import ContextVar
@@ -13,17 +12,16 @@ from typing import TextIO
 import dagster as dg
 import polars as pl
 
-from segpipe.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED
-from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.config import DataDir
+from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.recovery import fail_dead_runs, process_tags, wait_for_pool
 from segpipe.defs.segments.checks import failed_blocking_checks
-from segpipe.defs.segments.jobs import AS_OF_TAG
 from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
-from segpipe.defs.warnings.runs import WARNED_BY_TAG
+from segpipe.exit_codes import ExitCode
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.destinations import DestinationError
 from segpipe.exports.report import latest_syncs, print_exports
@@ -44,14 +42,15 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _THIS_RUN: ContextVar[list | None] = ContextVar("segpipe_run_runs", default=None)
 
 
-def _definitions() -> dg.Definitions:
-    from segpipe.definitions import defs
+def build_definitions(data: DataDir) -> dg.Definitions:
+    """segpipe's definitions bound to `data` (imported here: loading them imports every domain)."""
+    from segpipe.definitions import build_definitions as build
 
-    return defs()
+    return build(data)
 
 
-def uploads_table(data: DataDir) -> pl.DataFrame:
-    with connect(data.warehouse) as con:
+def uploads_table(data: DataDir, *, read_only: bool = False) -> pl.DataFrame:
+    with connect(data.warehouse, read_only=read_only) as con:
         return frame(con, "SELECT * FROM uploads ORDER BY upload_id")
 
 
@@ -84,16 +83,16 @@ def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
     return [f.upload_id for f in archived(data) if f.upload_id not in settled]
 
 
-def _register(instance: dg.DagsterInstance, pending: list[str]) -> tuple[str, str]:
-    """Add the partitions; the range from the first to the last pending one, in partition
-    order (settled uploads inside it are skipped by the step)."""
+def register_uploads(instance: dg.DagsterInstance, pending: list[str]) -> dict[str, str]:
+    """Add the pending uploads' partitions; the tags of one run over the range from the first
+    to the last of them, in partition order (settled uploads inside it are skipped by the step)."""
     known = instance.get_dynamic_partitions(uploads_partitions.name)
     instance.add_dynamic_partitions(
         uploads_partitions.name, [k for k in pending if k not in set(known)]
     )
     ordered = instance.get_dynamic_partitions(uploads_partitions.name)
     positions = sorted(ordered.index(k) for k in pending)
-    return ordered[positions[0]], ordered[positions[-1]]
+    return range_tags(ordered[positions[0]], ordered[positions[-1]])
 
 
 def _show_progress(out: TextIO) -> logging.Handler:
@@ -105,7 +104,6 @@ def _show_progress(out: TextIO) -> logging.Handler:
 
 
 def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.stdout) -> int:
-    os.environ[DATA_DIR_ENV] = str(data.root)  # the code location reads its data dir from here
     prepare_home(data)
     handler = _show_progress(out)
     failures, runs, warned = [], [], (0, [])
@@ -115,14 +113,14 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             ensure_warehouse_pool(instance)
             for line in fail_dead_runs(instance):
                 print(f"segpipe: {line}", file=out)
-            defs = _definitions()
+            defs = build_definitions(data)
             pending = pending_uploads(data, out)
             print(f"segpipe: {len(pending)} new file(s) in {data.root}", file=out)
             if pending:
-                tags = range_tags(*_register(instance, pending))
-                failures += _run_job(defs, "process_upload", instance, tags, out=out)
+                tags = register_uploads(instance, pending)
+                failures += run_job(defs, "process_upload_job", instance, tags, out=out)
             as_of_tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-            refreshed = _execute(defs, "refresh_segments", instance, as_of_tags, out=out)
+            refreshed = _execute(defs, "refresh_segments_job", instance, as_of_tags, out=out)
             failures += _unexpected_failures(refreshed)
             if not failures:  # exports follow fresh segments, never stale ones
                 failures += sync_exports(defs, instance, data, out=out)
@@ -143,19 +141,19 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     for hold in held:
         print(f"segpipe: {hold}", file=out)
     if failures:
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if held:
-        return EXIT_REJECTED
+        return ExitCode.REJECTED
     if this_run["status"].is_in(["rejected", "held"]).any():
         print("segpipe: some files were rejected; see above and rejected/", file=out)
-        return EXIT_REJECTED
-    return EXIT_OK
+        return ExitCode.REJECTED
+    return ExitCode.OK
 
 
 def sync_exports(
     defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
 ) -> list[str]:
-    """One run of `sync_destinations` over every configured destination and segment; none when
+    """One run of `sync_destinations_job` over every configured destination and segment; none when
     no destination would be sent anything new (see _exports_unchanged)."""
     warnings: list[str] = []
     try:
@@ -173,7 +171,7 @@ def sync_exports(
             progress.warning(f"warning: {message}")
         print("segpipe: exports unchanged since their last sync: no sync run", file=out)
         return []
-    return _run_job(defs, "sync_destinations", instance, tags, out=out)
+    return run_job(defs, "sync_destinations_job", instance, tags, out=out)
 
 
 def _exports_unchanged(con, instance: dg.DagsterInstance, data: DataDir, pairs) -> bool:
@@ -226,10 +224,10 @@ def deliver_exports(
     tags = register_destinations(instance, names)
     if tags is None:
         return []
-    return _run_job(defs, "deliver_exports_job", instance, tags, out=out)
+    return run_job(defs, "deliver_exports_job", instance, tags, out=out)
 
 
-def _run_job(
+def run_job(
     defs: dg.Definitions,
     name: str,
     instance: dg.DagsterInstance,
@@ -306,7 +304,9 @@ def _counts(row: dict) -> str:
     )
 
 
-def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False) -> None:
+def print_summary(
+    data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False, read_only: bool = False
+) -> None:
     print("\nUploads", file=out)
     if uploads.is_empty():
         print("  (no new files)", file=out)
@@ -318,11 +318,11 @@ def print_summary(data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool =
         errors = data.errors_csv(row["upload_id"])
         if errors.exists():
             print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)
-    print_segments(data, out)
+    print_segments(data, out, read_only)
 
 
-def print_segments(data: DataDir, out: TextIO) -> None:
-    with connect(data.warehouse) as con:
+def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:
+    with connect(data.warehouse, read_only=read_only) as con:
         sizes = segment_sizes(con)
     print("\nSegments", file=out)
     if sizes.is_empty():
@@ -332,9 +332,11 @@ def print_segments(data: DataDir, out: TextIO) -> None:
     ).iter_rows():
         shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
         print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
-    with connect(data.warehouse) as con:
+    with connect(data.warehouse, read_only=read_only) as con:
         print_exports(latest_syncs(con), out)
 
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
-    print_summary(data, uploads_table(data).tail(recent), out, ids=True)
+    """`segpipe status`: looks only, so it opens the warehouse read-only (no writer's lock)."""
+    recent_uploads = uploads_table(data, read_only=True).tail(recent)
+    print_summary(data, recent_uploads, out, ids=True, read_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,9 +98,6 @@ def with_sample(deployment: Deployment) -> Deployment:
 @pytest.fixture
 def sample(deployment: Deployment) -> Deployment:
     return with_sample(deployment)
-
-
-Csv = Callable[..., str]
 
 
 def csv(*rows: str) -> str:

@@ -97,7 +97,7 @@ def delivered(dev, tmp_path_factory):
 
 
 def _upload_runs(dev, *statuses: str) -> list[dict]:
-    runs = [r for r in dev.runs() if r["jobName"] == "process_upload"]
+    runs = [r for r in dev.runs() if r["jobName"] == "process_upload_job"]
     return [r for r in runs if r["status"] in statuses] if statuses else runs
 
 
@@ -110,12 +110,12 @@ def _partitions(dev) -> list[str]:
 
 
 def _segment_runs(dev) -> list[dict]:
-    """Refreshes requested after uploads (the refresh_segments job), or by the automation
+    """Refreshes requested after uploads (the refresh_segments_job job), or by the automation
     condition that follows segments.yaml (an asset selection)."""
     return [
         r
         for r in dev.runs()
-        if r["jobName"] == "refresh_segments"
+        if r["jobName"] == "refresh_segments_job"
         or {"path": ["segments"]} in (r["assetSelection"] or [])
     ]
 
@@ -132,7 +132,7 @@ def _refreshed_after_uploads(dev) -> bool:
 
 def _synced_after_segments(dev) -> bool:
     refreshed = [r["endTime"] for r in _segment_runs(dev) if r["status"] == "SUCCESS"]
-    syncs = [r for r in dev.runs() if r["jobName"] == "sync_destinations"]
+    syncs = [r for r in dev.runs() if r["jobName"] == "sync_destinations_job"]
     return bool(refreshed) and any(
         r["status"] == "SUCCESS" and r["startTime"] >= max(refreshed) for r in syncs
     )

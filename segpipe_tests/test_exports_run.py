@@ -68,7 +68,7 @@ def test_syncs_follow_people_entering_leaving_and_reentering(deployment: Deploym
 
 def _sync_runs(deployment: Deployment) -> int:
     with deployment.instance() as instance:
-        return len(instance.get_run_records(dg.RunsFilter(job_name="sync_destinations")))
+        return len(instance.get_run_records(dg.RunsFilter(job_name="sync_destinations_job")))
 
 
 def _export_events(deployment: Deployment) -> int:
@@ -115,7 +115,7 @@ def test_a_sync_run_writes_unchanged_destinations_only_when_daily(deployment: De
     _opt(deployment, 2, "ann@example.org,Monthly Newsletter,in")
     assert deployment.run()[0] == 0
     events = _export_events(deployment)
-    job = defs().resolve_job_def("sync_destinations")
+    job = defs().resolve_job_def("sync_destinations_job")
     with deployment.instance() as instance:
         after_segments = sync_request(instance, deployment.data, "sensor")
         assert job.execute_in_process(instance=instance, tags=after_segments.tags).success
@@ -143,7 +143,7 @@ def test_the_syncs_run_daily_by_default():
     schedule = defs().resolve_schedule_def("daily_destination_sync")
     assert schedule.cron_schedule == "0 6 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert schedule.job_name == "sync_destinations"
+    assert schedule.job_name == "sync_destinations_job"
 
 
 def test_the_sample_exports_to_selligent_and_attentive(sample: Deployment):

@@ -96,7 +96,7 @@ def test_the_requested_run_applies_the_files_in_arrival_order(deployment, instan
 
     run = (
         defs()
-        .resolve_job_def("process_upload")
+        .resolve_job_def("process_upload_job")
         .execute_in_process(instance=instance, tags=result.run_requests[0].tags)
     )
 

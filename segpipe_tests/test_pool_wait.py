@@ -16,9 +16,9 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
+from segpipe.defs.common import PROCESS_TAG, WAREHOUSE_POOL
 from segpipe.defs.instance import INSTANCE_TEMPLATE
-from segpipe.defs.recovery import PROCESS_TAG, _start_time
-from segpipe.defs.resources import WAREHOUSE_POOL
+from segpipe.defs.recovery import _start_time
 
 SEGPIPE = Path(sys.executable).parent / "segpipe"
 PEOPLE = "member_id,email,first_name\n1,ana@example.org,Ana\n"
@@ -43,7 +43,7 @@ def _holding_run(instance: dg.DagsterInstance, process: subprocess.Popen) -> str
     tag = f"{socket.gethostname()}:{process.pid}:{_start_time(process.pid)}"
     instance.add_run(
         DagsterRun(
-            job_name="refresh_segments",
+            job_name="refresh_segments_job",
             run_id=run_id,
             status=dg.DagsterRunStatus.STARTED,
             tags={PROCESS_TAG: tag},
@@ -80,7 +80,8 @@ def test_a_waiting_run_names_the_holder_and_stops_on_sigterm(tmp_path: Path):
         run_id = _holding_run(instance, holder)
         run = _start_run(tmp_path)
         said = _read_until(run, "waiting for the duckdb pool")
-        assert f"waiting for the duckdb pool, held by run {run_id[:8]} (refresh_segments" in said
+        held_by = f"held by run {run_id[:8]} (refresh_segments_job"
+        assert f"waiting for the duckdb pool, {held_by}" in said
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=30)
         assert run.returncode == -signal.SIGTERM
@@ -103,7 +104,7 @@ def test_a_waiting_run_goes_on_when_the_holder_is_killed(tmp_path: Path):
     out, _ = run.communicate(timeout=300)
 
     assert run.returncode == 0, said + out
-    assert f"run {run_id[:8]} (refresh_segments) died with its process: failed" in out
+    assert f"run {run_id[:8]} (refresh_segments_job) died with its process: failed" in out
     assert "constituents_a.csv" in out and "applied" in out
     assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
 

@@ -145,7 +145,7 @@ def test_segpipe_run_keeps_its_runs_and_events_in_postgres(deployment_env, tmp_p
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         jobs = {run.job_name for run in instance.get_runs()}
-        assert jobs == {"process_upload", "refresh_segments"}  # no destinations configured
+        assert jobs == {"process_upload_job", "refresh_segments_job"}  # no destinations configured
         segments = instance.fetch_materializations(dg.AssetKey("segments"), limit=1).records
         assert segments[0].asset_materialization.metadata["dagster/row_count"].value == 50
     # The warehouse is where SEGPIPE_WAREHOUSE put it, not in the data directory.
@@ -160,7 +160,7 @@ def test_a_second_run_queues_on_the_duckdb_pool_while_the_first_writes(deploymen
     from segpipe.definitions import defs
 
     # Loaded before the first run starts, so the second starts the moment the first writes.
-    refresh = defs().resolve_job_def("refresh_segments")
+    refresh = defs().resolve_job_def("refresh_segments_job")
     first: dict[str, subprocess.CompletedProcess] = {}
     runner = threading.Thread(target=lambda: first.update(done=segpipe_run(deployment_env)))
     runner.start()
@@ -173,7 +173,7 @@ def test_a_second_run_queues_on_the_duckdb_pool_while_the_first_writes(deploymen
         assert second.success
         blocked = [e for e in second.all_events if e.message and e.message.startswith(BLOCKED)]
         assert blocked, "the second run never waited for the duckdb pool"
-        (upload_run,) = instance.get_runs(dg.RunsFilter(job_name="process_upload"))
+        (upload_run,) = instance.get_runs(dg.RunsFilter(job_name="process_upload_job"))
         upload_end = instance.get_run_stats(upload_run.run_id).end_time
         # It waited, then refreshed after the upload applied: it saw every new person.
         assert second.dagster_run.run_id != upload_run.run_id
@@ -186,7 +186,7 @@ def _wait_for_upload_step(instance: dg.DagsterInstance, runner: threading.Thread
     """Until the first run's upload step has started (it then holds the duckdb slot)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and runner.is_alive():
-        for run in instance.get_runs(dg.RunsFilter(job_name="process_upload")):
+        for run in instance.get_runs(dg.RunsFilter(job_name="process_upload_job")):
             started = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
             if started:
                 return

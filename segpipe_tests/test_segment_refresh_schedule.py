@@ -99,7 +99,7 @@ def test_daily_refresh_lets_people_leave_a_time_window_before_each_sync(deployme
         for tick in days:
             context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
             (request,) = refresh.evaluate_tick(context).run_requests
-            result = defs.resolve_job_def("refresh_segments").execute_in_process(
+            result = defs.resolve_job_def("refresh_segments_job").execute_in_process(
                 instance=instance, tags=request.tags
             )
             assert result.success

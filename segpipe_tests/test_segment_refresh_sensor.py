@@ -21,7 +21,7 @@ class Daemon:
 
     def __init__(self, deployment: Deployment, instance: dg.DagsterInstance):
         self.deployment, self.instance, self.cursor = deployment, instance, None
-        self.defs = runner._definitions()
+        self.defs = runner.build_definitions(deployment.data)
 
     def tick(self) -> list[dg.RunRequest]:
         context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
@@ -33,8 +33,8 @@ class Daemon:
         """A file dropped in the inbox and applied by its own run."""
         self.deployment.drop(name, content)
         pending = runner.pending_uploads(self.deployment.data)
-        tags = runner.range_tags(*runner._register(self.instance, pending))
-        self.run("process_upload", tags)
+        tags = runner.register_uploads(self.instance, pending)
+        self.run("process_upload_job", tags)
 
     def observe_segments_yaml(self) -> None:
         """What the five-minute observation of segments.yaml does."""
@@ -64,7 +64,7 @@ def test_each_applied_batch_is_followed_by_one_refresh(deployment, instance):
     (first,) = daemon.tick()
     assert daemon.tick() == []  # requested once, not again while it waits in the queue
 
-    daemon.run("refresh_segments", first.tags)
+    daemon.run("refresh_segments_job", first.tags)
     assert daemon.tick() == []
 
 
@@ -74,12 +74,12 @@ def test_a_batch_applied_right_after_a_refresh_gets_its_own(deployment, instance
     (first,) = daemon.tick()
 
     # Between two ticks: the requested refresh runs, then another batch applies.
-    daemon.run("refresh_segments", first.tags)
+    daemon.run("refresh_segments_job", first.tags)
     daemon.apply("segmentation_b.csv", opt_in(1))
 
     (second,) = daemon.tick()
     assert second.run_key != first.run_key
-    daemon.run("refresh_segments", second.tags)
+    daemon.run("refresh_segments_job", second.tags)
     assert deployment.members("Weekly Digest Opt-In") == {1}
     assert daemon.tick() == []
 
@@ -88,7 +88,7 @@ def test_uploads_a_run_already_refreshed_after_request_nothing(deployment, insta
     daemon = Daemon(deployment, instance)
     daemon.apply("constituents_a.csv", PEOPLE)
     daemon.apply("segmentation_b.csv", opt_in(2))
-    daemon.run("refresh_segments")  # `segpipe run` refreshes right after its uploads
+    daemon.run("refresh_segments_job")  # `segpipe run` refreshes right after its uploads
 
     assert daemon.tick() == []
 
@@ -111,7 +111,7 @@ def test_a_changed_segments_yaml_refreshes_segments_and_an_upload_leaves_that_to
     daemon = Daemon(deployment, instance)
     deployment.data.segments_yaml.write_text("segments: []\n")
     daemon.apply("constituents_a.csv", PEOPLE)
-    daemon.run("refresh_segments")  # observes segments.yaml, then refreshes
+    daemon.run("refresh_segments_job")  # observes segments.yaml, then refreshes
     _, cursor = requested_by_automation(daemon)
 
     daemon.apply("segmentation_b.csv", opt_in(1))

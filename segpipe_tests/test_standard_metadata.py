@@ -86,7 +86,7 @@ def test_an_upload_run_plans_each_stage_once_and_materializes_every_file(applied
     assert len(uploads) > 1
     stages = ("raw_upload", "validated_upload", "resolved_upload", "applied_upload")
     with applied.instance() as instance:
-        (run,) = instance.get_runs(filters=dg.RunsFilter(job_name="process_upload"))
+        (run,) = instance.get_runs(filters=dg.RunsFilter(job_name="process_upload_job"))
         planned = instance.all_logs(
             run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
         )
@@ -184,7 +184,7 @@ def test_a_broken_reference_blocks_every_sync(applied: Deployment):
 
     with applied.instance() as instance:
         first, *_, last = instance.get_dynamic_partitions(exports_partitions.name)
-        sync = definitions.resolve_job_def("sync_destinations").execute_in_process(
+        sync = definitions.resolve_job_def("sync_destinations_job").execute_in_process(
             instance=instance, raise_on_error=False, tags=range_tags(first, last)
         )
     assert not sync.success

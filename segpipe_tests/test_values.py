@@ -8,7 +8,7 @@ from datetime import datetime
 import dagster as dg
 import polars as pl
 
-from segpipe.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED
+from segpipe.exit_codes import ExitCode
 from segpipe.ingest import normalize
 from segpipe_tests.conftest import Deployment, csv
 
@@ -49,14 +49,14 @@ def test_a_column_that_needs_a_wider_type_is_widened_and_leading_zeros_stay(
         csv("email,zip,email_opt_in", "ann@example.org,10001,yes", "bob@example.org,94110,no"),
     )
     code, printed = deployment.run()
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     assert column_type(deployment, "zip") == "BIGINT"
     deployment.drop("constituents_2.csv", csv("email,zip", "cy@example.org,K1A 0B1"))
     deployment.drop("constituents_3.csv", csv("email,zip,email_opt_in", "dee@example.org,02134,y"))
 
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     assert deployment.upload("constituents_2.csv")["status"] == "applied"
     assert deployment.upload("constituents_3.csv")["status"] == "applied"  # not blocked
     assert column_type(deployment, "zip") == "VARCHAR"
@@ -73,7 +73,7 @@ def test_a_column_that_needs_a_wider_type_is_widened_and_leading_zeros_stay(
 
 def test_leading_zeros_alone_stay_text(deployment: Deployment):
     deployment.drop("constituents.csv", csv("email,zip", "bob@example.org,02134"))
-    assert deployment.run()[0] == EXIT_OK
+    assert deployment.run()[0] == ExitCode.OK
     assert column_type(deployment, "zip") == "VARCHAR"
     assert attribute(deployment, "zip") == {"bob@example.org": "02134"}
 
@@ -115,7 +115,7 @@ def test_declared_types_read_what_spreadsheets_write_and_reject_the_rest(
 
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     assert reasons(deployment, "constituents.csv") == {
         5: "lifetime_value: '12 dollars' is not a number",
         6: "first_gift_date: '03/15/2012' is not a date",
@@ -160,7 +160,7 @@ def test_a_rule_comparing_text_as_a_number_fails_alone_and_declaring_the_type_me
             "2,bob@example.org,31250,yes",
         ),
     )
-    assert deployment.run()[0] == EXIT_OK
+    assert deployment.run()[0] == ExitCode.OK
     assert deployment.members("Big givers") == {2}
 
     # A spreadsheet's currency cell turns the undeclared column into text.
@@ -170,7 +170,7 @@ def test_a_rule_comparing_text_as_a_number_fails_alone_and_declaring_the_type_me
     )
     code, printed = deployment.run()
 
-    assert code == EXIT_FAILED, printed
+    assert code == ExitCode.FAILED, printed
     assert deployment.upload("constituents_2.csv")["status"] == "applied"
     assert column_type(deployment, "lifetime_value") == "VARCHAR"
     assert "segment 'Big givers'" in printed
@@ -189,7 +189,7 @@ def test_a_rule_comparing_text_as_a_number_fails_alone_and_declaring_the_type_me
     )
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     assert column_type(deployment, "lifetime_value") == "DOUBLE"
     assert attribute(deployment, "lifetime_value") == {
         "ann@example.org": 980.5,
@@ -209,7 +209,7 @@ def test_a_text_date_compared_as_a_date_fails_that_rule(deployment: Deployment):
 
     code, printed = deployment.run()
 
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert "cannot be compared as a date" in printed
     assert "attributes: {first_gift_date: date}" in printed
     assert deployment.members("Early donors") == set()
@@ -225,7 +225,7 @@ def test_an_interest_no_upload_created_yet_matches_nobody_and_says_so(deployment
 
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     assert deployment.members("Gardeners") == set()
     assert deployment.members("Emailable") == {1}
     with deployment.instance() as instance:
@@ -237,7 +237,7 @@ def test_an_interest_no_upload_created_yet_matches_nobody_and_says_so(deployment
     deployment.drop(
         "segmentation.csv", csv("email,interest_name,opt", "ann@example.org,Gardening,in")
     )
-    assert deployment.run()[0] == EXIT_OK
+    assert deployment.run()[0] == ExitCode.OK
     assert deployment.members("Gardeners") == {1}
 
 
@@ -303,7 +303,7 @@ def test_phones_follow_nanp_and_their_country(deployment: Deployment):
 
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     assert reasons(deployment, "constituents.csv") == {
         2: normalize.PHONE_NOT_NANP,
         3: normalize.PHONE_NOT_NANP,
@@ -336,7 +336,7 @@ def test_every_iso_8601_timestamp_form_is_accepted_in_utc(deployment: Deployment
 
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     stored = deployment.query("SELECT properties['n'] AS n, \"timestamp\" FROM events ORDER BY n")
     assert stored.rows() == [
         ("1", datetime(2026, 11, 5, 21, 30)),
@@ -358,7 +358,7 @@ def test_a_bad_attributes_section_rejects_constituent_files_saying_what_to_fix(
     deployment.data.segments_yaml.write_text("attributes: {lifetime_value: money}\n")
     deployment.drop("constituents.csv", csv("email,lifetime_value", "ann@example.org,5"))
     code, _ = deployment.run()
-    assert code == EXIT_REJECTED
+    assert code == ExitCode.REJECTED
     assert deployment.upload("constituents.csv")["error"] == (
         "segments.yaml: attribute 'lifetime_value': type must be one of "
         "number, date, timestamp, boolean, text, not 'money'"
@@ -377,13 +377,13 @@ def test_subscriber_segments_belong_to_their_domain(deployment: Deployment):
     )
     deployment.drop("shop_subscriber_segment_20261104.csv", csv("2025550101,VIP", "2025550102,VIP"))
     deployment.drop("brand_subscriber_segment_20261104.csv", csv("2025550102,VIP"))
-    assert deployment.run()[0] == EXIT_OK
+    assert deployment.run()[0] == ExitCode.OK
     # the second brand's list arrives later and replaces only its own VIP
     deployment.drop("brand_subscriber_segment_20261105.csv", csv("2025550101,VIP"))
 
     code, printed = deployment.run()
 
-    assert code == EXIT_OK, printed
+    assert code == ExitCode.OK, printed
     vip = deployment.query(
         "SELECT s.domain, list(m.cons_id ORDER BY m.cons_id) AS members "
         "FROM segments s JOIN segment_members m USING (segment_id) "

@@ -223,7 +223,7 @@ def test_the_daemon_warns_through_the_run_failure_sensor(deployment: Deployment,
         return warn_on_run_failure(context)
 
     with deployment.instance() as instance:
-        (cli_sync,) = instance.get_runs(dg.RunsFilter(job_name="sync_destinations"))
+        (cli_sync,) = instance.get_runs(dg.RunsFilter(job_name="sync_destinations_job"))
         skipped = evaluate(instance, cli_sync)  # segpipe run told them already
         assert "segpipe run" in skipped.skip_message
         assert len(box.messages) == told_by_segpipe_run
@@ -233,7 +233,7 @@ def test_the_daemon_warns_through_the_run_failure_sensor(deployment: Deployment,
             tags = register_pairs(instance, current_pairs(con, deployment.data))
         result = (
             defs()
-            .resolve_job_def("sync_destinations")
+            .resolve_job_def("sync_destinations_job")
             .execute_in_process(instance=instance, raise_on_error=False, tags=tags)
         )
         assert not result.success

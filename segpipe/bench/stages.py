@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from segpipe.bench import generate
-from segpipe.config import DATA_DIR_ENV, DataDir
+from segpipe.config import DataDir
 
 # Files arrive one second apart from here, in name order (the runner orders by mtime).
 FIRST_ARRIVAL = 1_790_000_000
@@ -32,7 +32,6 @@ def deployment(
         data.ensure()
         shutil.copy(warehouse or generate.base_warehouse(folder), data.warehouse)
         data.segments_yaml.write_text(generate.segments_yaml())
-    os.environ[DATA_DIR_ENV] = str(data.root)
     os.environ.pop("DAGSTER_HOME", None)  # prepare_home makes <data dir>/.dagster
     return data
 
@@ -61,7 +60,7 @@ def floor(folder: Path, upload: str) -> dict:
 
 
 def uploads(folder: Path, name: str, files: list[Path], warehouse: Path | None = None) -> dict:
-    """The files through the process_upload job, the way `segpipe run` drives it."""
+    """The files through process_upload_job, the way `segpipe run` drives it."""
     data = deployment(folder, name, warehouse=warehouse)
     drop(data, files)
     import dagster as dg  # noqa: F401  (imported before the clock starts, as a CLI would)
@@ -71,10 +70,10 @@ def uploads(folder: Path, name: str, files: list[Path], warehouse: Path | None =
     settled()
     started = time.perf_counter()
     with _instance(data) as instance:
-        defs = runner._definitions()
+        defs = runner.build_definitions(data)
         pending = runner.pending_uploads(data)
-        tags = runner.range_tags(*runner._register(instance, pending))
-        _fail_on(runner._run_job(defs, "process_upload", instance, tags))
+        tags = runner.register_uploads(instance, pending)
+        _fail_on(runner.run_job(defs, "process_upload_job", instance, tags))
     seconds = time.perf_counter() - started
     table = runner.uploads_table(data)
     return {
@@ -91,13 +90,14 @@ def after_uploads(folder: Path, name: str) -> dict:
     every destination segment with its delta exports."""
     data = deployment(folder, name, fresh=False)
     from segpipe import runner
-    from segpipe.defs.segments.jobs import AS_OF_TAG
+    from segpipe.defs.common import AS_OF_TAG
 
     settled()
     started = time.perf_counter()
     with _instance(data) as instance:
-        defs = runner._definitions()
-        _fail_on(runner._run_job(defs, "refresh_segments", instance, {AS_OF_TAG: generate.AS_OF}))
+        defs = runner.build_definitions(data)
+        as_of = {AS_OF_TAG: generate.AS_OF}
+        _fail_on(runner.run_job(defs, "refresh_segments_job", instance, as_of))
         _fail_on(runner.sync_exports(defs, instance, data))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, **_refresh_work(data)}
@@ -141,7 +141,6 @@ def latency(folder: Path, name: str, runs_wanted: int) -> dict:
     else:
         data = deployment(folder, name)
         as_of = generate.AS_OF
-    os.environ.pop(DATA_DIR_ENV, None)  # the runs name their data dir on the command line
     run = ["run", "--data-dir", str(data.root), "--as-of", as_of]
     _segpipe(*run, allowed=(0, 2))  # the sample's deliberately bad files exit 2
     settled()

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from segpipe.config import DataDir
-from segpipe.defs.resources import WAREHOUSE_POOL
+from segpipe.defs.common import WAREHOUSE_POOL
 
 INSTANCE_TEMPLATE = Path(__file__).resolve().parent.parent / "dagster.yaml"
 # Dagster settings read from the environment of the process that creates a run: `segpipe run`

@@ -19,11 +19,8 @@ from typing import TextIO
 
 import dagster as dg
 
-from segpipe.defs.resources import WAREHOUSE_POOL
+from segpipe.defs.common import PROCESS_TAG, WAREHOUSE_POOL
 
-# "<host>:<pid>:<process start time in clock ticks since boot>": the start time tells a pid
-# reused by another process from the one that ran the step.
-PROCESS_TAG = "segpipe/process"
 _UNFINISHED = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,

@@ -8,12 +8,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from segpipe.config import DataDir, data_dir_from_env
+from segpipe.config import DataDir
 from segpipe.warehouse.connection import SETTINGS, connect
-
-# Every asset that opens the DuckDB file is in this pool: DuckDB allows one writing process per
-# file, so runs queue for the pool instead of failing on the lock.
-WAREHOUSE_POOL = "duckdb"
 
 
 class DataDirResource(dg.ConfigurableResource):
@@ -23,7 +19,8 @@ class DataDirResource(dg.ConfigurableResource):
 
     @property
     def paths(self) -> DataDir:
-        return DataDir(Path(self.root)).ensure()
+        # The folders exist: build_definitions made them once, not on every access.
+        return DataDir(Path(self.root))
 
 
 class Warehouse(DuckDBResource):
@@ -37,15 +34,10 @@ class Warehouse(DuckDBResource):
             yield con
 
 
-def build_resources(root: Path | None = None) -> dict[str, object]:
-    root = (root or data_dir_from_env()).resolve()
-    data = DataDir(root)
+def build_resources(data: DataDir | Path) -> dict[str, object]:
+    """The resources of one deployment: `data_dir` (its folders) and `warehouse` (its DuckDB)."""
+    data = data if isinstance(data, DataDir) else DataDir(Path(data).resolve())
     return {
-        "data_dir": DataDirResource(root=str(root)),
+        "data_dir": DataDirResource(root=str(data.root)),
         "warehouse": Warehouse(database=str(data.warehouse), connection_config=dict(SETTINGS)),
     }
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources())

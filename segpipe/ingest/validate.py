@@ -100,26 +100,4 @@ def reject_malformed(validated: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def accepted(frame: pl.DataFrame) -> pl.Expr:
-    return pl.col(OUTCOME).is_null()
-
-
-def outcome_counts(frame: pl.DataFrame) -> dict[str, int]:
-    counts = dict.fromkeys(("applied", "rejected", "ignored", "superseded"), 0)
-    for outcome, count in frame.group_by(OUTCOME).len().iter_rows():
-        counts[outcome or "applied"] = count
-    return counts
-
-
-def reason_counts(frame: pl.DataFrame) -> dict[str, int]:
-    """How many rows each reason refused or ignored, most common first."""
-    return dict(
-        frame.filter(pl.col(REASON).is_not_null())
-        .group_by(REASON)
-        .len()
-        .sort("len", REASON, descending=[True, False])
-        .iter_rows()
-    )
-
-
-__all__ = ["LINE", "OUTCOME", "REASON", "accepted", "outcome_counts", "reason_counts"]
+__all__ = ["LINE", "OUTCOME", "REASON"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
 import duckdb
 import polars as pl
@@ -25,22 +24,12 @@ from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.kinds import columns
-from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
 from segpipe.warehouse.sql import frame
+from segpipe.warehouse.uploads import UploadContext
 
 # The temp tables an upload's rows pass through, on the upload's own connection.
 VALIDATED_TABLE = "_validated"
 RESOLVED_TABLE = "_resolved"
-
-
-@dataclass(frozen=True)
-class UploadContext:
-    upload_id: str
-    file_name: str
-    at: datetime
-    run_id: str | None = None
-    # The removal guard for full-replace kinds; None when the run forces large removals.
-    removal_limit: RemovalLimit | None = DEFAULT_LIMIT
 
 
 @dataclass(frozen=True)

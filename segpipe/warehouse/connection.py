@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from segpipe.warehouse.migrate import ensure_current
+from segpipe.warehouse.migrate import ensure_current, is_current
 
 # DuckDB shares one database instance per file within a process and refuses a second
 # connection with other settings, so every caller opens it with exactly these.
@@ -38,7 +38,9 @@ def _locked_by_other_process(error: duckdb.Error) -> bool:
     return "Could not set lock" in str(error)
 
 
-def open_waiting(path: Path | str, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
+def open_waiting(
+    path: Path | str, timeout: float | None = None, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """`duckdb.connect(path)` with segpipe's settings; while another process holds the file's
     lock, waits (saying so once on stderr, naming the holder's PID) up to `timeout` seconds
     (default `lock_timeout()`), then raises WarehouseBusy naming the file and the holder."""
@@ -47,7 +49,7 @@ def open_waiting(path: Path | str, timeout: float | None = None) -> duckdb.DuckD
     said = False
     while True:
         try:
-            return duckdb.connect(str(path), config=SETTINGS)
+            return duckdb.connect(str(path), read_only=read_only, config=SETTINGS)
         except duckdb.IOException as error:
             if not _locked_by_other_process(error):
                 raise
@@ -70,12 +72,37 @@ def open_waiting(path: Path | str, timeout: float | None = None) -> duckdb.DuckD
 
 
 @contextmanager
-def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection with the public tables in place; closed on the way out, error or not.
-    Waits for another process's lock as `open_waiting` does."""
+    Waits for another process's lock as `open_waiting` does.
+
+    The layout is checked in one query; the DDL that creates or migrates it runs only when the
+    warehouse is new, older, or was made by a segpipe with another layout. `read_only` (the
+    commands that only look: status, members, history) opens without the writer's lock; a
+    warehouse that first needs that DDL gets it from a short read-write open before.
+    Raises WarehouseVersionError for a warehouse newer than this segpipe."""
+    if read_only:
+        _ensure_current(path)
+    con = open_waiting(path, read_only=read_only)
+    try:
+        if not read_only and not is_current(con):
+            ensure_current(con)
+        yield con
+    finally:
+        con.close()
+
+
+def _ensure_current(path: Path | str) -> None:
+    exists = str(path).startswith("md:") or Path(path).exists()
+    if exists:
+        con = open_waiting(path, read_only=True)
+        try:
+            if is_current(con):
+                return
+        finally:
+            con.close()
     con = open_waiting(path)
     try:
         ensure_current(con)
-        yield con
     finally:
         con.close()

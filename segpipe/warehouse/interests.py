@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from segpipe.kinds.base import UploadContext
 from segpipe.warehouse import before_images
 from segpipe.warehouse.sql import next_id, quote
+from segpipe.warehouse.uploads import UploadContext
 
 UPLOADED_CATEGORY = "Uploaded"
 

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import duckdb
 
-from segpipe.warehouse.schema import INDEXES, SCHEMA_VERSION, TABLES, ensure_schema
+from segpipe.warehouse.schema import (
+    INDEXES,
+    SCHEMA_VERSION,
+    TABLES,
+    ensure_schema,
+    schema_fingerprint,
+)
 from segpipe.warehouse.sql import scalar, transaction
 
 VERSION_KEY = "schema_version"
+# The layout ensure_current last brought the warehouse to (schema.schema_fingerprint).
+FINGERPRINT_KEY = "schema_fingerprint"
 # Every version-1 table that carried the person key, renamed member_id -> cons_id.
 PERSON_KEY_TABLES = (
     "constituents",
@@ -62,10 +70,25 @@ def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
 
 def ensure_current(con: duckdb.DuckDBPyConnection) -> None:
     """The public tables in place at SCHEMA_VERSION: an older warehouse is migrated first, in one
-    transaction; a newer one is refused (WarehouseVersionError)."""
+    transaction; a newer one is refused (WarehouseVersionError). Stamps the layout's
+    fingerprint, so later opens can tell in one query that there is nothing to do."""
     upgrade(con)
     ensure_schema(con)
     record_version(con)
+    _set(con, FINGERPRINT_KEY, schema_fingerprint())
+
+
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the warehouse has exactly the layout this segpipe creates (one query, no DDL):
+    stamped by ensure_current with this SCHEMA_VERSION and schema_fingerprint."""
+    try:
+        stamped = con.execute(
+            "SELECT max(value) FILTER (key = ?), max(value) FILTER (key = ?) FROM segpipe_meta",
+            [VERSION_KEY, FINGERPRINT_KEY],
+        ).fetchall()[0]
+    except duckdb.CatalogException:  # a new warehouse, or one older than segpipe_meta
+        return False
+    return stamped == (str(SCHEMA_VERSION), schema_fingerprint())
 
 
 def upgrade(con: duckdb.DuckDBPyConnection) -> None:

@@ -7,6 +7,8 @@ unique by the apply SQL and guarded by asset checks instead.
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 
 TABLES = {
@@ -137,6 +139,13 @@ INDEXES = {
 # The layout of TABLES. 1: the person key was `member_id BIGINT` (no segpipe_meta table);
 # 2: `cons_id BIGINT` everywhere and `constituents.member_id VARCHAR`.
 SCHEMA_VERSION = 2
+
+
+def schema_fingerprint() -> str:
+    """A digest of the layout ensure_schema creates (tables, added columns, indexes, view): a
+    warehouse stamped with it needs no DDL when opened (migrate.is_current)."""
+    layout = repr((SCHEMA_VERSION, TABLES, ADDED_COLUMNS, INDEXES, SEGMENT_MEMBERS_VIEW))
+    return hashlib.sha256(layout.encode()).hexdigest()[:16]
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import duckdb
 
+from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
 from segpipe.warehouse.sql import scalar
+
+
+@dataclass(frozen=True)
+class UploadContext:
+    """The upload whose changes are being applied: what every table it writes records about it
+    (upload_id, file name, the applying instant `at` as naive UTC, the Dagster run)."""
+
+    upload_id: str
+    file_name: str
+    at: datetime
+    run_id: str | None = None
+    # The removal guard for full-replace kinds; None when the run forces large removals.
+    removal_limit: RemovalLimit | None = DEFAULT_LIMIT
+
 
 COUNT_COLUMNS = ["rows_in", "rows_applied", "rows_rejected", "rows_ignored", "rows_superseded"]
 

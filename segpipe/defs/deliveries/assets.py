@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from segpipe.defs.common import OWNERS, WAREHOUSE_POOL
 from segpipe.defs.deliveries.partitions import deliveries_partitions, delivering
 from segpipe.defs.exports.assets import DESTINATIONS_FAILED
-from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.exports.deliver import DeliveryResult, deliver_destination
 from segpipe.pipeline import progress
 
@@ -26,7 +27,7 @@ def _spec() -> dg.AssetSpec:
         # Every destination's delivery follows all of its segments' exports.
         deps=[dg.AssetDep("segment_export", partition_mapping=dg.AllPartitionMapping())],
         group_name="deliveries",
-        owners=["team:audience-data"],
+        owners=OWNERS,
         kinds={"sftp", "duckdb"},
         partitions_def=deliveries_partitions,
         skippable=True,

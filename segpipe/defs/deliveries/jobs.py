@@ -3,8 +3,8 @@ after each sync in `dagster dev` (sensors.py)."""
 
 import dagster as dg
 
+from segpipe.defs.common import SERIAL_TAG
 from segpipe.defs.deliveries.partitions import deliveries_partitions
-from segpipe.defs.uploads.jobs import SERIAL_TAG
 
 deliver_exports_job = dg.define_asset_job(
     "deliver_exports_job",

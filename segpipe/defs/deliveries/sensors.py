@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from segpipe.defs.common import SEGMENT_EXPORT
 from segpipe.defs.deliveries.jobs import deliver_exports_job
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.resources import DataDirResource
@@ -9,7 +10,7 @@ from segpipe.exports.destinations import DestinationError
 
 
 @dg.asset_sensor(
-    asset_key=dg.AssetKey("segment_export"),
+    asset_key=SEGMENT_EXPORT,
     job=deliver_exports_job,
     minimum_interval_seconds=30,  # a delivery waits for its sync anyway; fewer daemon ticks
     default_status=dg.DefaultSensorStatus.RUNNING,

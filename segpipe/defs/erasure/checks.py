@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from segpipe.defs.resources import WAREHOUSE_POOL, Warehouse
+from segpipe.defs.common import SEGMENTS, WAREHOUSE_POOL
+from segpipe.defs.resources import Warehouse
 from segpipe.warehouse.erasures import returned_people
 
 
 @dg.asset_check(
-    asset=dg.AssetKey("segments"),
+    asset=SEGMENTS,
     pool=WAREHOUSE_POOL,
     description="No constituent carries an identifier of an erased person (SPEC 4: a later "
     "upload naming them is ignored, never re-creates them).",

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from segpipe.defs.common import SERIAL_TAG
 from segpipe.defs.erasure.ops import forget_person
-from segpipe.defs.uploads.jobs import SERIAL_TAG
 
 
 @dg.job(

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource
+from segpipe.defs.common import WAREHOUSE_POOL
+from segpipe.defs.resources import DataDirResource
 from segpipe.erasure.forget import ForgetError, forget
 from segpipe.warehouse.suppressions import IdentifierKind
 

@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from segpipe.defs.common import OWNERS, SYNC_ALL_TAG, WAREHOUSE_POOL
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions
 from segpipe.defs.freshness import EXPORTS_FRESHNESS
 from segpipe.defs.recovery import mark_run_process
-from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
@@ -16,9 +17,6 @@ from segpipe.pipeline import HELD_PREFIX, progress
 from segpipe.warehouse.guard import ALLOW_TAG, RemovalHeld, removal_limit
 
 DESTINATIONS_FAILED = "destinations_failed"
-# A run tagged so writes every pair, changed or not: the daily sync, whose materializations keep
-# EXPORTS_FRESHNESS meaning "synced today". Other runs leave unchanged destinations alone.
-SYNC_ALL_TAG = "segpipe/sync_all"
 
 
 def _spec() -> dg.AssetSpec:
@@ -31,7 +29,7 @@ def _spec() -> dg.AssetSpec:
         ),
         deps=["segments"],
         group_name="exports",
-        owners=["team:audience-data"],
+        owners=OWNERS,
         kinds={"duckdb", "csv"},
         partitions_def=exports_partitions,
         skippable=True,

@@ -1,18 +1,17 @@
-"""Syncing every destination: after each `segpipe run`, and daily."""
+"""The run that syncs every destination, and the request that starts it (schedules.py: daily;
+sensors.py: after the segments change)."""
 
 import dagster as dg
 import duckdb
 
 from segpipe.config import DataDir
-from segpipe.defs.exports.assets import SYNC_ALL_TAG
+from segpipe.defs.common import SERIAL_TAG, SYNC_ALL_TAG
 from segpipe.defs.exports.partitions import current_pairs, exports_partitions, register_pairs
-from segpipe.defs.freshness import SYNC_CRON
-from segpipe.defs.resources import DataDirResource
 from segpipe.defs.segments.checks import failed_blocking_checks
-from segpipe.defs.uploads.jobs import SERIAL_TAG, range_tags
+from segpipe.defs.uploads.jobs import range_tags
 
-sync_destinations = dg.define_asset_job(
-    "sync_destinations",
+sync_destinations_job = dg.define_asset_job(
+    "sync_destinations_job",
     selection=dg.AssetSelection.groups("exports"),
     partitions_def=exports_partitions,
     tags=SERIAL_TAG,
@@ -58,33 +57,3 @@ def sync_request(
     if sync_all:
         tags = {**tags, SYNC_ALL_TAG: "true"}
     return dg.RunRequest(run_key=run_key, tags=tags)
-
-
-@dg.schedule(
-    cron_schedule=SYNC_CRON,
-    job=sync_destinations,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Syncs every destination once a day, whether or not files arrived.",
-)
-def daily_destination_sync(context: dg.ScheduleEvaluationContext, data_dir: DataDirResource):
-    # Every pair, changed or not: each gets its daily materialization (EXPORTS_FRESHNESS).
-    return sync_request(
-        context.instance,
-        data_dir.paths,
-        context.scheduled_execution_time.isoformat(),
-        sync_all=True,
-    )
-
-
-@dg.asset_sensor(
-    asset_key=dg.AssetKey("segments"),
-    job=sync_destinations,
-    minimum_interval_seconds=10,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Syncs the destinations after segments change, as `segpipe run` does.",
-)
-def sync_destinations_after_segments(
-    context: dg.SensorEvaluationContext, asset_event, data_dir: DataDirResource
-):
-    return sync_request(context.instance, data_dir.paths, f"after-segments-{asset_event.run_id}")

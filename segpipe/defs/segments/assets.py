@@ -5,16 +5,15 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from segpipe.defs.common import AS_OF_TAG, OWNERS, WAREHOUSE_POOL
 from segpipe.defs.freshness import SEGMENTS_FRESHNESS
 from segpipe.defs.metadata import table_metadata, table_schema
 from segpipe.defs.recovery import mark_run_process
-from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
-from segpipe.defs.segments.jobs import AS_OF_TAG
+from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.segments.refresh import refresh_segments
 from segpipe.segments.rules import SegmentDefinitionError
 from segpipe.warehouse.segments import segment_sizes
 
-OWNERS = ["team:audience-data"]
 RULE_FAILED_PREFIX = "rule failed: "
 
 
@@ -23,7 +22,7 @@ RULE_FAILED_PREFIX = "rule failed: "
     owners=OWNERS,
     kinds={"yaml"},
     # Under `dagster dev` the file is looked at every five minutes; `segments` (eager) follows
-    # a new data version. `segpipe run` observes it in the refresh_segments job.
+    # a new data version. `segpipe run` observes it in the refresh_segments_job job.
     automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),
 )
 def segment_definitions(data_dir: DataDirResource) -> dg.ObserveResult:

@@ -11,7 +11,8 @@ import dagster as dg
 import polars as pl
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.common import SEGMENTS, WAREHOUSE_POOL
+from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.defs.segments.assets import RULE_FAILED_PREFIX
 from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
@@ -19,7 +20,6 @@ from segpipe.kinds.subscriber import identifier_kinds
 from segpipe.warehouse.integrity import broken_references
 from segpipe.warehouse.sql import frame
 
-SEGMENTS = dg.AssetKey("segments")
 SIZE_PREFIX = "size: "
 # The checks that guard references: when the latest of them failed, no sync runs.
 BLOCKING_CHECKS = (dg.AssetCheckKey(SEGMENTS, "references_resolve"),)

@@ -2,13 +2,10 @@
 
 import dagster as dg
 
-from segpipe.defs.uploads.jobs import SERIAL_TAG
+from segpipe.defs.common import SERIAL_TAG
 
-# Rule time windows count back from this instant when a run carries it (`segpipe run --as-of`).
-AS_OF_TAG = "segpipe/as_of"
-
-refresh_segments = dg.define_asset_job(
-    "refresh_segments",
+refresh_segments_job = dg.define_asset_job(
+    "refresh_segments_job",
     # The source asset is named as well: the job observes segments.yaml (a new data version when
     # the file changed) before it recomputes the segments that depend on it.
     selection=dg.AssetSelection.groups("segments")

@@ -4,7 +4,8 @@ import os
 
 import dagster as dg
 
-from segpipe.defs.segments.jobs import AS_OF_TAG, refresh_segments
+from segpipe.defs.common import AS_OF_TAG
+from segpipe.defs.segments.jobs import refresh_segments_job
 
 # The cron of the refresh, per deployment (UTC). The default runs half an hour before the
 # 06:00 UTC daily_destination_sync, so the sync ships lists evaluated that morning.
@@ -19,7 +20,7 @@ def refresh_cron() -> str:
 
 @dg.schedule(
     cron_schedule=refresh_cron(),
-    job=refresh_segments,
+    job=refresh_segments_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Refreshes every segment daily before the 06:00 sync (cron: "

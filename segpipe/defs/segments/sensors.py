@@ -2,11 +2,8 @@
 
 import dagster as dg
 
-from segpipe.defs.segments.jobs import refresh_segments
-from segpipe.defs.uploads.jobs import SERIAL_TAG
-
-APPLIED_UPLOAD = dg.AssetKey("applied_upload")
-SEGMENTS = dg.AssetKey("segments")
+from segpipe.defs.common import APPLIED_UPLOAD, SEGMENTS, SERIAL_TAG
+from segpipe.defs.segments.jobs import refresh_segments_job
 
 
 def _latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
@@ -16,7 +13,7 @@ def _latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey) -> i
 
 
 @dg.sensor(
-    job=refresh_segments,
+    job=refresh_segments_job,
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Refreshes segments (and runs their checks) once newly applied uploads change "

@@ -4,8 +4,9 @@ from contextlib import nullcontext
 
 import dagster as dg
 
+from segpipe.defs.common import OWNERS, WAREHOUSE_POOL
 from segpipe.defs.recovery import mark_run_process
-from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.defs.uploads.metadata import standard_metadata
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
@@ -18,8 +19,6 @@ from segpipe.pipeline import (
     progress,
 )
 from segpipe.warehouse.guard import ALLOW_TAG
-
-OWNERS = ["team:audience-data"]
 
 
 def _stage(name: str, description: str, kinds: set[str], after: str | None = None):

@@ -6,14 +6,12 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from segpipe.defs.common import SERIAL_TAG
 from segpipe.defs.uploads.ops import undo_upload_op
 from segpipe.defs.uploads.partitions import uploads_partitions
 
-# Runs carrying this tag leave the run queue one at a time (segpipe/dagster.yaml).
-SERIAL_TAG = {"segpipe/warehouse": "write"}
-
-process_upload = dg.define_asset_job(
-    "process_upload",
+process_upload_job = dg.define_asset_job(
+    "process_upload_job",
     selection=dg.AssetSelection.groups("uploads"),
     partitions_def=uploads_partitions,
     tags=SERIAL_TAG,

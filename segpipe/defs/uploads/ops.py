@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from segpipe.defs.resources import WAREHOUSE_POOL, Warehouse
+from segpipe.defs.common import WAREHOUSE_POOL
+from segpipe.defs.resources import Warehouse
 from segpipe.warehouse.undo import UndoRefused, undo_summary, undo_upload
 
 

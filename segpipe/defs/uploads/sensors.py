@@ -7,7 +7,7 @@ import dagster as dg
 from segpipe.defs.instance import ensure_warehouse_pool
 from segpipe.defs.recovery import fail_dead_runs
 from segpipe.defs.resources import DataDirResource
-from segpipe.defs.uploads.jobs import process_upload, range_tags
+from segpipe.defs.uploads.jobs import process_upload_job, range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox
@@ -25,7 +25,7 @@ def unregistered_uploads(
 
 
 @dg.sensor(
-    job=process_upload,
+    job=process_upload_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Archives each new inbox file and requests the run that applies it.",

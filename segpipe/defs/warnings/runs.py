@@ -16,12 +16,11 @@ from collections import defaultdict
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from segpipe.defs.common import SEGMENT_EXPORT
 from segpipe.defs.exports.assets import DESTINATIONS_FAILED
 from segpipe.notify.notices import Notice, NoticeKind
 from segpipe.pipeline import REJECTED_PREFIX
 
-# Runs whose warnings `segpipe run` sends itself: the sensors leave them alone.
-WARNED_BY_TAG = "segpipe/warned_by"
 SIZE_CHECK = "segment_sizes_are_steady"
 _STEP_KINDS = {
     "sync_exports": NoticeKind.SYNC_FAILED,
@@ -111,7 +110,7 @@ def _exports_ready(events) -> list[Notice]:
         if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
             continue
         materialization = event.step_materialization_data.materialization
-        if materialization.asset_key != dg.AssetKey("segment_export"):
+        if materialization.asset_key != SEGMENT_EXPORT:
             continue
         metadata = materialization.metadata
         counts = totals[str(metadata["destination"].value)]

@@ -6,8 +6,8 @@ sensors skip those, so nobody hears twice.
 
 import dagster as dg
 
+from segpipe.defs.common import WARNED_BY_TAG
 from segpipe.defs.resources import DataDirResource
-from segpipe.defs.warnings.runs import WARNED_BY_TAG
 from segpipe.defs.warnings.send import send_run_warnings
 
 # The daemon evaluates sensors one after another: warnings a minute late cost the upload and

@@ -19,11 +19,13 @@ from segpipe.kinds.base import (
     UploadContext,
     column_or_null,
     names_person,
+    not_found,
     person_schema_columns,
     require_columns,
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import InterestStatus, RowOutcome
 from segpipe.warehouse import before_images, interests, migrate, suppressions
 from segpipe.warehouse.schema import alter_column_type
 from segpipe.warehouse.sql import frame, quote, registered
@@ -157,7 +159,7 @@ targeted AS (
         CASE
             WHEN NOT interest_known THEN 'unknown interest_id ' || interest_id
             WHEN cons_id IS NOT NULL AND cons_owner IS NULL
-                THEN 'constituent not found: no cons_id ' || cons_id
+                THEN {not_found("cons_id", "cons_id")}
             WHEN cons_id IS NOT NULL AND member_owner <> cons_owner
                 THEN 'cons_id ' || cons_id || ' and member_id ' || member_id
                      || ' name different constituents (member_id ' || member_id
@@ -193,7 +195,8 @@ counted AS (
     WINDOW by_email AS (PARTITION BY email), by_member AS (PARTITION BY member_id)
 )
 SELECT * EXCLUDE (conflict, email_split, member_split),
-    CASE WHEN conflict IS NOT NULL OR email_split OR member_split THEN 'rejected' END
+    CASE WHEN conflict IS NOT NULL OR email_split OR member_split
+        THEN '{RowOutcome.REJECTED}' END
         AS {OUTCOME},
     CASE
         WHEN conflict IS NOT NULL THEN conflict
@@ -327,9 +330,9 @@ def apply(
     con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM _merged")
     migrate.record_cons_ids(con)
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _statuses AS
-        SELECT cons_id, interest_id, 'opted_in' AS status
+        SELECT cons_id, interest_id, '{InterestStatus.OPTED_IN}' AS status
         FROM _people WHERE interest_id IS NOT NULL
         """
     )

@@ -32,6 +32,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import RowOutcome
 from segpipe.warehouse import before_images
 from segpipe.warehouse.sql import quote
 
@@ -88,7 +89,7 @@ _JOINS, _RESOLVED, _NOT_FOUND = person_lookup()
 JUDGE_SQL = f"""
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            {_RESOLVED} AS resolved_cons_id,
-           CASE WHEN {_RESOLVED} IS NULL THEN 'ignored' END AS {OUTCOME},
+           CASE WHEN {_RESOLVED} IS NULL THEN '{RowOutcome.IGNORED}' END AS {OUTCOME},
            CASE WHEN {_RESOLVED} IS NULL THEN {_NOT_FOUND} END AS {REASON}
     FROM validated v {_JOINS}
 """

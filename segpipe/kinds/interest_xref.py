@@ -19,6 +19,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import RowOutcome
 from segpipe.warehouse import before_images, interests
 
 SCHEMA = pa.DataFrameSchema(
@@ -58,7 +59,7 @@ JUDGE_SQL = f"""
 SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
        coalesce(by_name.interest_id, by_id.interest_id) AS resolved_interest_id,
        CASE WHEN v.interest_id IS NOT NULL AND by_id.interest_id IS NULL
-            THEN 'rejected' END AS {OUTCOME},
+            THEN '{RowOutcome.REJECTED}' END AS {OUTCOME},
        CASE WHEN v.interest_id IS NOT NULL AND by_id.interest_id IS NULL
             THEN 'unknown interest_id ' || v.interest_id END AS {REASON}
 FROM validated v

@@ -27,6 +27,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import InterestStatus, RowOutcome
 from segpipe.warehouse import interests
 
 INTEREST_COLUMNS = ("interest_name", "interest_id", "foreign_interest")
@@ -39,7 +40,8 @@ SCHEMA = pa.DataFrameSchema(
         "opt": pa.Column(
             pl.String,
             pa.Check.isin(
-                ["opted_in", "opted_out"], error=f"unrecognized opt value; {OPT_VALUES_HINT}"
+                [status.value for status in InterestStatus],
+                error=f"unrecognized opt value; {OPT_VALUES_HINT}",
             ),
         ),
         "names_interest": columns.holds(
@@ -93,9 +95,10 @@ WITH matched AS (
 )
 SELECT * EXCLUDE (not_found),
     CASE
-        WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL THEN 'rejected'
-        WHEN resolved_interest_id IS NULL AND foreign_interest IS NOT NULL THEN 'rejected'
-        WHEN resolved_cons_id IS NULL THEN 'ignored'
+        WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL THEN '{RowOutcome.REJECTED}'
+        WHEN resolved_interest_id IS NULL AND foreign_interest IS NOT NULL
+            THEN '{RowOutcome.REJECTED}'
+        WHEN resolved_cons_id IS NULL THEN '{RowOutcome.IGNORED}'
     END AS {OUTCOME},
     CASE
         WHEN resolved_interest_id IS NULL AND interest_id IS NOT NULL

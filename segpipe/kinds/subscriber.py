@@ -15,6 +15,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
+from segpipe import attentive
 from segpipe.ingest import normalize
 from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
@@ -29,13 +30,12 @@ from segpipe.kinds.base import (
     supersede_earlier_rows,
     view,
 )
+from segpipe.vocabulary import RowOutcome, SegmentKind
 from segpipe.warehouse import before_images
 from segpipe.warehouse.guard import held_message, too_many_removals
 from segpipe.warehouse.segments import create_missing_segments, replace_members
 
 IDENTIFIER, SEGMENT = "column_1", "column_2"
-SEGMENT_NAME_PATTERN = r"^[A-Za-z0-9 _-]+$"
-SEGMENT_NAME_MAX = 64
 # What the cells of a header row say; a first row whose identifier is not a phone or an email
 # and that reads like column names is a header, which these files never carry.
 IDENTIFIER_HEADERS = {
@@ -54,11 +54,11 @@ SCHEMA = pa.DataFrameSchema(
             pl.String,
             [
                 pa.Check.str_length(
-                    max_value=SEGMENT_NAME_MAX,
-                    error=f"segment name is longer than {SEGMENT_NAME_MAX} characters",
+                    max_value=attentive.SEGMENT_NAME_MAX,
+                    error=f"segment name is longer than {attentive.SEGMENT_NAME_MAX} characters",
                 ),
                 pa.Check.str_matches(
-                    SEGMENT_NAME_PATTERN,
+                    attentive.SEGMENT_NAME_PATTERN,
                     error="segment name may contain only letters, digits, spaces, _ and -",
                 ),
             ],
@@ -179,11 +179,12 @@ matched AS (
 )
 SELECT * EXCLUDE (someone),
     CASE
-        WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber' THEN 'rejected'
-        WHEN resolved_cons_id IS NULL THEN 'ignored'
+        WHEN segment_kind IS NOT NULL AND segment_kind <> '{SegmentKind.SUBSCRIBER}'
+            THEN '{RowOutcome.REJECTED}'
+        WHEN resolved_cons_id IS NULL THEN '{RowOutcome.IGNORED}'
     END AS {OUTCOME},
     CASE
-        WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber'
+        WHEN segment_kind IS NOT NULL AND segment_kind <> '{SegmentKind.SUBSCRIBER}'
             THEN 'segment ' || segment || ' is a ' || replace(segment_kind, '_', '-')
                  || ' segment; subscriber files only replace subscriber segments'
         WHEN someone IS NULL AND phone IS NOT NULL THEN 'no constituent with that phone number'
@@ -242,7 +243,7 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         SELECT DISTINCT ?, ?, ?, ?, s.segment_id,
                CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_cons_id END
         FROM named_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
-        WHERE s.kind = 'subscriber' AND s.domain = ?
+        WHERE s.kind = '{SegmentKind.SUBSCRIBER}' AND s.domain = ?
         """,
         key + key + [delivery.domain],
     )
@@ -259,13 +260,13 @@ def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) 
     delivery = delivery_of(upload.file_name)
     # A row names its segment unless it was rejected: a segment named only by people who did
     # not match is emptied, as Attentive's full replace would.
-    named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
+    named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM '{RowOutcome.REJECTED}'"
     with view(con, "named_rows", named):
         con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
         create_missing_segments(
             con,
             "_named",
-            "subscriber",
+            SegmentKind.SUBSCRIBER,
             upload.at,
             domain=delivery.domain,
             upload_id=upload.upload_id,

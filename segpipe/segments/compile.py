@@ -28,6 +28,7 @@ from segpipe.segments.rules import (
     SegmentDefinition,
     SegmentDefinitionError,
 )
+from segpipe.vocabulary import SegmentKind
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote
 
@@ -261,7 +262,7 @@ class _Compiler:
     def segment(self, condition: SegmentCondition) -> str:
         name = condition.segment.lower()
         kind = self.catalog.segments.get(name)
-        if name not in self.defined and (kind is None or kind == "data_driven"):
+        if name not in self.defined and (kind is None or kind == SegmentKind.DATA_DRIVEN):
             raise self.fail(f"unknown segment '{condition.segment}'", condition)
         members = members_of("(SELECT segment_id FROM segments WHERE lower(name) = lower(?))")
         self.bind(*[condition.segment] * members.count("?"))  # the name, at each of its uses

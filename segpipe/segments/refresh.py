@@ -26,10 +26,11 @@ from segpipe.segments.rules import (
     dependency_order,
     read_definitions,
 )
+from segpipe.vocabulary import SegmentKind
 from segpipe.warehouse.segments import create_missing_segments, replace_members
 from segpipe.warehouse.sql import frame, transaction
 
-KIND = "data_driven"
+KIND = SegmentKind.DATA_DRIVEN
 
 
 @dataclass(frozen=True)

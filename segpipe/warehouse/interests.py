@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from segpipe.kinds.base import UploadContext
+from segpipe.vocabulary import InterestGroupKind, SegmentKind
 from segpipe.warehouse import before_images
 from segpipe.warehouse.sql import next_id, quote
 
@@ -49,12 +50,13 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
     """Every interest has an Opt-In and an Opt-Out group, each also a segment."""
     first_id = next_id(con, "segments", "segment_id")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _new_groups AS
         SELECT ?::BIGINT + row_number() OVER (ORDER BY i.interest_id, k.kind) - 1 AS group_id,
                i.interest_id, k.kind, i.name || k.suffix AS name
         FROM interests i
-        CROSS JOIN (VALUES ('opt_in', ' Opt-In'), ('opt_out', ' Opt-Out')) AS k(kind, suffix)
+        CROSS JOIN (VALUES ('{InterestGroupKind.OPT_IN}', ' Opt-In'),
+                           ('{InterestGroupKind.OPT_OUT}', ' Opt-Out')) AS k(kind, suffix)
         WHERE NOT EXISTS (
             SELECT 1 FROM interest_groups g WHERE g.interest_id = i.interest_id AND g.kind = k.kind
         )
@@ -66,7 +68,7 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
     )
     con.execute(
         "INSERT INTO segments (segment_id, name, kind, description, created_at) "
-        "SELECT group_id, name, 'interest_group', NULL, ? FROM _new_groups",
+        f"SELECT group_id, name, '{SegmentKind.INTEREST_GROUP}', NULL, ? FROM _new_groups",
         [upload.at],
     )
     before_images.keep_created(con, upload.upload_id, "interest_groups", "FROM _new_groups")

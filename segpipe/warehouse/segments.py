@@ -11,11 +11,10 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from segpipe.vocabulary import SegmentKind
 from segpipe.warehouse import before_images
 from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.sql import frame, next_id
-
-SEGMENT_KINDS = ("manual", "subscriber", "data_driven", "interest_group")
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -75,7 +74,7 @@ def create_missing_segments(
     segment (case aside). With a `domain` (an Attentive account's subscriber segments), a
     segment of another domain does not match: the same name in two domains is two segments.
     Returns how many were created."""
-    assert kind in SEGMENT_KINDS, kind
+    assert kind in SegmentKind.__members__.values(), kind
     first_id = next_id(con, "segments", "segment_id")
     created = con.execute(
         f"""
@@ -201,7 +200,7 @@ def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, 
     if not found:
         raise SegmentNotDeletable(f"no segment named {name!r}")
     segment_id, stored_name, kind = found[0]
-    if kind == "interest_group":
+    if kind == SegmentKind.INTEREST_GROUP:
         interest = con.execute(
             "SELECT i.name FROM interest_groups g JOIN interests i USING (interest_id) "
             "WHERE g.group_id = ?",
@@ -212,7 +211,7 @@ def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, 
             f"{interest[0] if interest else '?'!r}; it lives as long as its interest "
             "(change its members with a segmentation upload)"
         )
-    if kind == "data_driven":
+    if kind == SegmentKind.DATA_DRIVEN:
         raise SegmentNotDeletable(
             f"{stored_name!r} is a data-driven segment defined in segments.yaml; "
             "remove it from segments.yaml instead"

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 import duckdb
 
+from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import (
     EXISTED,
     KEYS,
@@ -37,8 +38,8 @@ class Change(StrEnum):
 
     ENTERED = "entered"
     LEFT = "left"
-    OPTED_IN = "opted_in"
-    OPTED_OUT = "opted_out"
+    OPTED_IN = InterestStatus.OPTED_IN.value
+    OPTED_OUT = InterestStatus.OPTED_OUT.value
     # An undo took away a person's only status in an interest: in neither of its groups.
     CLEARED = "cleared"
 
@@ -114,7 +115,7 @@ def later_uploads(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[
     rows = con.execute(
         f"""
         SELECT u.upload_id, u.file_name FROM uploads u
-        WHERE u.status = 'applied' AND u.upload_id <> $x
+        WHERE u.status = '{UploadStatus.APPLIED}' AND u.upload_id <> $x
           AND u.upload_id IN ({_touched_by_others(con, shadows(con))})
           AND u.applied_at >= (SELECT applied_at FROM uploads WHERE upload_id = $x)
         ORDER BY u.applied_at DESC, u.upload_id DESC
@@ -131,7 +132,7 @@ def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> s
     if not found:
         raise UndoRefused(f"no upload {upload_id!r} (see `segpipe status`)")
     file_name, status = found[0]
-    if status != "applied":
+    if status != UploadStatus.APPLIED:
         raise UndoRefused(f"upload {upload_id} ({file_name}) is {status}; only applied uploads")
     later = later_uploads(con, upload_id)
     if later:
@@ -247,7 +248,9 @@ def undo_upload(
             _restore(con, upload_id, table, result)
         _forget_removed_people(con, upload_id, run_id, at, result)
         con.execute("DROP TABLE IF EXISTS _undo_rows")
-        con.execute("UPDATE uploads SET status = 'undone' WHERE upload_id = ?", [upload_id])
+        con.execute(
+            f"UPDATE uploads SET status = '{UploadStatus.UNDONE}' WHERE upload_id = ?", [upload_id]
+        )
     return result
 
 

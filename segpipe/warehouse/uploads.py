@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.sql import scalar
 
 COUNT_COLUMNS = ["rows_in", "rows_applied", "rows_rejected", "rows_ignored", "rows_superseded"]
@@ -26,11 +27,12 @@ def earlier_upload(
     again: renamed to a valid kind, they may apply. One statement for both questions: the same
     bytes win, then the earliest upload."""
     rows = con.execute(
-        """
+        f"""
         SELECT u.upload_id, coalesce(u.sha256 = ?, false) AS same_bytes
         FROM uploads u LEFT JOIN upload_contents c USING (upload_id)
         WHERE (u.sha256 = ? OR c.content_sha256 = ?) AND u.upload_id <> ?
-          AND u.status = 'applied' AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
+          AND u.status = '{UploadStatus.APPLIED}'
+          AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
         ORDER BY same_bytes DESC, u.upload_id LIMIT 1
         """,
         [sha256, sha256, content_sha256, upload_id, file_name, file_name],

@@ -19,6 +19,7 @@ import yaml
 from segpipe import attentive
 from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
 from segpipe.safe_yaml import load_yaml
+from segpipe.warehouse.catalog import constituent_columns
 
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
@@ -258,12 +259,7 @@ def _sftp(entry, fail) -> SftpDelivery | None:
 
 def check_fields(con: duckdb.DuckDBPyConnection, destination: Destination) -> None:
     """Every field must be a constituents column (the core ones or an uploaded attribute)."""
-    known = {
-        row[0]
-        for row in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'constituents'"
-        ).fetchall()
-    }
+    known = set(constituent_columns(con))
     if unknown := [f for f in destination.columns if f not in known]:
         raise DestinationError(
             f"destination {destination.name!r}: unknown field(s) {', '.join(unknown)}; "

@@ -31,6 +31,7 @@ from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
 from segpipe.exports.destinations import Channel, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
+from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.guard import (
     DEFAULT_LIMIT,
     RemovalHeld,
@@ -93,17 +94,9 @@ def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'constituents'"
-    ).fetchall()
-    return dict(rows)
-
-
 def _output_columns(con: duckdb.DuckDBPyConnection, destination: Destination) -> str:
     """The key, then the chosen fields, text neutralized, in the destination's column order."""
-    types = _column_types(con)
+    types = constituent_columns(con)
     columns = [f"{neutralized_sql('o.key_value')} AS {quote(destination.key)}"]
     for name in destination.columns[1:]:
         value = f"c.{quote(name)}"

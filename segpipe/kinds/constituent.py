@@ -27,6 +27,7 @@ from segpipe.kinds.base import (
 )
 from segpipe.vocabulary import InterestStatus, RowOutcome
 from segpipe.warehouse import before_images, interests, migrate, suppressions
+from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.schema import alter_column_type
 from segpipe.warehouse.sql import frame, quote, registered
 
@@ -221,15 +222,6 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
     return resolved
 
 
-def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    rows = frame(
-        con,
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'constituents' ORDER BY ordinal_position",
-    )
-    return dict(rows.iter_rows())
-
-
 def _widen_attribute_columns(
     con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, declared: dict[str, attributes.Declared]
 ) -> dict[str, str]:
@@ -237,7 +229,7 @@ def _widen_attribute_columns(
     transaction; returns all columns. A declared column takes its declared type when every value
     it holds reads as that type; otherwise it widens (text holds anything), so no upload fails
     on a type."""
-    existing = _warehouse_columns(con)
+    existing = constituent_columns(con)
     for name in attribute_columns(rows.drop("target_cons_id")):
         incoming = attributes.sql_type_of(rows[name].dtype)
         if name not in existing:
@@ -246,7 +238,7 @@ def _widen_attribute_columns(
             _convert_to_declared(con, name, existing[name], declared[name], incoming)
         elif (wanted := attributes.wider(existing[name], incoming)) != existing[name]:
             alter_column_type(con, "constituents", name, wanted)
-    return _warehouse_columns(con)
+    return constituent_columns(con)
 
 
 def _convert_to_declared(con, name: str, current: str, declared, incoming: str) -> None:

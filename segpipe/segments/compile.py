@@ -29,6 +29,7 @@ from segpipe.segments.rules import (
     SegmentDefinitionError,
 )
 from segpipe.vocabulary import SegmentKind
+from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote
 
@@ -47,18 +48,13 @@ class Catalog:
 
 
 def load_catalog(con: duckdb.DuckDBPyConnection) -> Catalog:
-    columns = frame(
-        con,
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'constituents'",
-    )
     properties: dict[str, set[str]] = {}
     for event, prop in frame(con, "SELECT event, property FROM event_properties").iter_rows():
         properties.setdefault(event, set()).add(prop)
     interests = frame(con, "SELECT lower(name) AS name FROM interests")["name"].to_list()
     segments = frame(con, "SELECT lower(name) AS name, kind FROM segments")
     return Catalog(
-        attributes=dict(columns.iter_rows()),
+        attributes=constituent_columns(con),
         event_properties=properties,
         interests=set(interests),
         segments=dict(segments.iter_rows()),

@@ -41,16 +41,6 @@ def shadow_of(table: str) -> str:
     return PREFIX + table
 
 
-def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Column name -> DuckDB type of `table`, in table order (empty if there is no such table)."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
-    return dict(rows)
-
-
 def same_key(table: str, left: str, right: str) -> str:
     """SQL: rows `left` and `right` have the same key of `table` (NULLs equal)."""
     return " AND ".join(

@@ -23,11 +23,11 @@ from segpipe.warehouse.before_images import (
     KEYS,
     PERSON,
     UPLOAD,
-    column_types,
     same_key,
     shadow_of,
     shadows,
 )
+from segpipe.warehouse.catalog import table_columns
 from segpipe.warehouse.sql import quote, transaction
 
 UNDO_RUN_PREFIX = "undo:"
@@ -204,8 +204,8 @@ def _restore(con: duckdb.DuckDBPyConnection, upload_id: str, table: str, result:
     removed = con.execute(
         f"DELETE FROM {quote(table)} t USING _undo_rows k WHERE {_same_key(table)} {created_in_use}"
     ).fetchall()[0][0]
-    kept = column_types(con, shadow_of(table))
-    columns = ", ".join(quote(c) for c in column_types(con, table) if c in kept)
+    kept = table_columns(con, shadow_of(table))
+    columns = ", ".join(quote(c) for c in table_columns(con, table) if c in kept)
     restored = con.execute(
         f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM _undo_rows WHERE {EXISTED}"
     ).fetchall()[0][0]

@@ -27,6 +27,7 @@ from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.kinds import columns
 from segpipe.vocabulary import RowOutcome
 from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import frame
 
 # The temp tables an upload's rows pass through, on the upload's own connection.
@@ -250,6 +251,9 @@ def view(con: duckdb.DuckDBPyConnection, name: str, query: str) -> Iterator[str]
         con.execute(f"DROP VIEW IF EXISTS {name}")
 
 
-def applied_rows(con: duckdb.DuckDBPyConnection, resolved: str):
-    """The rows of `resolved` that apply, as the view `applied_rows`."""
-    return view(con, "applied_rows", f"SELECT * FROM {resolved} WHERE {OUTCOME} IS NULL")
+@contextmanager
+def applied_rows(con: duckdb.DuckDBPyConnection, resolved: str) -> Iterator[str]:
+    """The rows of `resolved` that apply, as a scratch view whose name the block gets."""
+    with scratch(con, "applied_rows", view=True) as name:
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {resolved} WHERE {OUTCOME} IS NULL")
+        yield name

@@ -29,6 +29,7 @@ from segpipe.vocabulary import InterestStatus, RowOutcome
 from segpipe.warehouse import before_images, interests, migrate, suppressions
 from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.schema import alter_column_type
+from segpipe.warehouse.scratch import name_for, scratches
 from segpipe.warehouse.sql import frame, quote, registered
 
 TEXT_FIELDS = ["external_id", "first_name", "last_name"]
@@ -291,16 +292,24 @@ def apply(
     blank = [c for c in attributes_sent if rows[c].null_count() == rows.height]
     rows = rows.drop(blank)
     columns = _widen_attribute_columns(con, rows, declared or {})
-    with registered(con, "applied_rows", rows):
+    with scratches(con, "people", "merged", "statuses") as (people, merged, statuses):
+        _apply_people(con, rows, columns, upload, people, merged, statuses)
+
+
+def _apply_people(con, rows, columns, upload, people: str, merged: str, statuses: str) -> None:
+    """The people of `rows` (a new cons_id for each new one) into `people`, merged with their
+    stored columns into `merged`, which replaces them in constituents; their interest_id
+    opt-ins through `statuses`. The three names are scratch tables of the caller's."""
+    with registered(con, name_for("applied_rows"), rows) as applied:
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE _people AS
+            CREATE OR REPLACE TEMP TABLE {people} AS
             SELECT * EXCLUDE (target_cons_id, cons_id),
                    coalesce(target_cons_id,
                             ? + row_number() OVER (
                                 PARTITION BY target_cons_id IS NULL ORDER BY {LINE}) - 1
                    ) AS cons_id
-            FROM applied_rows
+            FROM {applied}
             """,
             [migrate.next_cons_id(con)],
         )
@@ -310,26 +319,25 @@ def apply(
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _merged AS
+        CREATE OR REPLACE TEMP TABLE {merged} AS
         SELECT {select}
-        FROM _people p LEFT JOIN constituents c ON c.cons_id = p.cons_id
+        FROM {people} p LEFT JOIN constituents c ON c.cons_id = p.cons_id
         """,
         {"at": upload.at, "upload_id": upload.upload_id},
     )
-    before_images.keep(con, upload.upload_id, "constituents", "SELECT cons_id FROM _people")
-    con.execute("DELETE FROM constituents WHERE cons_id IN (SELECT cons_id FROM _people)")
+    before_images.keep(con, upload.upload_id, "constituents", f"SELECT cons_id FROM {people}")
+    con.execute(f"DELETE FROM constituents WHERE cons_id IN (SELECT cons_id FROM {people})")
     names = ", ".join(quote(name) for name in columns)
-    con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM _merged")
+    con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM {merged}")
     migrate.record_cons_ids(con)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _statuses AS
+        CREATE OR REPLACE TEMP TABLE {statuses} AS
         SELECT cons_id, interest_id, '{InterestStatus.OPTED_IN}' AS status
-        FROM _people WHERE interest_id IS NOT NULL
+        FROM {people} WHERE interest_id IS NOT NULL
         """
     )
-    interests.set_statuses(con, "_statuses", upload)
-    con.execute("DROP TABLE _statuses; DROP TABLE _merged; DROP TABLE _people")
+    interests.set_statuses(con, statuses, upload)
 
 
 RULES = KindRules(

@@ -27,6 +27,7 @@ from segpipe.kinds.base import (
     supersede_earlier_rows,
 )
 from segpipe.vocabulary import RowOutcome, SegmentKind, sql_list
+from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.segments import change_members, create_missing_segments
 
 # A row uses its first non-empty identifier: cons_id, member_id, external_id, then email.
@@ -123,26 +124,26 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
-    with applied_rows(con, resolved):
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _named AS "
-            "SELECT segment AS name FROM applied_rows WHERE action = 'add'"
+    with scratches(con, "named", "changes") as (named, changes):
+        with applied_rows(con, resolved) as applied:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {named} AS "
+                f"SELECT segment AS name FROM {applied} WHERE action = 'add'"
+            )
+            create_missing_segments(
+                con, named, SegmentKind.MANUAL, upload.at, upload_id=upload.upload_id
+            )
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {changes} AS
+                SELECT s.segment_id, r.resolved_cons_id AS cons_id, r.action
+                FROM {applied} r JOIN segments s ON lower(s.name) = lower(r.segment)
+                WHERE s.kind = '{SegmentKind.MANUAL}'
+                """
+            )
+        change_members(
+            con, changes=changes, upload_id=upload.upload_id, run_id=upload.run_id, at=upload.at
         )
-        create_missing_segments(
-            con, "_named", SegmentKind.MANUAL, upload.at, upload_id=upload.upload_id
-        )
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _changes AS
-            SELECT s.segment_id, r.resolved_cons_id AS cons_id, r.action
-            FROM applied_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
-            WHERE s.kind = '{SegmentKind.MANUAL}'
-            """
-        )
-    change_members(
-        con, changes="_changes", upload_id=upload.upload_id, run_id=upload.run_id, at=upload.at
-    )
-    con.execute("DROP TABLE _named; DROP TABLE _changes")
 
 
 RULES = KindRules(

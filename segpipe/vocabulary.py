@@ -1,4 +1,4 @@
-"""segpipe's words for the states it stores, one enum each (SPEC section 5 "Warehouse").
+"""segpipe's words for the states it stores, one enum each (SPEC section 4, the warehouse).
 
 String enums: a member equals the text the warehouse, the errors reports and the CLI carry
 (`UploadStatus.APPLIED == "applied"`) and formats as it (`f"'{RowOutcome.REJECTED}'"` is SQL's
@@ -42,7 +42,7 @@ class SegmentKind(StrEnum):
 
 
 class InterestStatus(StrEnum):
-    """`interest_memberships.status` and segments.yaml's `status:` (SPEC section 5). A file's
+    """`interest_memberships.status` and segments.yaml's `status:` (SPEC sections 4, 5). A file's
     opt column keeps its own words ("Subscribe", "opt-out", ...; `normalize.opt_status`)."""
 
     OPTED_IN = "opted_in"

@@ -28,6 +28,7 @@ from segpipe.config import DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.exit_codes import ExitCode
 from segpipe.pipeline import HELD_PREFIX
+from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import EXISTED, UPLOAD, shadow_of, shadows
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
@@ -122,8 +123,8 @@ def _interest_changes(con, where: str, params: list) -> dict:
         con,
         f"""
         SELECT coalesce(i.name, 'interest ' || h.interest_id) AS interest,
-               count(*) FILTER (WHERE change = 'opted_in') AS opt_ins,
-               count(*) FILTER (WHERE change = 'opted_out') AS opt_outs
+               count(*) FILTER (WHERE change = '{InterestStatus.OPTED_IN}') AS opt_ins,
+               count(*) FILTER (WHERE change = '{InterestStatus.OPTED_OUT}') AS opt_outs
         FROM membership_history h LEFT JOIN interests i USING (interest_id)
         WHERE h.interest_id IS NOT NULL AND {where} GROUP BY ALL ORDER BY interest
         """,
@@ -222,7 +223,7 @@ def print_effect(effect: dict, out: TextIO) -> None:
     print("\nWould do (dry run: nothing was changed)", file=out)
     for f in effect["files"]:
         print(f"  {f['file']:<48} {f['status']:<9} {f['error'] or ''}", file=out)
-        if f["status"] != "applied":
+        if f["status"] != UploadStatus.APPLIED:
             continue
         print(
             f"      rows in {f['rows_in']}  applied {f['rows_applied']}  rejected "

@@ -29,9 +29,10 @@ from segpipe.ingest.reader import LINE, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import UploadContext, rules_for
-from segpipe.kinds.base import VALIDATED_TABLE
+from segpipe.kinds.base import RESOLVED_TABLE, VALIDATED_TABLE
 from segpipe.warehouse import erasures, uploads
 from segpipe.warehouse.guard import removal_limit
+from segpipe.warehouse.scratch import dropped
 from segpipe.warehouse.sql import frame, registered, transaction
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -116,7 +117,8 @@ def process_upload(
             }
             return outcome
         try:
-            _apply(data, con, received, facts, outcome, run_id, allow_large_removals)
+            with dropped(con, VALIDATED_TABLE, RESOLVED_TABLE):  # whatever becomes of the file
+                _apply(data, con, received, facts, outcome, run_id, allow_large_removals)
         except UploadRejected as error:
             _reject(data, con, received, sha256, error, outcome)
             outcome.stages.setdefault("raw_upload", facts)["status"] = outcome.status
@@ -203,7 +205,6 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         "errors_file": errors_csv or "",
         "preview": _preview(con, resolved),
     }
-    con.execute(f"DROP TABLE {resolved}")
 
 
 def _raw_batches(received: ReceivedFile, rules, dialect, lines: pl.Series | None = None):
@@ -246,7 +247,6 @@ def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read) -
 
     The next slice is read and validated (polars) while this one is inserted (DuckDB): the two
     overlap on a second core instead of taking turns."""
-    con.execute(f"DROP TABLE IF EXISTS {VALIDATED_TABLE}")
     rows_in, rejected, created = 0, None, False
     for height, validated in read_ahead(_validated_slices(received, rules, dialect)):
         rows_in += height

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import duckdb
 import polars as pl
 import pytest
 
+from segpipe import attentive
 from segpipe.ingest import normalize
 
 PHONES = [
@@ -33,7 +35,7 @@ NOT_PHONES = ["12345", "456-7890", "21234567890", "212-456-789O", "+1 212 456 78
 def test_listed_phone_formats_become_e164(written: str, e164: str):
     normalized = pl.select(normalize.phone_e164(pl.lit(written))).item()
     assert normalized == e164
-    assert pl.select(pl.lit(normalized).str.contains(normalize.E164_PATTERN)).item()
+    assert pl.select(pl.lit(normalized).str.contains(attentive.E164_PATTERN)).item()
 
 
 def test_one_expression_normalizes_a_whole_column():
@@ -46,7 +48,7 @@ def test_one_expression_normalizes_a_whole_column():
 def test_other_values_are_left_for_the_schema_to_reject(written: str):
     normalized = pl.select(normalize.phone_e164(pl.lit(written))).item()
     assert normalized == written.strip()
-    assert not pl.select(pl.lit(normalized).str.contains(normalize.E164_PATTERN)).item()
+    assert not pl.select(pl.lit(normalized).str.contains(attentive.E164_PATTERN)).item()
 
 
 @pytest.mark.parametrize(
@@ -73,3 +75,24 @@ def test_numbers_of_other_countries_are_checked_for_their_country():
     )
     assert checked["phone"].to_list() == ["+33612345678", "+492216699330", "+61293744000"]
     assert checked["p"].null_count() == 3
+
+
+# Exports once took any `+1` and ten digits for a US number and wrote its national digits,
+# while ingest refuses a +1 number whose area code or exchange starts with 0 or 1: one NANP
+# rule (attentive.NANP_PATTERN) now decides both. Ingest's was right: Attentive takes E.164
+# (`+`, a first digit 1-9, at most 15 digits) and NANP numbers as 10 national digits.
+@pytest.mark.parametrize(
+    ("e164", "nanp"),
+    [("+12124567890", True), ("+11234567890", False), ("+12121567890", False),
+     ("+442079460958", False)],
+)  # fmt: skip
+def test_ingest_and_attentive_files_agree_on_north_american_numbers(e164: str, nanp: bool):
+    accepted = pl.select(normalize.phone_problem(pl.lit(e164))).item() is None
+    written = duckdb.sql(f"SELECT {attentive.phone_sql(repr(e164))}").fetchall()[0][0]
+    assert written == (e164[2:] if nanp else e164)
+    if e164.startswith("+1"):
+        assert accepted == nanp
+    for pattern in (attentive.E164_PATTERN, attentive.NANP_PATTERN):
+        in_polars = pl.select(pl.lit(e164).str.contains(pattern)).item()
+        in_duckdb = duckdb.sql(f"SELECT regexp_matches({e164!r}, '{pattern}')").fetchall()[0][0]
+        assert in_polars == in_duckdb

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from segpipe.attentive import E164_PATTERN
 from segpipe.config import DataDir
 from segpipe.erasure.dagster_storage import scrub_home
 from segpipe.erasure.files import rewrite_tree
@@ -60,7 +61,7 @@ def canonical(kind: IdentifierKind, value: str) -> str:
         pattern = normalize.EMAIL_PATTERN
     elif kind == IdentifierKind.PHONE:
         text = pl.select(normalize.phone_e164(pl.lit(column))).item()
-        pattern = normalize.E164_PATTERN
+        pattern = E164_PATTERN
     else:
         text = value.strip()
         pattern = normalize.WHOLE_NUMBER_PATTERN if kind == IdentifierKind.CONS_ID else r"\S"

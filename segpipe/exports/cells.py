@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from segpipe.ingest.normalize import E164_PATTERN as E164
+from segpipe.attentive import E164_PATTERN as E164
 
 FORMULA_START = "^[=+\\-@\\t\\r]"
 

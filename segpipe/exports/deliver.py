@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
+from segpipe import attentive
 from segpipe.config import DataDir
 from segpipe.exports.destinations import Destination, SftpDelivery
-from segpipe.exports.sync import FILES, attentive_name
+from segpipe.exports.sync import FILES
 from segpipe.ingest.normalize import mask_text
 from segpipe.ingest.receive import sha256_of
 from segpipe.warehouse.sql import frame, registered
@@ -116,7 +117,7 @@ def latest_sync_files(
     pairs: list[tuple[Path, str]] = []
     if destination.format == "attentive":
         at: datetime = rows["at"][0]
-        first = attentive_name(destination.domain, at, 1)
+        first = attentive.file_name(destination.domain, at, 1)
         pattern = first.removesuffix("1.csv") + "*.csv"
         folder = data.exports / destination.name
         pairs = [(p, posixpath.join(target, p.name)) for p in sorted(folder.glob(pattern))]

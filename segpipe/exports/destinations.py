@@ -16,8 +16,10 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from segpipe import attentive
 from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
 from segpipe.safe_yaml import load_yaml
+from segpipe.warehouse.catalog import constituent_columns
 
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
@@ -25,9 +27,6 @@ MODES = ("mirror", "upsert")
 ALL_SEGMENTS = "*"
 # Destination names and Attentive domains become folder and file names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-# Attentive's (and segpipe's own subscriber upload's) rule for segment names.
-ATTENTIVE_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9 _-]{1,64}$")
 _ALLOWED = {
     *("name", "key", "segments", "format", "fields", "domain", "mode", "channel"),
     *("deliver", "warnings"),  # SFTP delivery and warnings
@@ -199,7 +198,7 @@ def _destination(position: int, entry) -> Destination:
             fail(f"attentive files carry a phone or an email, not {key!r}")
         if fields:
             fail("attentive files carry only the key and the segment name; remove `fields`")
-        if not isinstance(domain, str) or not _DOMAIN.match(domain):
+        if not isinstance(domain, str) or not attentive.DOMAIN.match(domain):
             fail("attentive needs a `domain` of lower-case letters, digits, '.' and '-'")
     elif domain is not None:
         fail("`domain` applies to the attentive format only")
@@ -260,12 +259,7 @@ def _sftp(entry, fail) -> SftpDelivery | None:
 
 def check_fields(con: duckdb.DuckDBPyConnection, destination: Destination) -> None:
     """Every field must be a constituents column (the core ones or an uploaded attribute)."""
-    known = {
-        row[0]
-        for row in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'constituents'"
-        ).fetchall()
-    }
+    known = set(constituent_columns(con))
     if unknown := [f for f in destination.columns if f not in known]:
         raise DestinationError(
             f"destination {destination.name!r}: unknown field(s) {', '.join(unknown)}; "

@@ -26,10 +26,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from segpipe import attentive
 from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
-from segpipe.exports.destinations import ATTENTIVE_SEGMENT_NAME, Channel, Destination, Pair
+from segpipe.exports.destinations import Channel, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
+from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.guard import (
     DEFAULT_LIMIT,
     RemovalHeld,
@@ -45,7 +47,6 @@ from segpipe.warehouse.suppressions import (
     suppressed_people,
 )
 
-ATTENTIVE_MAX_ROWS = 500_000  # Attentive's limit per subscriber segment file
 FILES = ("members", "adds", "removes")
 STAGING_PREFIX = ".staging-"
 
@@ -93,17 +94,9 @@ def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'constituents'"
-    ).fetchall()
-    return dict(rows)
-
-
 def _output_columns(con: duckdb.DuckDBPyConnection, destination: Destination) -> str:
     """The key, then the chosen fields, text neutralized, in the destination's column order."""
-    types = _column_types(con)
+    types = constituent_columns(con)
     columns = [f"{neutralized_sql('o.key_value')} AS {quote(destination.key)}"]
     for name in destination.columns[1:]:
         value = f"c.{quote(name)}"
@@ -143,7 +136,7 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
             "pair": list(range(len(pairs))),
             "segment_id": [p.segment_id for p in pairs],
             "segment": [p.segment for p in pairs],
-            "attentive_ok": [bool(ATTENTIVE_SEGMENT_NAME.match(p.segment)) for p in pairs],
+            "attentive_ok": [bool(attentive.SEGMENT_NAME.match(p.segment)) for p in pairs],
         },
         schema={
             "pair": pl.Int64,
@@ -279,17 +272,12 @@ def _write_lists(
             )
 
 
-def attentive_name(domain: str, at: datetime, n: int) -> str:
-    return f"{domain}_subscriber_segment_{at:%Y%m%d}_{n}.csv"
-
-
 def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) -> int:
     """Headerless `key,segment name` rows of every segment, split at `max_rows` a file;
     returns how many files. US phones go as their 10 national digits, as Attentive takes them."""
     key = "o.key_value"
     if destination.key == "phone":
-        us_number = f"regexp_full_match({key}, '\\+1[0-9]{{10}}')"
-        key = f"CASE WHEN {us_number} THEN substr({key}, 3) ELSE {key} END"
+        key = attentive.phone_sql(key)
     rows = con.execute(
         "SELECT count(*) FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok"
     ).fetchall()[0][0]
@@ -521,7 +509,7 @@ def sync_destination(
     *,
     at: datetime,
     run_id: str | None = None,
-    attentive_max_rows: int = ATTENTIVE_MAX_ROWS,
+    attentive_max_rows: int = attentive.MAX_ROWS,
     checkpoint: Callable[[str], None] | None = None,
     removal_limit: RemovalLimit | None = DEFAULT_LIMIT,
     skip_unchanged: bool = False,
@@ -575,12 +563,10 @@ def sync_destination(
             )
         if destination.format == "attentive":
             files = _write_attentive(con, destination, stage, attentive_max_rows)
-            result.delivery_files = [
-                str((folder / attentive_name(destination.domain, at, n)).relative_to(data.root))
-                for n in range(1, files + 1)
-            ]
+            names = [attentive.file_name(destination.domain, at, n) for n in range(1, files + 1)]
+            result.delivery_files = [str((folder / name).relative_to(data.root)) for name in names]
             result.skipped_segments = [
-                p.segment for p in pairs if not ATTENTIVE_SEGMENT_NAME.match(p.segment)
+                p.segment for p in pairs if not attentive.SEGMENT_NAME.match(p.segment)
             ]
         if checkpoint:
             checkpoint("staged")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from segpipe import attentive
 from segpipe.ingest.errors import UploadRejected
 
 
@@ -37,18 +38,12 @@ _PATTERNS: list[tuple[UploadKind, re.Pattern[str], str]] = [
     ),
     (
         UploadKind.SUBSCRIBER_SEGMENT,
-        re.compile(r"^.+_subscriber_segment_.*" + _SUFFIX, re.I),
-        "{domain}_subscriber_segment_{YYYYMMDD}[_{n}].csv",
+        re.compile(attentive.FILE_NAME_PATTERN, re.I),
+        attentive.FILE_NAME_GRAMMAR,
     ),
     (UploadKind.SUPPRESSION, re.compile(r"^suppression.*" + _SUFFIX, re.I), "suppression*.csv"),
 ]
 ACCEPTED_PATTERNS = ", ".join(pattern for _, _, pattern in _PATTERNS)
-
-_DELIVERY = re.compile(
-    r"^(?P<domain>[a-z0-9][a-z0-9.-]*)_subscriber_segment_(?P<date>\d{8})(?:_(?P<n>\d+))?"
-    + _SUFFIX,
-    re.I,
-)
 
 
 def kind_of(file_name: str) -> UploadKind:
@@ -72,12 +67,11 @@ class Delivery:
 
 def delivery_of(file_name: str) -> Delivery:
     """Parse `{domain}_subscriber_segment_{YYYYMMDD}[_{n}].csv`, with a real calendar date."""
-    match = _DELIVERY.match(file_name)
+    match = attentive.DELIVERY_FILE.match(file_name)
     if not match:
         raise UploadRejected(
             file_name,
-            "subscriber segment files must be named "
-            "{domain}_subscriber_segment_{YYYYMMDD}[_{n}].csv",
+            f"subscriber segment files must be named {attentive.FILE_NAME_GRAMMAR}",
         )
     stamp = match["date"]
     try:

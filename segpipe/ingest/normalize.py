@@ -10,7 +10,9 @@ from __future__ import annotations
 import phonenumbers
 import polars as pl
 
+from segpipe.attentive import NANP_PATTERN
 from segpipe.ingest import masking
+from segpipe.vocabulary import InterestStatus
 
 # Emails (SPEC section 2 "Values"): a dot-atom local part (RFC 5322 atext, Unicode letters
 # allowed as RFC 6531 does) of at most 64 characters, no leading, trailing or doubled dot;
@@ -27,10 +29,6 @@ EMAIL_MAX = 254
 # What trimming removes: ASCII whitespace, no-break spaces, zero-width characters, the BOM.
 _TRIMMED = " \t\n\r\x0b\x0c\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff"
 
-# One E.164 pattern, for ingest and exports alike: `+`, a country code, at most 15 digits.
-E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-# North American Numbering Plan: +1, an area code and an exchange code that start with 2-9.
-NANP_PATTERN = r"^\+1[2-9][0-9]{2}[2-9][0-9]{6}$"
 WHOLE_NUMBER_PATTERN = r"^[0-9]{1,18}$"
 PHONE_NOT_A_NUMBER = "invalid phone number: not a phone number (10 digits, or + and a country code)"
 PHONE_NOT_NANP = "invalid phone number: a North American area code and exchange start with 2-9"
@@ -191,9 +189,9 @@ def opt_status(value: pl.Expr) -> pl.Expr:
     lowered = value.str.strip_chars().str.to_lowercase()
     return (
         pl.when(lowered.is_in(OPT_IN_WORDS))
-        .then(pl.lit("opted_in"))
+        .then(pl.lit(InterestStatus.OPTED_IN.value))
         .when(lowered.is_in(OPT_OUT_WORDS))
-        .then(pl.lit("opted_out"))
+        .then(pl.lit(InterestStatus.OPTED_OUT.value))
         .otherwise(value)
     )
 

@@ -12,6 +12,7 @@ from segpipe.ingest import normalize
 from segpipe.ingest.masking import mask_expr
 from segpipe.ingest.reader import LINE, RECEIVED
 from segpipe.ingest.validate import OUTCOME, REASON
+from segpipe.vocabulary import RowOutcome
 
 REPORT_COLUMNS = ("line", "outcome", "reason")
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
@@ -55,7 +56,9 @@ def without_cells(rows: pl.DataFrame, reason_prefix: str) -> pl.DataFrame:
 
 
 def file_error_row(problem: str) -> pl.DataFrame:
-    return pl.DataFrame({"line": [None], "outcome": ["rejected"], "reason": [problem]})
+    return pl.DataFrame(
+        {"line": [None], "outcome": [RowOutcome.REJECTED.value], "reason": [problem]}
+    )
 
 
 def masked(frame: pl.DataFrame) -> pl.DataFrame:

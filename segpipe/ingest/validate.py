@@ -12,6 +12,7 @@ import pandera.polars as pa
 import polars as pl
 
 from segpipe.ingest.reader import LINE, MALFORMED
+from segpipe.vocabulary import RowOutcome
 
 OUTCOME = "_outcome"
 REASON = "_reason"
@@ -36,7 +37,7 @@ def _reject_problems(frame: pl.DataFrame, problems: Sequence[str]) -> pl.DataFra
     reason = pl.coalesce(*problems, REASON)
     return frame.with_columns(
         reason.alias(REASON),
-        pl.when(reason.is_not_null()).then(pl.lit("rejected")).alias(OUTCOME),
+        pl.when(reason.is_not_null()).then(pl.lit(RowOutcome.REJECTED.value)).alias(OUTCOME),
     ).drop(*problems)
 
 
@@ -77,7 +78,7 @@ def _reject_schema_failures(canonical: pl.DataFrame, schema: pa.DataFrameSchema)
     reason = reason.scatter(reasons["index"].cast(pl.Int64), reasons[REASON])
     return frame.with_columns(
         reason.alias(REASON),
-        pl.when(reason.is_not_null()).then(pl.lit("rejected")).alias(OUTCOME),
+        pl.when(reason.is_not_null()).then(pl.lit(RowOutcome.REJECTED.value)).alias(OUTCOME),
     )
 
 
@@ -91,7 +92,7 @@ def reject_malformed(validated: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame
         validated.join(bad, on=LINE, how="left")
         .with_columns(
             pl.when(pl.col(MALFORMED).is_not_null())
-            .then(pl.lit("rejected"))
+            .then(pl.lit(RowOutcome.REJECTED.value))
             .otherwise(pl.col(OUTCOME))
             .alias(OUTCOME),
             pl.coalesce(MALFORMED, REASON).alias(REASON),

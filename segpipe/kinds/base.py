@@ -24,6 +24,8 @@ from segpipe.ingest.filenames import UploadKind
 from segpipe.ingest.reader import LINE
 from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.kinds import columns
+from segpipe.vocabulary import RowOutcome
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import frame
 from segpipe.warehouse.uploads import UploadContext
 
@@ -72,26 +74,32 @@ def person_identifiers(raw: pl.DataFrame, extra: Sequence[str] = ()) -> list[pl.
     """`cons_id` (text, cast by `person_id_types`), `member_id` (text, exactly as received), any
     `extra` identifier columns, then the normalized `email`: each only where every earlier one is
     empty, so a row is matched by its first identifier alone (SPEC section 2)."""
-    order = ["cons_id", "member_id", *extra]
+    *ids, email_column = _in_order(extra)
     exprs, earlier = [], pl.lit(True)
-    for name in order:
+    for name in ids:
         value = column_or_null(raw, name)
         exprs.append(pl.when(earlier).then(value).alias(name))
         earlier = earlier & value.is_null()
-    email = normalize.email(column_or_null(raw, "email"))
-    exprs.append(pl.when(earlier).then(email).alias("email"))
+    email = normalize.email(column_or_null(raw, email_column))
+    exprs.append(pl.when(earlier).then(email).alias(email_column))
     return exprs
 
 
+def _in_order(extra: Sequence[str]) -> list[str]:
+    """PERSON_IDENTIFIERS with a kind's `extra` identifiers before the email."""
+    *ids, email = PERSON_IDENTIFIERS
+    return [*ids, *extra, email]
+
+
 def names_person(extra: Sequence[str] = ()) -> pl.Expr:
-    """True when the row carries any identifier (`person_identifiers` columns)."""
-    names = ["cons_id", "member_id", *extra, "email"]
-    return pl.any_horizontal(pl.col(names).is_not_null()).alias(NAMES_PERSON)
+    """The one "names a person" predicate: True when the row carries any identifier
+    (`person_identifiers` columns, `extra` included), as the column NAMES_PERSON."""
+    return pl.any_horizontal(pl.col(_in_order(extra)).is_not_null()).alias(NAMES_PERSON)
 
 
 def person_schema_columns(extra: Sequence[str] = ()) -> dict:
     """The pandera columns that check a row's identifiers, with the reasons a person reads."""
-    listed = ", ".join(["cons_id", "member_id", *extra, "email"])
+    listed = ", ".join(_in_order(extra))
     return {
         "cons_id": columns.whole_number("cons_id"),
         "email": columns.email(),
@@ -140,12 +148,21 @@ def person_lookup(
     return joins, resolved, not_found_reason(row)
 
 
+def not_found(identifier: str, value: str | None = None) -> str:
+    """SQL text of the one "constituent not found" reason: by `identifier` (`cons_id`,
+    `member_id`, `external_id`) and the SQL expression `value` of what the row gave, or, for an
+    email (never echoed: masking), no value."""
+    if value is None:
+        return f"'constituent not found: no one has that {identifier}'"
+    return f"'constituent not found: no {identifier} ' || {value}"
+
+
 def not_found_reason(row: str = "v") -> str:
+    """Why the row `row` (columns of `person_identifiers`) names nobody: its first identifier."""
     return f"""CASE
-        WHEN {row}.cons_id IS NOT NULL THEN 'constituent not found: no cons_id ' || {row}.cons_id
-        WHEN {row}.member_id IS NOT NULL
-            THEN 'constituent not found: no member_id ' || {row}.member_id
-        ELSE 'constituent not found: no one has that email' END"""
+        WHEN {row}.cons_id IS NOT NULL THEN {not_found("cons_id", f"{row}.cons_id")}
+        WHEN {row}.member_id IS NOT NULL THEN {not_found("member_id", f"{row}.member_id")}
+        ELSE {not_found("email")} END"""
 
 
 def supersede_earlier_rows(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]) -> None:
@@ -162,7 +179,7 @@ def supersede_earlier_rows(con: duckdb.DuckDBPyConnection, table: str, key: Sequ
     )
     con.execute(
         f"""
-        UPDATE {table} SET {OUTCOME} = 'superseded',
+        UPDATE {table} SET {OUTCOME} = '{RowOutcome.SUPERSEDED}',
             {REASON} = 'superseded by line ' || repeated.winning_line
         FROM (
             SELECT {", ".join(f"_key{i}" for i in range(len(key)))},
@@ -223,6 +240,9 @@ def view(con: duckdb.DuckDBPyConnection, name: str, query: str) -> Iterator[str]
         con.execute(f"DROP VIEW IF EXISTS {name}")
 
 
-def applied_rows(con: duckdb.DuckDBPyConnection, resolved: str):
-    """The rows of `resolved` that apply, as the view `applied_rows`."""
-    return view(con, "applied_rows", f"SELECT * FROM {resolved} WHERE {OUTCOME} IS NULL")
+@contextmanager
+def applied_rows(con: duckdb.DuckDBPyConnection, resolved: str) -> Iterator[str]:
+    """The rows of `resolved` that apply, as a scratch view whose name the block gets."""
+    with scratch(con, "applied_rows", view=True) as name:
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {resolved} WHERE {OUTCOME} IS NULL")
+        yield name

@@ -4,6 +4,7 @@ fails it."""
 import pandera.polars as pa
 import polars as pl
 
+from segpipe.attentive import E164_PATTERN
 from segpipe.ingest import normalize
 
 
@@ -32,7 +33,7 @@ def phone() -> pa.Column:
     `phone_problem` column (see phone_problem below), this catches anything else."""
     return pa.Column(
         pl.String,
-        pa.Check.str_matches(normalize.E164_PATTERN, error="invalid phone number"),
+        pa.Check.str_matches(E164_PATTERN, error="invalid phone number"),
         nullable=True,
     )
 

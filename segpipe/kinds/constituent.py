@@ -19,13 +19,17 @@ from segpipe.kinds.base import (
     UploadContext,
     column_or_null,
     names_person,
+    not_found,
     person_schema_columns,
     require_columns,
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import InterestStatus, RowOutcome
 from segpipe.warehouse import before_images, interests, migrate, suppressions
+from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.schema import alter_column_type
+from segpipe.warehouse.scratch import name_for, scratches
 from segpipe.warehouse.sql import frame, quote, registered
 
 TEXT_FIELDS = ["external_id", "first_name", "last_name"]
@@ -157,7 +161,7 @@ targeted AS (
         CASE
             WHEN NOT interest_known THEN 'unknown interest_id ' || interest_id
             WHEN cons_id IS NOT NULL AND cons_owner IS NULL
-                THEN 'constituent not found: no cons_id ' || cons_id
+                THEN {not_found("cons_id", "cons_id")}
             WHEN cons_id IS NOT NULL AND member_owner <> cons_owner
                 THEN 'cons_id ' || cons_id || ' and member_id ' || member_id
                      || ' name different constituents (member_id ' || member_id
@@ -193,7 +197,8 @@ counted AS (
     WINDOW by_email AS (PARTITION BY email), by_member AS (PARTITION BY member_id)
 )
 SELECT * EXCLUDE (conflict, email_split, member_split),
-    CASE WHEN conflict IS NOT NULL OR email_split OR member_split THEN 'rejected' END
+    CASE WHEN conflict IS NOT NULL OR email_split OR member_split
+        THEN '{RowOutcome.REJECTED}' END
         AS {OUTCOME},
     CASE
         WHEN conflict IS NOT NULL THEN conflict
@@ -218,15 +223,6 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
     return resolved
 
 
-def _warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    rows = frame(
-        con,
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'constituents' ORDER BY ordinal_position",
-    )
-    return dict(rows.iter_rows())
-
-
 def _widen_attribute_columns(
     con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, declared: dict[str, attributes.Declared]
 ) -> dict[str, str]:
@@ -234,7 +230,7 @@ def _widen_attribute_columns(
     transaction; returns all columns. A declared column takes its declared type when every value
     it holds reads as that type; otherwise it widens (text holds anything), so no upload fails
     on a type."""
-    existing = _warehouse_columns(con)
+    existing = constituent_columns(con)
     for name in attribute_columns(rows.drop("target_cons_id")):
         incoming = attributes.sql_type_of(rows[name].dtype)
         if name not in existing:
@@ -243,7 +239,7 @@ def _widen_attribute_columns(
             _convert_to_declared(con, name, existing[name], declared[name], incoming)
         elif (wanted := attributes.wider(existing[name], incoming)) != existing[name]:
             alter_column_type(con, "constituents", name, wanted)
-    return _warehouse_columns(con)
+    return constituent_columns(con)
 
 
 def _convert_to_declared(con, name: str, current: str, declared, incoming: str) -> None:
@@ -296,16 +292,24 @@ def apply(
     blank = [c for c in attributes_sent if rows[c].null_count() == rows.height]
     rows = rows.drop(blank)
     columns = _widen_attribute_columns(con, rows, declared or {})
-    with registered(con, "applied_rows", rows):
+    with scratches(con, "people", "merged", "statuses") as (people, merged, statuses):
+        _apply_people(con, rows, columns, upload, people, merged, statuses)
+
+
+def _apply_people(con, rows, columns, upload, people: str, merged: str, statuses: str) -> None:
+    """The people of `rows` (a new cons_id for each new one) into `people`, merged with their
+    stored columns into `merged`, which replaces them in constituents; their interest_id
+    opt-ins through `statuses`. The three names are scratch tables of the caller's."""
+    with registered(con, name_for("applied_rows"), rows) as applied:
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE _people AS
+            CREATE OR REPLACE TEMP TABLE {people} AS
             SELECT * EXCLUDE (target_cons_id, cons_id),
                    coalesce(target_cons_id,
                             ? + row_number() OVER (
                                 PARTITION BY target_cons_id IS NULL ORDER BY {LINE}) - 1
                    ) AS cons_id
-            FROM applied_rows
+            FROM {applied}
             """,
             [migrate.next_cons_id(con)],
         )
@@ -315,26 +319,25 @@ def apply(
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _merged AS
+        CREATE OR REPLACE TEMP TABLE {merged} AS
         SELECT {select}
-        FROM _people p LEFT JOIN constituents c ON c.cons_id = p.cons_id
+        FROM {people} p LEFT JOIN constituents c ON c.cons_id = p.cons_id
         """,
         {"at": upload.at, "upload_id": upload.upload_id},
     )
-    before_images.keep(con, upload.upload_id, "constituents", "SELECT cons_id FROM _people")
-    con.execute("DELETE FROM constituents WHERE cons_id IN (SELECT cons_id FROM _people)")
+    before_images.keep(con, upload.upload_id, "constituents", f"SELECT cons_id FROM {people}")
+    con.execute(f"DELETE FROM constituents WHERE cons_id IN (SELECT cons_id FROM {people})")
     names = ", ".join(quote(name) for name in columns)
-    con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM _merged")
+    con.execute(f"INSERT INTO constituents ({names}) SELECT {names} FROM {merged}")
     migrate.record_cons_ids(con)
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _statuses AS
-        SELECT cons_id, interest_id, 'opted_in' AS status
-        FROM _people WHERE interest_id IS NOT NULL
+        f"""
+        CREATE OR REPLACE TEMP TABLE {statuses} AS
+        SELECT cons_id, interest_id, '{InterestStatus.OPTED_IN}' AS status
+        FROM {people} WHERE interest_id IS NOT NULL
         """
     )
-    interests.set_statuses(con, "_statuses", upload)
-    con.execute("DROP TABLE _statuses; DROP TABLE _merged; DROP TABLE _people")
+    interests.set_statuses(con, statuses, upload)
 
 
 RULES = KindRules(

@@ -32,7 +32,9 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import RowOutcome
 from segpipe.warehouse import before_images
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import quote
 
 STANDARD = (*PERSON_IDENTIFIERS, "event", "timestamp")
@@ -88,7 +90,7 @@ _JOINS, _RESOLVED, _NOT_FOUND = person_lookup()
 JUDGE_SQL = f"""
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            {_RESOLVED} AS resolved_cons_id,
-           CASE WHEN {_RESOLVED} IS NULL THEN 'ignored' END AS {OUTCOME},
+           CASE WHEN {_RESOLVED} IS NULL THEN '{RowOutcome.IGNORED}' END AS {OUTCOME},
            CASE WHEN {_RESOLVED} IS NULL THEN {_NOT_FOUND} END AS {REASON}
     FROM validated v {_JOINS}
 """
@@ -117,31 +119,30 @@ def _properties_map(properties: list[str]) -> tuple[str, list[str]]:
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
     properties = property_columns(columns_of(con, resolved).drop("resolved_cons_id", "occurred_at"))
     mapping, keys = _properties_map(properties)
-    with applied_rows(con, resolved):
+    with applied_rows(con, resolved) as applied, scratch(con, "known_properties") as known:
         con.execute(
             f"""
             INSERT INTO events (cons_id, event, "timestamp", properties, upload_id)
             SELECT resolved_cons_id, event, occurred_at, {mapping}, ?
-            FROM applied_rows ORDER BY {LINE}
+            FROM {applied} ORDER BY {LINE}
             """,
             [*keys, upload.upload_id],
         )
         # The catalogue of properties each event carries: rules may only filter on these.
-        con.execute("CREATE OR REPLACE TEMP TABLE _known_properties AS FROM event_properties")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {known} AS FROM event_properties")
         for name in properties:
             con.execute(
                 f"""
                 INSERT INTO event_properties (event, property)
-                SELECT DISTINCT r.event, ?::VARCHAR FROM applied_rows r
+                SELECT DISTINCT r.event, ?::VARCHAR FROM {applied} r
                 WHERE r.{quote(name)} IS NOT NULL AND NOT EXISTS (
                     SELECT 1 FROM event_properties p
                     WHERE p.event = r.event AND p.property = ?)
                 """,
                 [name, name],
             )
-        new = "FROM event_properties EXCEPT FROM _known_properties"
+        new = f"FROM event_properties EXCEPT FROM {known}"
         before_images.keep_created(con, upload.upload_id, "event_properties", new)
-        con.execute("DROP TABLE _known_properties")
 
 
 RULES = KindRules(UploadKind.EVENTS, header=True, validate=validate, resolve=resolve, apply=apply)

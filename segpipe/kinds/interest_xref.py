@@ -19,6 +19,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import RowOutcome
 from segpipe.warehouse import before_images, interests
 
 SCHEMA = pa.DataFrameSchema(
@@ -58,7 +59,7 @@ JUDGE_SQL = f"""
 SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
        coalesce(by_name.interest_id, by_id.interest_id) AS resolved_interest_id,
        CASE WHEN v.interest_id IS NOT NULL AND by_id.interest_id IS NULL
-            THEN 'rejected' END AS {OUTCOME},
+            THEN '{RowOutcome.REJECTED}' END AS {OUTCOME},
        CASE WHEN v.interest_id IS NOT NULL AND by_id.interest_id IS NULL
             THEN 'unknown interest_id ' || v.interest_id END AS {REASON}
 FROM validated v
@@ -74,28 +75,28 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
-    with applied_rows(con, resolved):
-        interests.create_named_interests(con, "applied_rows", upload)
+    with applied_rows(con, resolved) as applied:
+        interests.create_named_interests(con, applied, upload)
         before_images.keep(
             con,
             upload.upload_id,
             "interest_xref",
-            "SELECT foreign_source, foreign_value FROM applied_rows",
+            f"SELECT foreign_source, foreign_value FROM {applied}",
         )
         con.execute(
-            """
+            f"""
             DELETE FROM interest_xref x WHERE EXISTS (
-                SELECT 1 FROM applied_rows r
+                SELECT 1 FROM {applied} r
                 WHERE r.foreign_source = x.foreign_source AND r.foreign_value = x.foreign_value
             )
             """
         )
         con.execute(
-            """
+            f"""
             INSERT INTO interest_xref
             SELECT r.foreign_source, r.foreign_value,
                    coalesce(r.resolved_interest_id, i.interest_id), ?, ?
-            FROM applied_rows r
+            FROM {applied} r
             LEFT JOIN interests i
               ON r.resolved_interest_id IS NULL AND lower(i.name) = lower(r.interest_name)
             """,

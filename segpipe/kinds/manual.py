@@ -16,6 +16,7 @@ from segpipe.kinds.base import (
     applied_rows,
     column_or_null,
     names_person,
+    not_found,
     not_found_reason,
     person_id_types,
     person_identifiers,
@@ -25,6 +26,8 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.vocabulary import RowOutcome, SegmentKind, sql_list
+from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.segments import change_members, create_missing_segments
 
 # A row uses its first non-empty identifier: cons_id, member_id, external_id, then email.
@@ -61,6 +64,8 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
 # Lookups are grouped first so that a row never matches two people (external_id and email are
 # not unique keys in constituents): the lowest cons_id wins.
 _JOINS, _RESOLVED, _ = person_lookup("by_email")
+# Segments whose members a manual file may not edit: their own rules or files own them.
+_NOT_BY_HAND = (SegmentKind.DATA_DRIVEN, SegmentKind.INTEREST_GROUP, SegmentKind.SUBSCRIBER)
 JUDGE_SQL = f"""
 WITH by_external AS (
     SELECT external_id, min(cons_id) AS cons_id FROM constituents
@@ -88,22 +93,22 @@ matched AS (
 )
 SELECT * EXCLUDE (segment_unknown),
     CASE
-        WHEN segment_kind IN ('data_driven', 'interest_group', 'subscriber') THEN 'rejected'
-        WHEN resolved_cons_id IS NULL THEN 'ignored'
-        WHEN segment_unknown THEN 'ignored'
+        WHEN segment_kind IN {sql_list(_NOT_BY_HAND)} THEN '{RowOutcome.REJECTED}'
+        WHEN resolved_cons_id IS NULL THEN '{RowOutcome.IGNORED}'
+        WHEN segment_unknown THEN '{RowOutcome.IGNORED}'
     END AS {OUTCOME},
     CASE
-        WHEN segment_kind = 'data_driven'
+        WHEN segment_kind = '{SegmentKind.DATA_DRIVEN}'
             THEN 'segment ' || segment || ' is data-driven (defined in segments.yaml) and cannot '
                  || 'be edited by hand'
-        WHEN segment_kind = 'interest_group'
+        WHEN segment_kind = '{SegmentKind.INTEREST_GROUP}'
             THEN 'segment ' || segment || ' is an interest group; change it with a segmentation '
                  || 'upload'
-        WHEN segment_kind = 'subscriber'
+        WHEN segment_kind = '{SegmentKind.SUBSCRIBER}'
             THEN 'segment ' || segment || ' is a subscriber segment; each Attentive delivery '
                  || 'replaces it'
         WHEN resolved_cons_id IS NULL AND external_id IS NOT NULL
-            THEN 'constituent not found: no external_id ' || external_id
+            THEN {not_found("external_id", "external_id")}
         WHEN resolved_cons_id IS NULL THEN {not_found_reason("matched")}
         WHEN segment_unknown
             THEN 'no segment named ' || segment || ' to remove from'
@@ -119,24 +124,26 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
-    with applied_rows(con, resolved):
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _named AS "
-            "SELECT segment AS name FROM applied_rows WHERE action = 'add'"
+    with scratches(con, "named", "changes") as (named, changes):
+        with applied_rows(con, resolved) as applied:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {named} AS "
+                f"SELECT segment AS name FROM {applied} WHERE action = 'add'"
+            )
+            create_missing_segments(
+                con, named, SegmentKind.MANUAL, upload.at, upload_id=upload.upload_id
+            )
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {changes} AS
+                SELECT s.segment_id, r.resolved_cons_id AS cons_id, r.action
+                FROM {applied} r JOIN segments s ON lower(s.name) = lower(r.segment)
+                WHERE s.kind = '{SegmentKind.MANUAL}'
+                """
+            )
+        change_members(
+            con, changes=changes, upload_id=upload.upload_id, run_id=upload.run_id, at=upload.at
         )
-        create_missing_segments(con, "_named", "manual", upload.at, upload_id=upload.upload_id)
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE _changes AS
-            SELECT s.segment_id, r.resolved_cons_id AS cons_id, r.action
-            FROM applied_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
-            WHERE s.kind = 'manual'
-            """
-        )
-    change_members(
-        con, changes="_changes", upload_id=upload.upload_id, run_id=upload.run_id, at=upload.at
-    )
-    con.execute("DROP TABLE _named; DROP TABLE _changes")
 
 
 RULES = KindRules(

@@ -15,6 +15,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
+from segpipe import attentive
 from segpipe.ingest import normalize
 from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import Delivery, UploadKind, delivery_of
@@ -29,13 +30,13 @@ from segpipe.kinds.base import (
     supersede_earlier_rows,
     view,
 )
+from segpipe.vocabulary import RowOutcome, SegmentKind
 from segpipe.warehouse import before_images
 from segpipe.warehouse.guard import held_message, too_many_removals
+from segpipe.warehouse.scratch import name_for, scratches
 from segpipe.warehouse.segments import create_missing_segments, replace_members
 
 IDENTIFIER, SEGMENT = "column_1", "column_2"
-SEGMENT_NAME_PATTERN = r"^[A-Za-z0-9 _-]+$"
-SEGMENT_NAME_MAX = 64
 # What the cells of a header row say; a first row whose identifier is not a phone or an email
 # and that reads like column names is a header, which these files never carry.
 IDENTIFIER_HEADERS = {
@@ -54,11 +55,11 @@ SCHEMA = pa.DataFrameSchema(
             pl.String,
             [
                 pa.Check.str_length(
-                    max_value=SEGMENT_NAME_MAX,
-                    error=f"segment name is longer than {SEGMENT_NAME_MAX} characters",
+                    max_value=attentive.SEGMENT_NAME_MAX,
+                    error=f"segment name is longer than {attentive.SEGMENT_NAME_MAX} characters",
                 ),
                 pa.Check.str_matches(
-                    SEGMENT_NAME_PATTERN,
+                    attentive.SEGMENT_NAME_PATTERN,
                     error="segment name may contain only letters, digits, spaces, _ and -",
                 ),
             ],
@@ -179,11 +180,12 @@ matched AS (
 )
 SELECT * EXCLUDE (someone),
     CASE
-        WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber' THEN 'rejected'
-        WHEN resolved_cons_id IS NULL THEN 'ignored'
+        WHEN segment_kind IS NOT NULL AND segment_kind <> '{SegmentKind.SUBSCRIBER}'
+            THEN '{RowOutcome.REJECTED}'
+        WHEN resolved_cons_id IS NULL THEN '{RowOutcome.IGNORED}'
     END AS {OUTCOME},
     CASE
-        WHEN segment_kind IS NOT NULL AND segment_kind <> 'subscriber'
+        WHEN segment_kind IS NOT NULL AND segment_kind <> '{SegmentKind.SUBSCRIBER}'
             THEN 'segment ' || segment || ' is a ' || replace(segment_kind, '_', '-')
                  || ' segment; subscriber files only replace subscriber segments'
         WHEN someone IS NULL AND phone IS NOT NULL THEN 'no constituent with that phone number'
@@ -220,7 +222,7 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
     return resolved
 
 
-def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None:
+def _record_contribution(con, named_rows: str, delivery: Delivery, upload: UploadContext) -> None:
     """This file's part of its delivery, from the view `named_rows`: the file itself, each
     segment it names and each subscriber it matched. A re-sent part replaces its earlier
     version; older deliveries of the domain are dropped (their changes are in history)."""
@@ -229,10 +231,23 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         "AND (delivery_date < ? OR (delivery_date = ? AND part = ?))"
     )
     replaced_params = [delivery.domain, delivery.day, delivery.day, delivery.part]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _replaced AS SELECT * {replaced}", replaced_params)
-    before_images.keep(con, upload.upload_id, "subscriber_deliveries", "FROM _replaced")
-    con.execute("DROP TABLE _replaced")
-    con.execute(f"DELETE {replaced}", replaced_params)
+    with scratches(con, "replaced", "contributed") as (gone, contributed):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT * {replaced}", replaced_params)
+        before_images.keep(con, upload.upload_id, "subscriber_deliveries", f"FROM {gone}")
+        con.execute(f"DELETE {replaced}", replaced_params)
+        _insert_contribution(con, named_rows, delivery, upload)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {contributed} AS "
+            "FROM subscriber_deliveries WHERE upload_id = ?",
+            [upload.upload_id],
+        )
+        before_images.keep_created(
+            con, upload.upload_id, "subscriber_deliveries", f"FROM {contributed}"
+        )
+
+
+def _insert_contribution(con, named_rows: str, delivery: Delivery, upload: UploadContext) -> None:
+    """The file's row of subscriber_deliveries, and one per segment and subscriber it names."""
     key = [delivery.domain, delivery.day, delivery.part, upload.upload_id]
     con.execute(
         f"""
@@ -241,81 +256,86 @@ def _record_contribution(con, delivery: Delivery, upload: UploadContext) -> None
         UNION ALL
         SELECT DISTINCT ?, ?, ?, ?, s.segment_id,
                CASE WHEN r.{OUTCOME} IS NULL THEN r.resolved_cons_id END
-        FROM named_rows r JOIN segments s ON lower(s.name) = lower(r.segment)
-        WHERE s.kind = 'subscriber' AND s.domain = ?
+        FROM {named_rows} r JOIN segments s ON lower(s.name) = lower(r.segment)
+        WHERE s.kind = '{SegmentKind.SUBSCRIBER}' AND s.domain = ?
         """,
         key + key + [delivery.domain],
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _contributed AS "
-        "FROM subscriber_deliveries WHERE upload_id = ?",
-        [upload.upload_id],
-    )
-    before_images.keep_created(con, upload.upload_id, "subscriber_deliveries", "FROM _contributed")
-    con.execute("DROP TABLE _contributed")
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
     delivery = delivery_of(upload.file_name)
     # A row names its segment unless it was rejected: a segment named only by people who did
     # not match is emptied, as Attentive's full replace would.
-    named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM 'rejected'"
-    with view(con, "named_rows", named):
-        con.execute("CREATE OR REPLACE TEMP TABLE _named AS SELECT segment AS name FROM named_rows")
-        create_missing_segments(
-            con,
-            "_named",
-            "subscriber",
-            upload.at,
-            domain=delivery.domain,
-            upload_id=upload.upload_id,
-        )
-        _record_contribution(con, delivery, upload)
+    named = f"SELECT * FROM {resolved} WHERE {OUTCOME} IS DISTINCT FROM '{RowOutcome.REJECTED}'"
+    with scratches(con, "named", "delivery_segments", "delivery_members") as tables:
+        named_segments, segments, members = tables
+        with view(con, name_for("named_rows"), named) as named_rows:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {named_segments} AS "
+                f"SELECT segment AS name FROM {named_rows}"
+            )
+            create_missing_segments(
+                con,
+                named_segments,
+                SegmentKind.SUBSCRIBER,
+                upload.at,
+                domain=delivery.domain,
+                upload_id=upload.upload_id,
+            )
+            _record_contribution(con, named_rows, delivery, upload)
+        _replace_with_delivery(con, resolved, delivery, upload, segments, members)
+
+
+def _replace_with_delivery(con, resolved, delivery, upload, segments: str, members: str) -> None:
+    """Every segment of the delivery so far (into the scratch table `segments`) gets the
+    delivery's members (into `members`), unless the removal guard holds the file."""
     this_delivery = [delivery.domain, delivery.day]
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _delivery_segments AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE {segments} AS
         SELECT DISTINCT segment_id FROM subscriber_deliveries
         WHERE domain = ? AND delivery_date = ? AND segment_id IS NOT NULL
         """,
         this_delivery,
     )
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _delivery_members AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE {members} AS
         SELECT DISTINCT segment_id, cons_id FROM subscriber_deliveries
         WHERE domain = ? AND delivery_date = ? AND cons_id IS NOT NULL
         """,
         this_delivery,
     )
-    _guard_removals(con, resolved, upload)
+    _guard_removals(con, resolved, upload, segments, members)
     replace_members(
         con,
-        segments="_delivery_segments",
-        members="_delivery_members",
+        segments=segments,
+        members=members,
         upload_id=upload.upload_id,
         run_id=upload.run_id,
         at=upload.at,
     )
-    con.execute("DROP TABLE _named; DROP TABLE _delivery_segments; DROP TABLE _delivery_members")
 
 
-# Per segment of the delivery: its members now, and how many the delivery would remove.
-_REMOVAL_COUNTS = """
+def _removal_counts(segments: str, members: str) -> str:
+    """Per segment of the delivery (`segments`): its members now, and how many the delivery's
+    `members` would remove."""
+    return f"""
     SELECT s.name AS segment, count(*) AS members,
            count(*) FILTER (WHERE NOT EXISTS (
-               SELECT 1 FROM _delivery_members t
+               SELECT 1 FROM {members} t
                WHERE t.segment_id = m.segment_id AND t.cons_id = m.cons_id)) AS removes
     FROM segment_memberships m JOIN segments s USING (segment_id)
-    WHERE m.segment_id IN (SELECT segment_id FROM _delivery_segments)
+    WHERE m.segment_id IN (SELECT segment_id FROM {segments})
     GROUP BY s.name
 """
 
 
-def _guard_removals(con, resolved: str, upload: UploadContext) -> None:
+def _guard_removals(con, resolved: str, upload: UploadContext, segments: str, members: str):
     """Hold the file (UploadHeld) when its delivery would remove more than the removal limit
     of a segment: a truncated file must not wipe a list."""
-    held = too_many_removals(con, _REMOVAL_COUNTS, upload.removal_limit)
+    held = too_many_removals(con, _removal_counts(segments, members), upload.removal_limit)
     if held:
         raise UploadHeld(
             upload.file_name,

@@ -28,6 +28,7 @@ from segpipe.kinds.base import (
     resolve_accepted,
     supersede_earlier_rows,
 )
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.suppressions import (
     IdentifierKind,
     SuppressionAction,
@@ -88,16 +89,16 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
-    # One change per identifier a row names (member_id and cons_id kept as their digits).
-    per_identifier = " UNION ALL ".join(
-        f"SELECT '{kind}' AS identifier_kind, {kind}::VARCHAR AS identifier, channel, reason, "
-        f"action, {LINE} FROM applied_rows WHERE {kind} IS NOT NULL"
-        for kind in IDENTIFIERS
-    )
-    with applied_rows(con, resolved):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _suppression_changes AS {per_identifier}")
-    apply_changes(con, "_suppression_changes", upload.upload_id, upload.at)
-    con.execute("DROP TABLE _suppression_changes")
+    with scratch(con, "suppression_changes") as changes:
+        with applied_rows(con, resolved) as applied:
+            # One change per identifier a row names (member_id and cons_id kept as digits).
+            per_identifier = " UNION ALL ".join(
+                f"SELECT '{kind}' AS identifier_kind, {kind}::VARCHAR AS identifier, channel, "
+                f"reason, action, {LINE} FROM {applied} WHERE {kind} IS NOT NULL"
+                for kind in IDENTIFIERS
+            )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {changes} AS {per_identifier}")
+        apply_changes(con, changes, upload.upload_id, upload.at)
 
 
 RULES = KindRules(

@@ -28,6 +28,8 @@ from segpipe.segments.rules import (
     SegmentDefinition,
     SegmentDefinitionError,
 )
+from segpipe.vocabulary import SegmentKind
+from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote
 
@@ -46,18 +48,13 @@ class Catalog:
 
 
 def load_catalog(con: duckdb.DuckDBPyConnection) -> Catalog:
-    columns = frame(
-        con,
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'constituents'",
-    )
     properties: dict[str, set[str]] = {}
     for event, prop in frame(con, "SELECT event, property FROM event_properties").iter_rows():
         properties.setdefault(event, set()).add(prop)
     interests = frame(con, "SELECT lower(name) AS name FROM interests")["name"].to_list()
     segments = frame(con, "SELECT lower(name) AS name, kind FROM segments")
     return Catalog(
-        attributes=dict(columns.iter_rows()),
+        attributes=constituent_columns(con),
         event_properties=properties,
         interests=set(interests),
         segments=dict(segments.iter_rows()),
@@ -261,7 +258,7 @@ class _Compiler:
     def segment(self, condition: SegmentCondition) -> str:
         name = condition.segment.lower()
         kind = self.catalog.segments.get(name)
-        if name not in self.defined and (kind is None or kind == "data_driven"):
+        if name not in self.defined and (kind is None or kind == SegmentKind.DATA_DRIVEN):
             raise self.fail(f"unknown segment '{condition.segment}'", condition)
         members = members_of("(SELECT segment_id FROM segments WHERE lower(name) = lower(?))")
         self.bind(*[condition.segment] * members.count("?"))  # the name, at each of its uses

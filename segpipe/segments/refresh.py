@@ -26,10 +26,12 @@ from segpipe.segments.rules import (
     dependency_order,
     read_definitions,
 )
+from segpipe.vocabulary import SegmentKind
+from segpipe.warehouse.scratch import scratch, scratches
 from segpipe.warehouse.segments import create_missing_segments, replace_members
 from segpipe.warehouse.sql import frame, transaction
 
-KIND = "data_driven"
+KIND = SegmentKind.DATA_DRIVEN
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,12 @@ def refresh_segments(
 
 def _create_defined(con: duckdb.DuckDBPyConnection, compiled: list[CompiledSegment], at) -> None:
     names = [c.name for c in compiled]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _defined AS SELECT unnest(?::VARCHAR[]) AS name", [names]
-    )
-    create_missing_segments(con, "_defined", KIND, at)
-    con.execute("DROP TABLE _defined")
+    with scratch(con, "defined") as defined:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {defined} AS SELECT unnest(?::VARCHAR[]) AS name",
+            [names],
+        )
+        create_missing_segments(con, defined, KIND, at)
     for segment in compiled:  # a handful of segments: the description follows the YAML
         con.execute(
             "UPDATE segments SET description = ? WHERE lower(name) = lower(?) AND kind = ?",
@@ -114,14 +117,14 @@ def _delete_undefined(con, names: list[str], run_id, at) -> list[str]:
     )
     if gone.is_empty():
         return []
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _gone AS SELECT unnest(?::BIGINT[]) AS segment_id",
-        [gone["segment_id"].to_list()],
-    )
     empty = "(SELECT NULL::BIGINT AS segment_id, NULL::BIGINT AS cons_id WHERE false)"
-    replace_members(con, segments="_gone", members=empty, upload_id=None, run_id=run_id, at=at)
-    con.execute("DELETE FROM segments WHERE segment_id IN (SELECT segment_id FROM _gone)")
-    con.execute("DROP TABLE _gone")
+    with scratch(con, "gone") as ids:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ids} AS SELECT unnest(?::BIGINT[]) AS segment_id",
+            [gone["segment_id"].to_list()],
+        )
+        replace_members(con, segments=ids, members=empty, upload_id=None, run_id=run_id, at=at)
+        con.execute(f"DELETE FROM segments WHERE segment_id IN (SELECT segment_id FROM {ids})")
     return gone["name"].to_list()
 
 
@@ -131,17 +134,18 @@ def _refresh_one(con, segment: CompiledSegment, run_id, at) -> tuple[tuple[int, 
         "SELECT segment_id FROM segments WHERE lower(name) = lower(?) AND kind = ?",
         [segment.name, KIND],
     ).item()
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _rule_members AS "
-        f"SELECT DISTINCT ?::BIGINT AS segment_id, cons_id FROM ({segment.sql})",
-        [segment_id, *segment.params],
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _refreshing AS SELECT ?::BIGINT AS segment_id", [segment_id]
-    )
-    moved = replace_members(
-        con, segments="_refreshing", members="_rule_members", upload_id=None, run_id=run_id, at=at
-    )
-    size = frame(con, "SELECT count(*) AS n FROM _rule_members").item()
-    con.execute("DROP TABLE _rule_members; DROP TABLE _refreshing")
+    with scratches(con, "rule_members", "refreshing") as (members, refreshing):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {members} AS "
+            f"SELECT DISTINCT ?::BIGINT AS segment_id, cons_id FROM ({segment.sql})",
+            [segment_id, *segment.params],
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {refreshing} AS SELECT ?::BIGINT AS segment_id",
+            [segment_id],
+        )
+        moved = replace_members(
+            con, segments=refreshing, members=members, upload_id=None, run_id=run_id, at=at
+        )
+        size = frame(con, f"SELECT count(*) AS n FROM {members}").item()
     return moved, size

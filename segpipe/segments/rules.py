@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 
 from segpipe.safe_yaml import load_yaml
+from segpipe.vocabulary import InterestStatus
 
 ATTRIBUTE_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "contains", "exists", "not_exists")
 VALUELESS_OPS = ("exists", "not_exists")
-INTEREST_STATUSES = ("opted_in", "opted_out")
 Scalar = str | int | float | bool | date | datetime
 
 
@@ -259,8 +259,8 @@ def _event(segment: str, item: dict) -> EventCondition:
 
 def _interest(segment: str, item: dict) -> InterestCondition:
     _only(segment, item, {"interest", "status"})
-    status = item.get("status", "opted_in")
-    if status not in INTEREST_STATUSES:
+    status = item.get("status", InterestStatus.OPTED_IN.value)
+    if status not in InterestStatus.__members__.values():
         raise SegmentDefinitionError(segment, "status must be opted_in or opted_out", item)
     return InterestCondition(_text(segment, item, "interest"), status, item)
 

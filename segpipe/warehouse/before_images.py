@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import duckdb
 
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import quote
 
 PREFIX = "upload_before_"
@@ -39,16 +40,6 @@ KEYS: dict[str, tuple[str, ...]] = {
 
 def shadow_of(table: str) -> str:
     return PREFIX + table
-
-
-def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Column name -> DuckDB type of `table`, in table order (empty if there is no such table)."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
-    return dict(rows)
 
 
 def same_key(table: str, left: str, right: str) -> str:
@@ -101,16 +92,17 @@ def keep(con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys
     types = _ensure_shadow(con, table)
     columns = [f"k.{quote(c)} AS {quote(c)}" for c in KEYS[table]]
     columns += [f"t.{quote(c)} AS {quote(c)}" for c in types if c not in KEYS[table]]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _keep_keys AS {_keys(table, keys, types)}")
-    con.execute(
-        f"""
-        INSERT INTO {quote(shadow_of(table))} BY NAME
-        SELECT ? AS {UPLOAD}, t.rowid IS NOT NULL AS {EXISTED}, {", ".join(columns)}
-        FROM _keep_keys k LEFT JOIN ({_rows_of(con, table)}) t ON {same_key(table, "t", "k")}
-        """,
-        [upload_id],
-    )
-    con.execute("DROP TABLE _keep_keys")
+    with scratch(con, "keep_keys") as kept_keys:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {kept_keys} AS {_keys(table, keys, types)}")
+        con.execute(
+            f"""
+            INSERT INTO {quote(shadow_of(table))} BY NAME
+            SELECT ? AS {UPLOAD}, t.rowid IS NOT NULL AS {EXISTED}, {", ".join(columns)}
+            FROM {kept_keys} k
+            LEFT JOIN ({_rows_of(con, table, kept_keys)}) t ON {same_key(table, "t", "k")}
+            """,
+            [upload_id],
+        )
 
 
 # Prefix of the columns that carry a row's values before the change, for keep_looked_up.
@@ -153,15 +145,15 @@ FEW_KEYS = 100_000
 PERSON_NOT_NULL = {"constituents", "interest_memberships", "segment_memberships"}
 
 
-def _rows_of(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """The rows of `table` the keys in _keep_keys may name. For a few keys of a person-keyed
+def _rows_of(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> str:
+    """The rows of `table` the keys in the table `keys` may name. For a few keys of a person-keyed
     table, their people as a constant list: DuckDB then skips the row groups none of them is in
     instead of scanning the whole table (a 100-row file against millions of memberships)."""
     if table not in PERSON_NOT_NULL:
         return f"SELECT rowid, * FROM {quote(table)}"
-    if con.execute("SELECT count(*) FROM _keep_keys").fetchall()[0][0] > FEW_KEYS:
+    if con.execute(f"SELECT count(*) FROM {keys}").fetchall()[0][0] > FEW_KEYS:
         return f"SELECT rowid, * FROM {quote(table)}"
-    con.execute(f"SET VARIABLE _keep_people = (SELECT list(DISTINCT {PERSON}) FROM _keep_keys)")
+    con.execute(f"SET VARIABLE _keep_people = (SELECT list(DISTINCT {PERSON}) FROM {keys})")
     return f"SELECT rowid, * FROM {quote(table)} WHERE {PERSON} = ANY(getvariable('_keep_people'))"
 
 

@@ -1,4 +1,5 @@
-"""The public tables' columns, as the schema definitions (warehouse/schema.py) declare them."""
+"""The warehouse's columns: the public tables' as the schema definitions (warehouse/schema.py)
+declare them, and any table's as a warehouse has it now (attributes added by uploads)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,20 @@ def public_columns() -> dict[str, tuple[TableColumn, ...]]:
     for table, name, type_, nullable in rows:
         columns.setdefault(table, []).append(TableColumn(name, type_, nullable))
     return {table: tuple(columns[table]) for table in PUBLIC_TABLES if table in columns}
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column name -> DuckDB type of the warehouse's table `table` as it is now, in table order
+    (empty if there is no such table). One catalog query."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return dict(rows)
+
+
+def constituent_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Column name -> DuckDB type of `constituents`: the core columns, then the attribute
+    columns uploads have added (SPEC section 2 "Attributes"), in table order."""
+    return table_columns(con, "constituents")

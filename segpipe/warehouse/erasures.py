@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from segpipe.vocabulary import RowOutcome
 from segpipe.warehouse import before_images
 from segpipe.warehouse.connection import SETTINGS
 from segpipe.warehouse.sql import frame, registered
@@ -183,7 +184,7 @@ def ignore_erased(con: duckdb.DuckDBPyConnection, table: str) -> None:
         value = f"trim({table}.{kind}::VARCHAR)"
         con.execute(
             f"""
-            UPDATE {table} SET {OUTCOME} = 'ignored',
+            UPDATE {table} SET {OUTCOME} = '{RowOutcome.IGNORED}',
                 {REASON} = '{ERASED_REASON}' || strftime(e.erased, '%Y-%m-%d')
             FROM (SELECT identifier_hash, min("at") AS erased FROM erasures
                   WHERE identifier_kind = '{kind}' GROUP BY ALL) e

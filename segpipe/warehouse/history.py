@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from segpipe.ingest.normalize import mask_email
+from segpipe.vocabulary import InterestGroupKind, InterestStatus, SegmentKind
 from segpipe.warehouse.before_images import PERSON
 from segpipe.warehouse.sql import frame
 
@@ -46,7 +47,8 @@ _GROUP_MEMBERS = f"""
     WHERE h."at" <= $as_of
     GROUP BY h.{PERSON}, g.kind
     HAVING max_by(h.change, struct_pack(t := h."at", r := h.rowid)) =
-        CASE g.kind WHEN 'opt_in' THEN 'opted_in' ELSE 'opted_out' END
+        CASE g.kind WHEN '{InterestGroupKind.OPT_IN}' THEN '{InterestStatus.OPTED_IN}'
+             ELSE '{InterestStatus.OPTED_OUT}' END
 """
 
 
@@ -56,7 +58,7 @@ def members_at(con: duckdb.DuckDBPyConnection, segment: str, as_of: datetime) ->
     (text), `email` (masked), ordered by cons_id. A person no longer in `constituents` (their
     creation undone) was still a member then: listed by cons_id alone. Raises UnknownSegment."""
     segment_id, kind = _segment(con, segment)
-    members = _GROUP_MEMBERS if kind == "interest_group" else _SEGMENT_MEMBERS
+    members = _GROUP_MEMBERS if kind == SegmentKind.INTEREST_GROUP else _SEGMENT_MEMBERS
     rows = frame(
         con,
         f"""

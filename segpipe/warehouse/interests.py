@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
+from segpipe.vocabulary import InterestGroupKind, SegmentKind
 from segpipe.warehouse import before_images
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import next_id, quote
 from segpipe.warehouse.uploads import UploadContext
 
@@ -47,33 +49,36 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
 
 def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext) -> None:
     """Every interest has an Opt-In and an Opt-Out group, each also a segment."""
-    first_id = next_id(con, "segments", "segment_id")
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _new_groups AS
-        SELECT ?::BIGINT + row_number() OVER (ORDER BY i.interest_id, k.kind) - 1 AS group_id,
-               i.interest_id, k.kind, i.name || k.suffix AS name
-        FROM interests i
-        CROSS JOIN (VALUES ('opt_in', ' Opt-In'), ('opt_out', ' Opt-Out')) AS k(kind, suffix)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM interest_groups g WHERE g.interest_id = i.interest_id AND g.kind = k.kind
+    with scratch(con, "new_groups") as new_groups:
+        first_id = next_id(con, "segments", "segment_id")
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {new_groups} AS
+            SELECT ?::BIGINT + row_number() OVER (ORDER BY i.interest_id, k.kind) - 1 AS group_id,
+                   i.interest_id, k.kind, i.name || k.suffix AS name
+            FROM interests i
+            CROSS JOIN (VALUES ('{InterestGroupKind.OPT_IN}', ' Opt-In'),
+                               ('{InterestGroupKind.OPT_OUT}', ' Opt-Out')) AS k(kind, suffix)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM interest_groups g
+                WHERE g.interest_id = i.interest_id AND g.kind = k.kind
+            )
+            """,
+            [first_id],
         )
-        """,
-        [first_id],
-    )
-    con.execute(
-        "INSERT INTO interest_groups SELECT group_id, interest_id, kind, name FROM _new_groups"
-    )
-    con.execute(
-        "INSERT INTO segments (segment_id, name, kind, description, created_at) "
-        "SELECT group_id, name, 'interest_group', NULL, ? FROM _new_groups",
-        [upload.at],
-    )
-    before_images.keep_created(con, upload.upload_id, "interest_groups", "FROM _new_groups")
-    before_images.keep_created(
-        con, upload.upload_id, "segments", "SELECT group_id AS segment_id FROM _new_groups"
-    )
-    con.execute("DROP TABLE _new_groups")
+        con.execute(
+            "INSERT INTO interest_groups "
+            f"SELECT group_id, interest_id, kind, name FROM {new_groups}"
+        )
+        con.execute(
+            "INSERT INTO segments (segment_id, name, kind, description, created_at) "
+            f"SELECT group_id, name, '{SegmentKind.INTEREST_GROUP}', NULL, ? FROM {new_groups}",
+            [upload.at],
+        )
+        before_images.keep_created(con, upload.upload_id, "interest_groups", f"FROM {new_groups}")
+        before_images.keep_created(
+            con, upload.upload_id, "segments", f"SELECT group_id AS segment_id FROM {new_groups}"
+        )
 
 
 # Up to this many rows, the lookup reads only the row groups of the people the rows name.
@@ -113,14 +118,20 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
     The rows replaced are deleted by the row ids the lookup join already found (same
     transaction, so they are stable): one pass over the big table instead of a second semi-join.
     """
+    with scratch(con, "changes") as changes_table:
+        return _set_statuses(con, source, upload, changes_table)
+
+
+def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -> int:
+    """set_statuses, the changes looked up into the scratch table `changes_table`."""
     # The lookup also selects the replaced rows as they are (`before_columns`), so their
-    # before-images are written from _changes instead of a second pass over the big table.
+    # before-images are written from the changes table instead of a second pass over the big table.
     table = "interest_memberships"
     kept = before_images.before_columns(con, table)
     before = ", ".join(f"m.{quote(c)} AS {quote(before_images.BEFORE + c)}" for c in kept)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _changes AS
+        CREATE OR REPLACE TEMP TABLE {changes_table} AS
         SELECT s.cons_id, s.interest_id, s.status, m.row_id AS previous_row, {before}
         FROM {source} s
         LEFT JOIN ({_memberships_of(con, source)}) m
@@ -129,25 +140,24 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
         """
     )
     before_images.keep_looked_up(
-        con, upload.upload_id, table, "_changes", "previous_row IS NOT NULL", kept
+        con, upload.upload_id, table, changes_table, "previous_row IS NOT NULL", kept
     )
     changes = con.execute(
-        """
+        f"""
         INSERT INTO membership_history
-        SELECT ?, ?, cons_id, interest_id, NULL, status, ? FROM _changes
+        SELECT ?, ?, cons_id, interest_id, NULL, status, ? FROM {changes_table}
         """,
         [upload.upload_id, upload.run_id, upload.at],
     ).fetchone()[0]
     con.execute(
-        """
+        f"""
         DELETE FROM interest_memberships
-        WHERE rowid IN (SELECT previous_row FROM _changes WHERE previous_row IS NOT NULL)
+        WHERE rowid IN (SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL)
         """
     )
     con.execute(
         "INSERT INTO interest_memberships SELECT cons_id, interest_id, status, ?, ?, ? "
-        "FROM _changes",
+        f"FROM {changes_table}",
         [upload.at, upload.upload_id, upload.at],
     )
-    con.execute("DROP TABLE _changes")
     return changes

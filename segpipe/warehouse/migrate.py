@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
+from segpipe.warehouse.catalog import table_columns
 from segpipe.warehouse.schema import (
     INDEXES,
     SCHEMA_VERSION,
@@ -48,15 +49,6 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
             [name],
         )
     )
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = 'main' AND table_name = ?",
-        [table],
-    ).fetchall()
-    return {name for (name,) in rows}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -124,7 +116,7 @@ def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
     for index in INDEXES:
         con.execute(f'DROP INDEX IF EXISTS "{index}"')
     for table in PERSON_KEY_TABLES:
-        if _has_table(con, table) and "member_id" in _columns(con, table):
+        if _has_table(con, table) and "member_id" in table_columns(con, table):
             con.execute(f'ALTER TABLE "{table}" RENAME COLUMN member_id TO cons_id')
     con.execute("ALTER TABLE constituents ADD COLUMN member_id VARCHAR")
     con.execute("UPDATE constituents SET member_id = cons_id::VARCHAR")

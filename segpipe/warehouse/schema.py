@@ -11,6 +11,8 @@ import hashlib
 
 import duckdb
 
+from segpipe.vocabulary import InterestGroupKind, InterestStatus
+
 TABLES = {
     # cons_id: Luminate's Constituent ID, assigned by segpipe and never reused; member_id: the
     # external identifier used for data syncing (Luminate's Member ID), text, unique when present.
@@ -111,7 +113,10 @@ ADDED_COLUMNS = {
 }
 
 # An interest group's members: the people whose status in its interest is the group's kind.
-GROUP_OF_STATUS = "CASE m.status WHEN 'opted_in' THEN 'opt_in' ELSE 'opt_out' END"
+GROUP_OF_STATUS = (
+    f"CASE m.status WHEN '{InterestStatus.OPTED_IN}' THEN '{InterestGroupKind.OPT_IN}' "
+    f"ELSE '{InterestGroupKind.OPT_OUT}' END"
+)
 
 # Interest groups are segments too; their members derive from interest_memberships, so the
 # public `segment_members` is a view and an opt-in or opt-out is written once, not twice.

@@ -11,11 +11,11 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from segpipe.vocabulary import SegmentKind
 from segpipe.warehouse import before_images
 from segpipe.warehouse.schema import GROUP_OF_STATUS
+from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.sql import frame, next_id
-
-SEGMENT_KINDS = ("manual", "subscriber", "data_driven", "interest_group")
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -75,7 +75,7 @@ def create_missing_segments(
     segment (case aside). With a `domain` (an Attentive account's subscriber segments), a
     segment of another domain does not match: the same name in two domains is two segments.
     Returns how many were created."""
-    assert kind in SEGMENT_KINDS, kind
+    assert kind in SegmentKind.__members__.values(), kind
     first_id = next_id(con, "segments", "segment_id")
     created = con.execute(
         f"""
@@ -116,26 +116,32 @@ def replace_members(
 ) -> tuple[int, int]:
     """The members of every segment in `segments` (a relation with `segment_id`) become exactly
     the (segment_id, cons_id) rows of `members`. Returns (entered, left)."""
+    with scratches(con, "target", "entering", "leaving") as tables:
+        return _replace(con, segments, members, tables, upload_id, run_id, at)
+
+
+def _replace(con, segments: str, members: str, tables: tuple[str, ...], upload_id, run_id, at):
+    """replace_members, in its scratch tables `tables` (target, entering, leaving)."""
+    target, entering_to, leaving_to = tables
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _target AS "
+        f"CREATE OR REPLACE TEMP TABLE {target} AS "
         f"SELECT DISTINCT segment_id, cons_id FROM {members} "
         f"WHERE segment_id IN (SELECT segment_id FROM {segments})"
     )
     leaving = f"""
         SELECT m.segment_id, m.cons_id FROM segment_memberships m
         WHERE m.segment_id IN (SELECT segment_id FROM {segments})
-          AND NOT EXISTS (SELECT 1 FROM _target t
+          AND NOT EXISTS (SELECT 1 FROM {target} t
                           WHERE t.segment_id = m.segment_id AND t.cons_id = m.cons_id)
     """
-    entering = """
-        SELECT t.segment_id, t.cons_id FROM _target t
+    entering = f"""
+        SELECT t.segment_id, t.cons_id FROM {target} t
         WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m
                           WHERE m.segment_id = t.segment_id AND m.cons_id = t.cons_id)
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _entering AS {entering}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _leaving AS {leaving}")
-    con.execute("DROP TABLE _target")
-    return _move(con, upload_id, run_id, at)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {entering_to} AS {entering}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {leaving_to} AS {leaving}")
+    return _move(con, entering_to, leaving_to, upload_id, run_id, at)
 
 
 def change_members(
@@ -159,27 +165,30 @@ def change_members(
         JOIN {changes} c ON c.segment_id = m.segment_id AND c.cons_id = m.cons_id
         WHERE c.action = 'remove'
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _entering AS {entering}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _leaving AS {leaving}")
-    return _move(con, upload_id, run_id, at)
+    with scratches(con, "entering", "leaving") as (entering_to, leaving_to):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {entering_to} AS {entering}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {leaving_to} AS {leaving}")
+        return _move(con, entering_to, leaving_to, upload_id, run_id, at)
 
 
-def _move(con: duckdb.DuckDBPyConnection, upload_id, run_id, at) -> tuple[int, int]:
-    """Write history for, then apply, the pairs in temp tables _entering and _leaving."""
+def _move(
+    con: duckdb.DuckDBPyConnection, entering: str, leaving: str, upload_id, run_id, at
+) -> tuple[int, int]:
+    """Write history for, then apply, the (segment_id, cons_id) pairs in the tables `entering`
+    and `leaving`."""
     before_images.keep(
-        con, upload_id, "segment_memberships", "FROM _entering UNION ALL FROM _leaving"
+        con, upload_id, "segment_memberships", f"FROM {entering} UNION ALL FROM {leaving}"
     )
-    entered = _history(con, "SELECT * FROM _entering", "entered", upload_id, run_id, at)
-    left = _history(con, "SELECT * FROM _leaving", "left", upload_id, run_id, at)
+    entered = _history(con, f"SELECT * FROM {entering}", "entered", upload_id, run_id, at)
+    left = _history(con, f"SELECT * FROM {leaving}", "left", upload_id, run_id, at)
     con.execute(
-        "DELETE FROM segment_memberships m USING _leaving l "
+        f"DELETE FROM segment_memberships m USING {leaving} l "
         "WHERE m.segment_id = l.segment_id AND m.cons_id = l.cons_id"
     )
     con.execute(
-        "INSERT INTO segment_memberships SELECT segment_id, cons_id, ?, ? FROM _entering",
+        f"INSERT INTO segment_memberships SELECT segment_id, cons_id, ?, ? FROM {entering}",
         [at, upload_id],
     )
-    con.execute("DROP TABLE _entering; DROP TABLE _leaving")
     return entered, left
 
 
@@ -201,7 +210,7 @@ def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, 
     if not found:
         raise SegmentNotDeletable(f"no segment named {name!r}")
     segment_id, stored_name, kind = found[0]
-    if kind == "interest_group":
+    if kind == SegmentKind.INTEREST_GROUP:
         interest = con.execute(
             "SELECT i.name FROM interest_groups g JOIN interests i USING (interest_id) "
             "WHERE g.group_id = ?",
@@ -212,18 +221,19 @@ def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, 
             f"{interest[0] if interest else '?'!r}; it lives as long as its interest "
             "(change its members with a segmentation upload)"
         )
-    if kind == "data_driven":
+    if kind == SegmentKind.DATA_DRIVEN:
         raise SegmentNotDeletable(
             f"{stored_name!r} is a data-driven segment defined in segments.yaml; "
             "remove it from segments.yaml instead"
         )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _leaving AS "
-        "SELECT segment_id, cons_id FROM segment_memberships WHERE segment_id = ?",
-        [segment_id],
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE _entering AS SELECT * FROM _leaving LIMIT 0")
-    _, removed = _move(con, None, DELETE_RUN_ID, at)
+    with scratches(con, "entering", "leaving") as (entering, leaving):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {leaving} AS "
+            "SELECT segment_id, cons_id FROM segment_memberships WHERE segment_id = ?",
+            [segment_id],
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {entering} AS SELECT * FROM {leaving} LIMIT 0")
+        _, removed = _move(con, entering, leaving, None, DELETE_RUN_ID, at)
     con.execute("DELETE FROM subscriber_deliveries WHERE segment_id = ?", [segment_id])
     con.execute("DELETE FROM segments WHERE segment_id = ?", [segment_id])
     return stored_name, kind, removed

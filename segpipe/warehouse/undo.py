@@ -17,16 +17,18 @@ from enum import StrEnum
 
 import duckdb
 
+from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import (
     EXISTED,
     KEYS,
     PERSON,
     UPLOAD,
-    column_types,
     same_key,
     shadow_of,
     shadows,
 )
+from segpipe.warehouse.catalog import table_columns
+from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import quote, transaction
 
 UNDO_RUN_PREFIX = "undo:"
@@ -37,8 +39,8 @@ class Change(StrEnum):
 
     ENTERED = "entered"
     LEFT = "left"
-    OPTED_IN = "opted_in"
-    OPTED_OUT = "opted_out"
+    OPTED_IN = InterestStatus.OPTED_IN.value
+    OPTED_OUT = InterestStatus.OPTED_OUT.value
     # An undo took away a person's only status in an interest: in neither of its groups.
     CLEARED = "cleared"
 
@@ -114,7 +116,7 @@ def later_uploads(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[
     rows = con.execute(
         f"""
         SELECT u.upload_id, u.file_name FROM uploads u
-        WHERE u.status = 'applied' AND u.upload_id <> $x
+        WHERE u.status = '{UploadStatus.APPLIED}' AND u.upload_id <> $x
           AND u.upload_id IN ({_touched_by_others(con, shadows(con))})
           AND u.applied_at >= (SELECT applied_at FROM uploads WHERE upload_id = $x)
         ORDER BY u.applied_at DESC, u.upload_id DESC
@@ -131,7 +133,7 @@ def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> s
     if not found:
         raise UndoRefused(f"no upload {upload_id!r} (see `segpipe status`)")
     file_name, status = found[0]
-    if status != "applied":
+    if status != UploadStatus.APPLIED:
         raise UndoRefused(f"upload {upload_id} ({file_name}) is {status}; only applied uploads")
     later = later_uploads(con, upload_id)
     if later:
@@ -142,15 +144,15 @@ def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> s
     return file_name
 
 
-def _images(con: duckdb.DuckDBPyConnection, upload_id: str, table: str) -> None:
-    """The temp table _undo_rows: the upload's before-images of `table` (none if it has no
+def _images(con: duckdb.DuckDBPyConnection, upload_id: str, table: str, rows: str) -> None:
+    """The scratch table `rows`: the upload's before-images of `table` (none if it has no
     shadow yet)."""
     if table in shadows(con):
         source = f"SELECT * FROM {quote(shadow_of(table))} WHERE {UPLOAD} = ?"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _undo_rows AS {source}", [upload_id])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {source}", [upload_id])
     else:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _undo_rows AS "
+            f"CREATE OR REPLACE TEMP TABLE {rows} AS "
             f"SELECT NULL::VARCHAR AS {UPLOAD}, NULL::BOOLEAN AS {EXISTED}, * "
             f"FROM {quote(table)} LIMIT 0"
         )
@@ -160,31 +162,31 @@ def _same_key(table: str) -> str:
     return same_key(table, "t", "k")
 
 
-def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str, at) -> int:
+def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str, at, rows) -> int:
     """membership_history rows for what the undo is about to change (before it changes it):
     segment entries and exits, and interest statuses going back to their earlier value."""
     written = 0
-    _images(con, upload_id, "segment_memberships")
+    _images(con, upload_id, "segment_memberships", rows)
     written += con.execute(
         f"""
         INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
                                         change, "at")
         SELECT ?, ?, k.{PERSON}, NULL, k.segment_id,
                CASE WHEN k.{EXISTED} THEN ? ELSE ? END, ?
-        FROM _undo_rows k
+        FROM {rows} k
         WHERE k.{EXISTED} <> EXISTS (
             SELECT 1 FROM segment_memberships t WHERE {_same_key("segment_memberships")})
         """,
         [upload_id, run_id, Change.ENTERED, Change.LEFT, at],
     ).fetchall()[0][0]
-    _images(con, upload_id, "interest_memberships")
+    _images(con, upload_id, "interest_memberships", rows)
     written += con.execute(
         f"""
         INSERT INTO membership_history (upload_id, run_id, {PERSON}, interest_id, segment_id,
                                         change, "at")
         SELECT ?, ?, k.{PERSON}, k.interest_id, NULL,
                CASE WHEN k.{EXISTED} THEN k.status ELSE ? END, ?
-        FROM _undo_rows k LEFT JOIN interest_memberships t ON {_same_key("interest_memberships")}
+        FROM {rows} k LEFT JOIN interest_memberships t ON {_same_key("interest_memberships")}
         WHERE t.status IS DISTINCT FROM CASE WHEN k.{EXISTED} THEN k.status END
         """,
         [upload_id, run_id, Change.CLEARED, at],
@@ -192,21 +194,21 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
     return written
 
 
-def _restore(con: duckdb.DuckDBPyConnection, upload_id: str, table: str, result: Undone) -> None:
+def _restore(con, upload_id: str, table: str, result: Undone, rows: str) -> None:
     """Take away the upload's rows of `table` and put the before-images back."""
     if table not in shadows(con):
         return  # no upload ever changed it
-    _images(con, upload_id, table)
+    _images(con, upload_id, table, rows)
     created_in_use = ""
     if table in IN_USE:
         created_in_use = f"AND NOT (NOT k.{EXISTED} AND ({IN_USE[table]}))"
     removed = con.execute(
-        f"DELETE FROM {quote(table)} t USING _undo_rows k WHERE {_same_key(table)} {created_in_use}"
+        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} {created_in_use}"
     ).fetchall()[0][0]
-    kept = column_types(con, shadow_of(table))
-    columns = ", ".join(quote(c) for c in column_types(con, table) if c in kept)
+    kept = table_columns(con, shadow_of(table))
+    columns = ", ".join(quote(c) for c in table_columns(con, table) if c in kept)
     restored = con.execute(
-        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM _undo_rows WHERE {EXISTED}"
+        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {rows} WHERE {EXISTED}"
     ).fetchall()[0][0]
     result.rows_removed[table] = removed - restored
     result.rows_restored[table] = restored
@@ -235,19 +237,20 @@ def undo_upload(
     Raises UndoRefused, changing nothing, when the upload is unknown, not applied, or later
     applied uploads changed the same rows."""
     run_id = UNDO_RUN_PREFIX + (run_id or upload_id)
-    with transaction(con):
+    with transaction(con), scratch(con, "undo_rows") as rows:
         file_name = _refuse_unless_undoable(con, upload_id)
         result = Undone(upload_id, file_name, run_id)
-        result.history_rows = _history_of_undo(con, upload_id, run_id, at)
+        result.history_rows = _history_of_undo(con, upload_id, run_id, at, rows)
         # Its events first: whether an event property is still in use is judged without them.
         result.rows_removed["events"] = con.execute(
             "DELETE FROM events WHERE upload_id = ?", [upload_id]
         ).fetchall()[0][0]
         for table in ORDER:
-            _restore(con, upload_id, table, result)
+            _restore(con, upload_id, table, result, rows)
         _forget_removed_people(con, upload_id, run_id, at, result)
-        con.execute("DROP TABLE IF EXISTS _undo_rows")
-        con.execute("UPDATE uploads SET status = 'undone' WHERE upload_id = ?", [upload_id])
+        con.execute(
+            f"UPDATE uploads SET status = '{UploadStatus.UNDONE}' WHERE upload_id = ?", [upload_id]
+        )
     return result
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import duckdb
 
+from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
 from segpipe.warehouse.sql import scalar
 
@@ -44,11 +45,12 @@ def earlier_upload(
     again: renamed to a valid kind, they may apply. One statement for both questions: the same
     bytes win, then the earliest upload."""
     rows = con.execute(
-        """
+        f"""
         SELECT u.upload_id, coalesce(u.sha256 = ?, false) AS same_bytes
         FROM uploads u LEFT JOIN upload_contents c USING (upload_id)
         WHERE (u.sha256 = ? OR c.content_sha256 = ?) AND u.upload_id <> ?
-          AND u.status = 'applied' AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
+          AND u.status = '{UploadStatus.APPLIED}'
+          AND (?::VARCHAR IS NULL OR lower(u.file_name) = lower(?))
         ORDER BY same_bytes DESC, u.upload_id LIMIT 1
         """,
         [sha256, sha256, content_sha256, upload_id, file_name, file_name],

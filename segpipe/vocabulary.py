@@ -1,0 +1,67 @@
+"""segpipe's words for the states it stores, one enum each (SPEC section 4, the warehouse).
+
+String enums: a member equals the text the warehouse, the errors reports and the CLI carry
+(`UploadStatus.APPLIED == "applied"`) and formats as it (`f"'{RowOutcome.REJECTED}'"` is SQL's
+`'rejected'`), so stored values and file formats stay byte-identical. Dagster-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class UploadStatus(StrEnum):
+    """`uploads.status`, and the status a run reports for a file."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"  # refused whole: nothing applied, an errors report says why
+    HELD = "held"  # waits for `segpipe release` (a guard found it too destructive)
+    DUPLICATE = "duplicate"  # the same bytes as an applied upload
+    SKIPPED = "skipped"  # already applied or a duplicate: a re-run leaves it alone
+    UNDONE = "undone"  # `segpipe undo` put back what it changed
+
+
+class RowOutcome(StrEnum):
+    """A row's `_outcome` (NULL in the scratch tables means applied) and the errors report's
+    `outcome` column."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"  # the file is refused while any row is
+    IGNORED = "ignored"  # names no one, or no one segpipe may keep (reported, file applies)
+    SUPERSEDED = "superseded"  # a later line of the same file names the same thing
+
+
+class SegmentKind(StrEnum):
+    """`segments.kind`: who owns a segment's members."""
+
+    MANUAL = "manual"
+    SUBSCRIBER = "subscriber"
+    DATA_DRIVEN = "data_driven"
+    INTEREST_GROUP = "interest_group"
+
+
+class InterestStatus(StrEnum):
+    """`interest_memberships.status` and segments.yaml's `status:` (SPEC sections 4, 5). A file's
+    opt column keeps its own words ("Subscribe", "opt-out", ...; `normalize.opt_status`)."""
+
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class InterestGroupKind(StrEnum):
+    """`interest_groups.kind`: the group of an interest whose members have that status."""
+
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+
+
+GROUP_OF_STATUS = {
+    InterestStatus.OPTED_IN: InterestGroupKind.OPT_IN,
+    InterestStatus.OPTED_OUT: InterestGroupKind.OPT_OUT,
+}
+
+
+def sql_list(values: Iterable[StrEnum]) -> str:
+    """`('a', 'b')`: members as a SQL IN list (enum values never hold a quote)."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"

@@ -42,8 +42,6 @@ SUBSCRIBER = UploadKind.SUBSCRIBER_SEGMENT
 # 1.9 GiB with 1M-row slices and 1.35 GiB with 250K, in the same time.
 CHUNK_ROWS = 250_000
 progress = logging.getLogger("segpipe.progress")
-# Starts the Failure a run raises after applying a batch in which some files were rejected.
-REJECTED_PREFIX = "Rejected: "
 # Starts the Failure of a sync the removal guard held (segpipe.warehouse.guard).
 HELD_PREFIX = "Held: "
 T = TypeVar("T")
@@ -75,6 +73,17 @@ def process_upload(
     run_id: str | None = None,
     allow_large_removals: bool = False,
 ) -> UploadOutcome:
+    outcome = _process(data, connect, upload_id, run_id, allow_large_removals)
+    # The file's outcome as data on its first stage: what the UI, the warnings and the checks
+    # read (a rejection is not a step failure).
+    if (raw := outcome.stages.get("raw_upload")) is not None:
+        raw["status"] = outcome.status
+        if outcome.error:
+            raw["problem"] = outcome.error
+    return outcome
+
+
+def _process(data, connect: Connect, upload_id: str, run_id, allow_large_removals: bool):
     received = archived_file(data, upload_id)
     sha256 = sha256_of(received.path)
     facts = {

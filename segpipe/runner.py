@@ -30,7 +30,7 @@ from segpipe.exports.report import latest_syncs, print_exports
 from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
-from segpipe.pipeline import HELD_PREFIX, REJECTED_PREFIX, progress
+from segpipe.pipeline import HELD_PREFIX, progress
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
@@ -276,15 +276,14 @@ def _broken_rules(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    """Step failures other than the Failure that reports rejected files."""
+    """The run's step failures, or that it did not finish (a rejected file is not one: it is
+    an outcome, in the uploads table); a sync the removal guard held is said as it is."""
     found = []
     for event in result.all_events:
         if not event.is_step_failure:
             continue
         failure = event.step_failure_data
         described = failure.user_failure_data.description if failure.user_failure_data else None
-        if described and REJECTED_PREFIX in described:
-            continue
         if described and described.startswith(HELD_PREFIX):
             found.append(described)  # the removal guard's message, said as it is
             continue

@@ -6,11 +6,11 @@ import dagster as dg
 
 from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
+from segpipe.defs.uploads.checks import batch_checks, upload_check_specs
 from segpipe.defs.uploads.metadata import standard_metadata
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
 from segpipe.pipeline import (
-    REJECTED_PREFIX,
     Markdown,
     UploadOutcome,
     describe,
@@ -89,17 +89,22 @@ def _materialize(context: dg.AssetExecutionContext, outcome: UploadOutcome, cata
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
     pool=WAREHOUSE_POOL,
+    check_specs=upload_check_specs(),
 )
 def process_uploads(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
-    """Takes each received file through validation, resolution and its one transaction."""
+    """Takes each received file through validation, resolution and its one transaction.
+
+    A file rejected or held is an outcome, not a failure: its partitions say so in their
+    metadata (`raw_upload`'s `status` and `problem`), the step succeeds, and the
+    `files_applied` check fails naming it."""
     mark_run_process(context)
     upload_ids = sorted(
         context.partition_keys,
         key=lambda upload_id: arrival_key(archived_file(data_dir.paths, upload_id).path),
     )
-    rejected, lines = [], []
+    refused, lines = [], []
     # One connection for the whole batch: reopening the DuckDB file per upload checkpoints and
     # reloads it each time, which is most of a small file's cost. Each file keeps its own
     # transaction, so it still applies fully or not at all.
@@ -114,19 +119,14 @@ def process_uploads(
                     context.run.run_id,
                     allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
                 )
-                rejected += _report(context, outcome, position, len(upload_ids), lines, catalog)
+                refused += _report(context, outcome, position, len(upload_ids), lines, catalog)
+            checks = batch_checks(con, data_dir.paths, refused)
     finally:
         # One log event for the batch, not one per file: each event is a write to the event
         # log, a measurable part of a small file's cost (the materializations stay per file).
         if lines:
             context.log.info("\n".join(lines))
-    if rejected:
-        raise dg.Failure(
-            description=REJECTED_PREFIX + "; ".join(rejected),
-            metadata={"files_rejected": len(rejected), "rejected": dg.MetadataValue.json(rejected)},
-            allow_retries=False,
-        )
-    yield from ()
+    yield from checks
 
 
 def _report(

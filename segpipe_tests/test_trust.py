@@ -61,10 +61,9 @@ def apply_inbox(deployment: Deployment) -> list[str]:
     """Apply the inbox's files in arrival order with the plain pipeline (no Dagster run)."""
     applied = []
     for received in receive_inbox(deployment.data):
-        outcome = process_upload(
-            deployment.data, lambda: connect(deployment.data.warehouse), received.upload_id
-        )
-        applied.append(outcome.upload_id)
+        with connect(deployment.data.warehouse) as con:
+            report = process_upload(deployment.data, con, received.upload_id)
+        applied.append(report.upload_id)
     return applied
 
 
@@ -187,8 +186,9 @@ def test_truncated_attentive_delivery_is_held_until_forced(
     assert len(deployment.members("Loyal Fans")) == 30  # nothing applied
 
     monkeypatch.setenv(ALLOW_ENV, "1")
-    outcome = process_upload(deployment.data, lambda: connect(deployment.data.warehouse), held_id)
-    assert outcome.status == "applied"
+    with connect(deployment.data.warehouse) as con:
+        report = process_upload(deployment.data, con, held_id)
+    assert report.status == "applied"
     assert len(deployment.members("Loyal Fans")) == 5
 
 

@@ -331,4 +331,5 @@ RULES = KindRules(
     validate=validate,
     resolve=resolve,
     apply=apply,
+    full_replace=True,
 )

@@ -1,32 +1,26 @@
 """The life of received files: raw -> validated -> resolved -> applied, one partition each."""
 
-from contextlib import nullcontext
-
 import dagster as dg
 
+from segpipe.console import describe
 from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import WAREHOUSE_POOL, DataDirResource, Warehouse
 from segpipe.defs.uploads.checks import batch_checks, upload_check_specs
 from segpipe.defs.uploads.metadata import standard_metadata
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
-from segpipe.pipeline import (
-    Markdown,
-    UploadOutcome,
-    describe,
-    process_upload,
-    progress,
-)
+from segpipe.ingest.report import Markdown
+from segpipe.pipeline import Stage, UploadReport, process_upload, progress
 from segpipe.warehouse.guard import ALLOW_TAG
 
 OWNERS = ["team:audience-data"]
 
 
-def _stage(name: str, description: str, kinds: set[str], after: str | None = None):
+def _stage(stage: Stage, description: str, kinds: set[str], after: Stage | None = None):
     return dg.AssetSpec(
-        name,
+        stage.value,
         description=description,
-        deps=[after] if after else [],
+        deps=[after.value] if after else [],
         group_name="uploads",
         owners=OWNERS,
         kinds=kinds,
@@ -39,43 +33,48 @@ def _stages() -> list[dg.AssetSpec]:
     # Built in a function: the defs loader would take module-level specs for assets of their own.
     return [
         _stage(
-            "raw_upload", "A received file: archived bytes, checksum, kind, rows as text.", {"csv"}
+            Stage.RAW,
+            "A received file: archived bytes, checksum, kind, rows as text; its `status` "
+            "(applied, rejected, held, duplicate) and `problem`.",
+            {"csv"},
         ),
         _stage(
-            "validated_upload",
+            Stage.VALIDATED,
             "Every row in canonical form, checked against its kind's pandera schema.",
             {"polars", "pandera"},
-            after="raw_upload",
+            after=Stage.RAW,
         ),
         _stage(
-            "resolved_upload",
+            Stage.RESOLVED,
             "Valid rows matched to people and interests, or ignored, rejected or superseded.",
             {"duckdb"},
-            after="validated_upload",
+            after=Stage.VALIDATED,
         ),
         _stage(
-            "applied_upload",
+            Stage.APPLIED,
             "The upload's changes in the warehouse tables, applied in one transaction.",
             {"duckdb"},
-            after="resolved_upload",
+            after=Stage.RESOLVED,
         ),
     ]
 
 
-def _metadata(values: dict) -> dict[str, dg.MetadataValue]:
+def _metadata(values) -> dict[str, dg.MetadataValue]:
     return {
         key: dg.MetadataValue.md(value) if isinstance(value, Markdown) else value
         for key, value in values.items()
     }
 
 
-def _materialize(context: dg.AssetExecutionContext, outcome: UploadOutcome, catalog: str) -> None:
-    kind = outcome.stages.get("raw_upload", {}).get("kind")
+def _materialize(context: dg.AssetExecutionContext, outcome: UploadReport, catalog: str) -> None:
+    kind = outcome.stages.get(Stage.RAW, {}).get("kind")
     for stage, metadata in outcome.stages.items():
         standard = standard_metadata(stage, metadata, kind, catalog)
         context.log_event(
             dg.AssetMaterialization(
-                stage, partition=outcome.upload_id, metadata={**_metadata(metadata), **standard}
+                stage.value,
+                partition=outcome.upload_id,
+                metadata={**_metadata(metadata), **standard},
             )
         )
 
@@ -114,7 +113,7 @@ def process_uploads(
             for position, upload_id in enumerate(upload_ids, start=1):
                 outcome = process_upload(
                     data_dir.paths,
-                    lambda: nullcontext(con),
+                    con,
                     upload_id,
                     context.run.run_id,
                     allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
@@ -131,7 +130,7 @@ def process_uploads(
 
 def _report(
     context: dg.AssetExecutionContext,
-    outcome: UploadOutcome,
+    outcome: UploadReport,
     position: int,
     total: int,
     lines: list[str],

@@ -16,7 +16,7 @@ from segpipe.dry_run import dry_run, run_effect
 from segpipe.exports.destinations import Destination, resolve_pairs
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.receive import receive_inbox
-from segpipe.pipeline import process_upload
+from segpipe.pipeline import Stage, process_upload
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import ALLOW_ENV, RemovalHeld
 from segpipe.warehouse.history import members_at
@@ -65,6 +65,20 @@ def apply_inbox(deployment: Deployment) -> list[str]:
             report = process_upload(deployment.data, con, received.upload_id)
         applied.append(report.upload_id)
     return applied
+
+
+def test_the_report_of_an_upload_is_read_only_and_keyed_by_stage(deployment: Deployment):
+    deployment.drop("constituents_a.csv", csv("email", "ann@example.org"))
+    (received,) = receive_inbox(deployment.data)
+    with connect(deployment.data.warehouse) as con:
+        report = process_upload(deployment.data, con, received.upload_id)
+    assert list(report.stages) == list(Stage)  # every stage reached, in order
+    assert report.stages[Stage.RAW]["status"] == "applied"
+    assert report.counts["rows_applied"] == 1
+    with pytest.raises(AttributeError):
+        report.status = "rejected"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        report.stages[Stage.RAW]["status"] = "rejected"  # type: ignore[index]
 
 
 def apply_file(deployment: Deployment, name: str, content: str) -> str:

@@ -1,18 +1,18 @@
 """One received file, start to finish: read, validate, resolve, apply in one transaction.
 
-Plain Python over a warehouse connection factory; the Dagster layer (segpipe/defs/uploads)
-turns each stage's report into a materialization of that stage's asset.
+Plain Python over the caller's warehouse connection; it returns an UploadReport, which the
+Dagster layer (segpipe/defs/uploads) turns into one materialization per Stage reached.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from enum import StrEnum
+from types import MappingProxyType
 
 import duckdb
 import polars as pl
@@ -22,47 +22,48 @@ from segpipe.exports.cells import neutralized_frame
 from segpipe.ingest import dialect as dialects
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadHeld, UploadRejected
-from segpipe.ingest.filenames import UploadKind, kind_of, printable
+from segpipe.ingest.filenames import kind_of
 from segpipe.ingest.guard import check_cells, inspect_content
-from segpipe.ingest.masking import mask_expr
-from segpipe.ingest.reader import LINE, read_batches, read_file
+from segpipe.ingest.reader import LINE, read_ahead, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
-from segpipe.kinds import UploadContext, rules_for
+from segpipe.kinds import RULES, UploadContext, rules_for
 from segpipe.kinds.base import RESOLVED_TABLE, VALIDATED_TABLE
 from segpipe.warehouse import erasures, uploads
 from segpipe.warehouse.guard import removal_limit
 from segpipe.warehouse.scratch import dropped
 from segpipe.warehouse.sql import frame, registered, transaction
 
-Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 PREVIEW_ROWS = 5
-SUBSCRIBER = UploadKind.SUBSCRIBER_SEGMENT
 # Rows validated at a time for kinds that judge rows one by one: bounds the polars memory of a
 # big file whatever its size. On the 10M-row bench file, reading and validating peaked at
 # 1.9 GiB with 1M-row slices and 1.35 GiB with 250K, in the same time.
 CHUNK_ROWS = 250_000
 progress = logging.getLogger("segpipe.progress")
-# Starts the Failure a run raises after applying a batch in which some files were rejected.
-REJECTED_PREFIX = "Rejected: "
 # Starts the Failure of a sync the removal guard held (segpipe.warehouse.guard).
 HELD_PREFIX = "Held: "
-T = TypeVar("T")
-_END = object()
 
 
-class Markdown(str):
-    """Metadata text meant to be rendered as Markdown (a table of reasons, a preview)."""
+class Stage(StrEnum):
+    """The stages of an upload, in order; each value is the name of the stage's asset."""
+
+    RAW = "raw_upload"
+    VALIDATED = "validated_upload"
+    RESOLVED = "resolved_upload"
+    APPLIED = "applied_upload"
 
 
-@dataclass
-class UploadOutcome:
+@dataclass(frozen=True)
+class UploadReport:
+    """What became of one file. `stages`: the metadata of each Stage reached, in order (the
+    RAW stage carries the `status`, and the `problem` when there is one)."""
+
     upload_id: str
     file_name: str
     status: str  # applied, rejected, held, duplicate, or skipped when it was settled before
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
-    stages: dict[str, dict] = field(default_factory=dict)  # asset name -> metadata
+    stages: Mapping[Stage, Mapping] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -71,12 +72,19 @@ def _now() -> datetime:
 
 def process_upload(
     data: DataDir,
-    connect: Connect,
+    con: duckdb.DuckDBPyConnection,
     upload_id: str,
     run_id: str | None = None,
     allow_large_removals: bool = False,
-) -> UploadOutcome:
+) -> UploadReport:
+    """Take archived upload `upload_id` through every stage on `con`; what became of it.
+
+    A file's own problem is its outcome, not an exception: status `rejected` (or `held` by the
+    removal guard), its uploads row and errors file written. Raises only what the warehouse
+    raises. An upload already applied (or a duplicate) is `skipped`, untouched."""
     received = archived_file(data, upload_id)
+    if uploads.status_of(con, upload_id) in ("applied", "duplicate"):
+        return UploadReport(upload_id, received.file_name, "skipped")
     sha256 = sha256_of(received.path)
     facts = {
         "file": received.file_name,
@@ -84,17 +92,9 @@ def process_upload(
         "bytes": received.path.stat().st_size,
         "archive": str(received.path.relative_to(data.root)),
     }
-    outcome = UploadOutcome(upload_id, received.file_name, "applied")
-    with connect() as con:
-        if uploads.status_of(con, upload_id) in ("applied", "duplicate"):
-            outcome.status = "skipped"
-            return outcome
-        try:
-            content = inspect_content(received.path, sha256)
-        except UploadRejected as error:
-            _reject(data, con, received, sha256, error, outcome)
-            outcome.stages.setdefault("raw_upload", facts)["status"] = "rejected"
-            return outcome
+    stages: dict[Stage, dict] = {}
+    try:
+        content = inspect_content(received.path, sha256)
         facts["content_sha256"] = content.sha256
         original, how = _earlier(con, received, sha256, content.sha256)
         if original:
@@ -109,20 +109,38 @@ def process_upload(
                 error=problem,
                 duplicate_of=original,
             )
-            outcome.status, outcome.error = "duplicate", problem
-            outcome.stages["raw_upload"] = {
-                **facts,
-                "status": "duplicate",
-                "duplicate_of": original,
-            }
-            return outcome
-        try:
-            with dropped(con, VALIDATED_TABLE, RESOLVED_TABLE):  # whatever becomes of the file
-                _apply(data, con, received, facts, outcome, run_id, allow_large_removals)
-        except UploadRejected as error:
-            _reject(data, con, received, sha256, error, outcome)
-            outcome.stages.setdefault("raw_upload", facts)["status"] = outcome.status
-    return outcome
+            stages[Stage.RAW] = {**facts, "duplicate_of": original}
+            return _report(received, "duplicate", stages, {}, problem)
+        with dropped(con, VALIDATED_TABLE, RESOLVED_TABLE):  # whatever becomes of the file
+            counts = _apply(data, con, received, facts, stages, run_id, allow_large_removals)
+        return _report(received, "applied", stages, counts)
+    except UploadRejected as error:
+        status, counts = _reject(data, con, received, sha256, error)
+        stages.setdefault(Stage.RAW, facts)
+        return _report(received, status, stages, counts, error.problem)
+
+
+def _report(
+    received: ReceivedFile,
+    status: str,
+    stages: dict[Stage, dict],
+    counts: dict[str, int],
+    error: str | None = None,
+) -> UploadReport:
+    """The report, read-only; the file's outcome as data on its first stage (what the UI, the
+    warnings and the checks read: a rejection is not a step failure)."""
+    stages[Stage.RAW] = {**stages[Stage.RAW], "status": status}
+    if error:
+        stages[Stage.RAW]["problem"] = error
+    frozen = {stage: MappingProxyType(metadata) for stage, metadata in stages.items()}
+    return UploadReport(
+        received.upload_id,
+        received.file_name,
+        status,
+        MappingProxyType(counts),
+        error,
+        MappingProxyType(frozen),
+    )
 
 
 def _earlier(con, received: ReceivedFile, sha256: str, content_sha256: str):
@@ -140,33 +158,37 @@ def _earlier(con, received: ReceivedFile, sha256: str, content_sha256: str):
 
 
 def _name_that_matters(received: ReceivedFile) -> str | None:
-    """An Attentive file's name carries its delivery (domain, date, part): the same bytes under
-    another delivery's name are new news (an unchanged part of today's delivery), not a repeat."""
+    """A full-replace delivery's name carries the delivery (Attentive: domain, date, part): the
+    same bytes under another delivery's name are new news (an unchanged part of today's
+    delivery), not a repeat."""
     try:
-        return received.file_name if kind_of(received.file_name) == SUBSCRIBER else None
+        rules = RULES.get(kind_of(received.file_name))
     except UploadRejected:
         return None
+    return received.file_name if rules and rules.full_replace else None
 
 
-def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcome, run_id, forced):
+def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id, forced):
+    """Validate, resolve and apply the file in its one transaction, each stage's metadata put
+    in `stages`; the uploads row's counts. Raises UploadRejected (nothing applied)."""
     rules = rules_for(kind_of(received.file_name), received.file_name, data.segments_yaml)
     # Only full-replace deliveries are guarded (segments.yaml is read for them alone).
-    limit = None if forced or rules.kind != SUBSCRIBER else removal_limit(data.segments_yaml)
+    limit = removal_limit(data.segments_yaml) if rules.full_replace and not forced else None
 
-    def on_read(rows: int) -> None:
-        _read(outcome, {**facts, "kind": str(rules.kind)}, rows)
+    def on_read(rows_in: int) -> None:
+        stages[Stage.RAW] = {**facts, "kind": str(rules.kind), "rows_in": rows_in}
 
     rows_in, dialect = _guarded_validation(con, received, rules, facts, on_read)
     # Before anything shows a row: an erased person's rows never reach a preview.
     erasures.ignore_erased(con, VALIDATED_TABLE)
-    validated_counts, validated_reasons = _tally(con, VALIDATED_TABLE)
+    validated_counts, validated_reasons = report.tally(_grouped(con, VALIDATED_TABLE))
     refused = rows_in - validated_counts.get("applied", 0)
-    outcome.stages["validated_upload"] = {
+    stages[Stage.VALIDATED] = {
         "rows_in": rows_in,
         "rows_valid": rows_in - refused,
         "rows_rejected": refused,
         **validated_reasons,
-        "preview": _preview(con, VALIDATED_TABLE),
+        "preview": report.preview(_first_rows(con, VALIDATED_TABLE)),
     }
     upload = UploadContext(
         received.upload_id,
@@ -176,10 +198,10 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
         removal_limit=limit,
     )
     resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
-    resolved_counts, reasons = _tally(con, resolved)
+    resolved_counts, reasons = report.tally(_grouped(con, resolved))
     counts = {f"rows_{k}": v for k, v in resolved_counts.items()}
     counts["rows_in"] = rows_in
-    outcome.stages["resolved_upload"] = {**counts, **reasons}
+    stages[Stage.RESOLVED] = {**counts, **reasons}
     refused = _refused_lines(con, resolved)
     # The errors file is written (polars, re-reading the file) while the warehouse changes
     # (DuckDB), each on its own core, and is on disk before the upload commits: a refused row
@@ -198,13 +220,13 @@ def _apply(data, con, received: ReceivedFile, facts: dict, outcome: UploadOutcom
             )
             uploads.record_content(con, received.upload_id, facts["content_sha256"])
             errors_csv = report_written.result()
-    outcome.counts = counts
-    outcome.stages["applied_upload"] = {
+    stages[Stage.APPLIED] = {
         **counts,
         **reasons,
         "errors_file": errors_csv or "",
-        "preview": _preview(con, resolved),
+        "preview": report.preview(_first_rows(con, resolved)),
     }
+    return counts
 
 
 def _raw_batches(received: ReceivedFile, rules, dialect, lines: pl.Series | None = None):
@@ -215,10 +237,6 @@ def _raw_batches(received: ReceivedFile, rules, dialect, lines: pl.Series | None
     if rules.row_by_row:
         return read_batches(received.path, rows=CHUNK_ROWS, **shape)
     return iter([read_file(received.path, **shape)])
-
-
-def _read(outcome: UploadOutcome, facts: dict, rows_in: int) -> None:
-    outcome.stages["raw_upload"] = {**facts, "rows_in": rows_in}
 
 
 def _guarded_validation(con, received: ReceivedFile, rules, facts: dict, on_read):
@@ -287,16 +305,6 @@ def _validated_slices(
         yield raw.height, rejection
 
 
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """The items of `items`, each next one computed in a background thread while the caller
-    works on the current one (at most one item ahead, so memory holds two at a time)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="segpipe-read-ahead") as pool:
-        pending = pool.submit(next, items, _END)
-        while (item := pending.result()) is not _END:
-            pending = pool.submit(next, items, _END)
-            yield item
-
-
 def _refused_lines(con, resolved: str) -> pl.DataFrame:
     """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order, and of
     the rows applied with a note a person must read (outcome `applied`, e.g. an opt-in that a
@@ -320,8 +328,9 @@ def _write_error_report(
     return _write_errors(data, received.upload_id, refused)
 
 
-def _reject(data, con, received, sha256, error: UploadRejected, outcome: UploadOutcome) -> None:
-    """A whole-file rejection: an errors file with the problem, and the uploads row."""
+def _reject(data, con, received, sha256, error: UploadRejected) -> tuple[str, dict[str, int]]:
+    """A whole-file rejection: an errors file with the problem, and the uploads row; (status,
+    counts)."""
     _write_errors(data, received.upload_id, report.file_error_row(error.problem))
     try:
         kind = str(kind_of(received.file_name))
@@ -330,7 +339,7 @@ def _reject(data, con, received, sha256, error: UploadRejected, outcome: UploadO
     counts = {"rows_in": error.rows_in, "rows_rejected": error.rows_in}
     status = "held" if isinstance(error, UploadHeld) else "rejected"
     _record(con, received, sha256, kind=kind, status=status, counts=counts, error=error.problem)
-    outcome.status, outcome.error, outcome.counts = status, error.problem, counts
+    return status, counts
 
 
 def _record(con, received: ReceivedFile, sha256: str, **fields) -> None:
@@ -356,46 +365,15 @@ def _write_errors(data: DataDir, upload_id: str, rows: pl.DataFrame) -> str | No
     return str(path.relative_to(data.root))
 
 
-def _tally(con, table: str) -> tuple[dict[str, int], dict[str, Markdown]]:
-    """Rows per outcome (None = applied) and the reasons table, from one GROUP BY in SQL over
-    the upload's table (one statement, not one for the outcomes and one for the reasons)."""
-    grouped = frame(con, f"SELECT {OUTCOME}, {REASON}, count(*) AS len FROM {table} GROUP BY ALL")
-    counts = dict.fromkeys(("applied", "rejected", "ignored", "superseded"), 0)
-    for outcome, count in grouped.group_by(OUTCOME).agg(pl.col("len").sum()).iter_rows():
-        counts[outcome or "applied"] = count
-    return counts, _reasons(grouped.filter(pl.col(REASON).is_not_null()))
+def _grouped(con, table: str) -> pl.DataFrame:
+    """`_outcome`, `_reason`, `len` (rows) of the upload's table: one GROUP BY in SQL gives
+    both the outcome counts and the reasons table (report.tally)."""
+    return frame(con, f"SELECT {OUTCOME}, {REASON}, count(*) AS len FROM {table} GROUP BY ALL")
 
 
-def _reasons(grouped: pl.DataFrame) -> dict[str, Markdown]:
-    """The reasons table of rows counted per `REASON` (`len`), reasons masked."""
-    # Reasons quote values (a segment name, an id): masked like every message from the file.
-    grouped = grouped.group_by(mask_expr(pl.col(REASON))).agg(pl.col("len").sum())
-    # Most common first, then by reason: the order polars' reason_counts gives.
-    reasons = dict(grouped.sort("len", REASON, descending=[True, False]).iter_rows())
-    if not reasons:
-        return {}
-    table = pl.DataFrame({"reason": list(reasons), "rows": list(reasons.values())})
-    return {"reasons": Markdown(report.markdown_table(table))}
-
-
-def _preview(con, table: str) -> Markdown:
-    """The first accepted rows, emails and phones masked."""
-    rows = frame(
+def _first_rows(con, table: str) -> pl.DataFrame:
+    """The first PREVIEW_ROWS accepted rows of the upload's table, in line order."""
+    return frame(
         con,
         f"SELECT * FROM {table} WHERE {OUTCOME} IS NULL ORDER BY {LINE} LIMIT {PREVIEW_ROWS}",
     )
-    shown = [c for c in rows.columns if not c.startswith("_") or c == "_line"]
-    return Markdown(report.markdown_table(report.masked(rows.select(shown))))
-
-
-def describe(outcome: UploadOutcome) -> str:
-    """One line a person reads: file, status, counts or the problem."""
-    if outcome.status in ("applied",):
-        c = outcome.counts
-        detail = (
-            f"in {c['rows_in']}  applied {c['rows_applied']}  rejected {c['rows_rejected']}  "
-            f"ignored {c['rows_ignored']}  superseded {c['rows_superseded']}"
-        )
-    else:
-        detail = printable(outcome.error or "")
-    return f"{printable(outcome.file_name):<48} {outcome.status:<9} {detail}"

@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from segpipe.config import DataDir
+from segpipe.console import print_summary
 from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
@@ -24,13 +25,11 @@ from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.exit_codes import ExitCode
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.destinations import DestinationError
-from segpipe.exports.report import latest_syncs, print_exports
 from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
-from segpipe.pipeline import HELD_PREFIX, REJECTED_PREFIX, progress
+from segpipe.pipeline import HELD_PREFIX, progress
 from segpipe.warehouse.connection import connect
-from segpipe.warehouse.segments import segment_sizes
 from segpipe.warehouse.sql import frame
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
@@ -274,15 +273,14 @@ def _broken_rules(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    """Step failures other than the Failure that reports rejected files."""
+    """The run's step failures, or that it did not finish (a rejected file is not one: it is
+    an outcome, in the uploads table); a sync the removal guard held is said as it is."""
     found = []
     for event in result.all_events:
         if not event.is_step_failure:
             continue
         failure = event.step_failure_data
         described = failure.user_failure_data.description if failure.user_failure_data else None
-        if described and REJECTED_PREFIX in described:
-            continue
         if described and described.startswith(HELD_PREFIX):
             found.append(described)  # the removal guard's message, said as it is
             continue
@@ -293,47 +291,6 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
     if not result.success and not found and not any(e.is_step_failure for e in result.all_events):
         found.append("run did not finish")
     return found
-
-
-def _counts(row: dict) -> str:
-    if row["status"] != "applied":
-        return printable(row["error"] or "")
-    return (
-        f"in {row['rows_in']}  applied {row['rows_applied']}  rejected {row['rows_rejected']}  "
-        f"ignored {row['rows_ignored']}  superseded {row['rows_superseded']}"
-    )
-
-
-def print_summary(
-    data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False, read_only: bool = False
-) -> None:
-    print("\nUploads", file=out)
-    if uploads.is_empty():
-        print("  (no new files)", file=out)
-    for row in uploads.iter_rows(named=True):
-        name = printable(row["file_name"])
-        print(f"  {name:<48} {row['status']:<9} {_counts(row)}", file=out)
-        if ids:  # what `segpipe undo` takes
-            print(f"  {'':<48} upload_id: {row['upload_id']}", file=out)
-        errors = data.errors_csv(row["upload_id"])
-        if errors.exists():
-            print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)
-    print_segments(data, out, read_only)
-
-
-def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:
-    with connect(data.warehouse, read_only=read_only) as con:
-        sizes = segment_sizes(con)
-    print("\nSegments", file=out)
-    if sizes.is_empty():
-        print("  (none)", file=out)
-    for name, kind, members, domain in sizes.select(
-        "name", "kind", "members", "domain"
-    ).iter_rows():
-        shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
-        print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
-    with connect(data.warehouse, read_only=read_only) as con:
-        print_exports(latest_syncs(con), out)
 
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:

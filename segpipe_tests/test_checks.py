@@ -1,16 +1,20 @@
-"""Asset checks on `segments`: they pass on good data and fail on data corrupted in the
-warehouse, run by `segpipe run` in the same job as the asset they guard."""
+"""Asset checks on `segments` and on `applied_upload`: they pass on good data and fail on data
+corrupted in the warehouse, run by `segpipe run` in the same job as the asset they guard (the
+upload checks by the upload step, after each batch)."""
 
 import dagster as dg
 import pytest
 
-from segpipe_tests.conftest import Deployment
+from segpipe_tests.conftest import Deployment, csv
 
 NEWSLETTER_OPT_IN = "Monthly Newsletter Opt-In"
+SEGMENTS_CHECKS = ("references_resolve", "segment_sizes_are_steady")
+UPLOAD_CHECKS = ("upload_counts_add_up", "subscriber_files_are_never_mixed")
 
 
 def latest_check(deployment: Deployment, name: str) -> dg.AssetCheckEvaluation:
-    key = dg.AssetCheckKey(dg.AssetKey("segments"), name)
+    asset = "applied_upload" if name in (*UPLOAD_CHECKS, "files_applied") else "segments"
+    key = dg.AssetCheckKey(dg.AssetKey(asset), name)
     with deployment.instance() as instance:
         records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
     assert records, f"check {name} never ran"
@@ -36,10 +40,35 @@ def corrupt(deployment: Deployment, *statements: str) -> None:
             con.execute(statement)
 
 
+def another_upload(deployment: Deployment) -> None:
+    """A new file, so that the next run runs the upload step and its checks."""
+    deployment.drop("manual_segment_2026-11-09.csv", csv("segment,member_id", "Checked,M-1003"))
+
+
 def test_every_check_passes_on_the_sample(applied: Deployment):
-    for name in ("upload_counts_add_up", "references_resolve", "segment_sizes_are_steady"):
+    for name in (*SEGMENTS_CHECKS, *UPLOAD_CHECKS):
         assert latest_check(applied, name).passed, name
     assert metadata(latest_check(applied, "references_resolve"), "rows_broken") == 0
+
+
+def test_a_rejected_file_fails_its_check_not_the_run(applied: Deployment):
+    with applied.instance() as instance:
+        (run,) = instance.get_runs(dg.RunsFilter(job_name="process_upload_job"))
+    assert run.is_success  # the rejection is an outcome of the run, not a failed step
+    rejected = latest_check(applied, "files_applied")
+    assert not rejected.passed
+    assert rejected.severity == dg.AssetCheckSeverity.ERROR
+    # The sample's three deliberately bad files, each named with its problem.
+    assert metadata(rejected, "files_rejected") == 3
+    assert "segmentation_2026-11-06_missing_opt_column.csv: missing required column: one of " in (
+        "\n".join(metadata(rejected, "rejected"))
+    )
+
+    another_upload(applied)
+    code, printed = applied.run()
+
+    assert code == 0, printed
+    assert latest_check(applied, "files_applied").passed
 
 
 def test_counts_check_fails_when_an_upload_loses_a_row(applied: Deployment):
@@ -48,6 +77,7 @@ def test_counts_check_fails_when_an_upload_loses_a_row(applied: Deployment):
         "UPDATE uploads SET rows_applied = rows_applied - 1 "
         "WHERE file_name = 'segmentation_2026-11-03_newsletter.csv'",
     )
+    another_upload(applied)
 
     code, printed = applied.run()
 
@@ -120,6 +150,7 @@ def test_mixed_subscriber_check_passes_then_catches_a_tampered_archive(applied: 
     phones = applied.upload("sirenDenim_subscriber_segment_20261104_1.csv")
     archived = applied.data.archive / phones["upload_id"] / phones["file_name"]
     archived.write_text(archived.read_text() + "someone@example.org,VIP Shoppers\n")
+    another_upload(applied)
 
     applied.run()
 

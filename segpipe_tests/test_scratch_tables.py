@@ -3,8 +3,6 @@ of it (applied, rejected, held, or failed half-way), on the connection that proc
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from segpipe.ingest.receive import receive_inbox
@@ -33,10 +31,7 @@ def _temporary(con) -> list[str]:
 def _process(deployment: Deployment, con, name: str, content: str) -> str:
     deployment.drop(name, content)
     (received,) = receive_inbox(deployment.data)
-    outcome = process_upload(
-        deployment.data, lambda: contextlib.nullcontext(con), received.upload_id
-    )
-    return outcome.status
+    return process_upload(deployment.data, con, received.upload_id).status
 
 
 def test_no_temp_table_survives_an_upload(deployment: Deployment, monkeypatch):

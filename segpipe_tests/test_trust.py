@@ -16,7 +16,7 @@ from segpipe.dry_run import dry_run, run_effect
 from segpipe.exports.destinations import Destination, resolve_pairs
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.receive import receive_inbox
-from segpipe.pipeline import process_upload
+from segpipe.pipeline import Stage, process_upload
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import ALLOW_ENV, RemovalHeld
 from segpipe.warehouse.history import members_at
@@ -61,11 +61,24 @@ def apply_inbox(deployment: Deployment) -> list[str]:
     """Apply the inbox's files in arrival order with the plain pipeline (no Dagster run)."""
     applied = []
     for received in receive_inbox(deployment.data):
-        outcome = process_upload(
-            deployment.data, lambda: connect(deployment.data.warehouse), received.upload_id
-        )
-        applied.append(outcome.upload_id)
+        with connect(deployment.data.warehouse) as con:
+            report = process_upload(deployment.data, con, received.upload_id)
+        applied.append(report.upload_id)
     return applied
+
+
+def test_the_report_of_an_upload_is_read_only_and_keyed_by_stage(deployment: Deployment):
+    deployment.drop("constituents_a.csv", csv("email", "ann@example.org"))
+    (received,) = receive_inbox(deployment.data)
+    with connect(deployment.data.warehouse) as con:
+        report = process_upload(deployment.data, con, received.upload_id)
+    assert list(report.stages) == list(Stage)  # every stage reached, in order
+    assert report.stages[Stage.RAW]["status"] == "applied"
+    assert report.counts["rows_applied"] == 1
+    with pytest.raises(AttributeError):
+        report.status = "rejected"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        report.stages[Stage.RAW]["status"] = "rejected"  # type: ignore[index]
 
 
 def apply_file(deployment: Deployment, name: str, content: str) -> str:
@@ -187,8 +200,9 @@ def test_truncated_attentive_delivery_is_held_until_forced(
     assert len(deployment.members("Loyal Fans")) == 30  # nothing applied
 
     monkeypatch.setenv(ALLOW_ENV, "1")
-    outcome = process_upload(deployment.data, lambda: connect(deployment.data.warehouse), held_id)
-    assert outcome.status == "applied"
+    with connect(deployment.data.warehouse) as con:
+        report = process_upload(deployment.data, con, held_id)
+    assert report.status == "applied"
     assert len(deployment.members("Loyal Fans")) == 5
 
 

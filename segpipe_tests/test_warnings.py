@@ -245,6 +245,61 @@ def test_the_daemon_warns_through_the_run_failure_sensor(deployment: Deployment,
     assert calls[-1]["json"]["kind"] == "sync_failed"
 
 
+def test_the_daemon_warns_of_a_rejected_file_after_a_successful_upload_run(
+    deployment: Deployment, mailbox, webhook
+):
+    """A rejection is an outcome: the run succeeds, the file's raw_upload says `status`
+    rejected, and the run success sensor warns from that key."""
+    from dagster._core.events import DagsterEventType
+
+    from segpipe.definitions import defs
+    from segpipe.defs.resources import DataDirResource
+    from segpipe.defs.uploads.jobs import range_tags
+    from segpipe.defs.warnings.sensors import warn_on_run_success
+    from segpipe.runner import pending_uploads
+
+    box, smtp_port = mailbox
+    calls, hook = webhook
+    _configure(deployment, smtp_port, hook)
+    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+    deployment.drop("manual_segment_2026-11-01.csv", VIPS)
+    assert deployment.run()[0] == 0
+    deployment.drop("constituents_2026-11-02.csv", csv("first_name", "Jane"))
+    box.messages.clear()
+
+    with deployment.instance() as instance:
+        # The run the inbox sensor would launch (no segpipe run around it to warn).
+        (pending,) = pending_uploads(deployment.data)
+        instance.add_dynamic_partitions("uploads", [pending])
+        result = (
+            defs()
+            .resolve_job_def("process_upload_job")
+            .execute_in_process(instance=instance, tags=range_tags(pending, pending))
+        )
+        assert result.success
+        (raw,) = [
+            m.metadata
+            for m in result.asset_materializations_for_node("process_uploads")
+            if m.asset_key == dg.AssetKey("raw_upload")
+        ]
+        assert raw["status"].value == "rejected"
+        assert raw["problem"].value.startswith("missing required column")
+        (success,) = instance.all_logs(result.run_id, of_type=DagsterEventType.RUN_SUCCESS)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="warn_on_run_success",
+            dagster_event=success.dagster_event,
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            resources={"data_dir": DataDirResource(root=str(deployment.data.root))},
+        )
+        outcome = warn_on_run_success(context)
+    assert "2 warning message(s) sent" in outcome.skip_message  # one email, one webhook call
+    to, body = box.body("1 file(s) rejected")
+    assert to == ["data-team@example.org"]
+    assert "constituents_2026-11-02.csv: missing required column" in body
+    assert calls[-1]["json"]["kind"] == "file_rejected"
+
+
 def test_messages_mask_every_email_and_phone_but_not_dates_in_file_names():
     from segpipe.ingest.normalize import mask_text
 

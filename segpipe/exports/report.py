@@ -1,8 +1,7 @@
-"""The exports part of `segpipe run` and `segpipe status`: each pair's latest sync."""
+"""The exports part of `segpipe run` and `segpipe status`: each pair's latest sync (printed by
+segpipe.console)."""
 
 from __future__ import annotations
-
-from typing import TextIO
 
 import duckdb
 import polars as pl
@@ -21,19 +20,3 @@ def latest_syncs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         ORDER BY destination, segment
         """,
     )
-
-
-def print_exports(syncs: pl.DataFrame, out: TextIO) -> None:
-    print("\nExports (latest sync of each destination and segment)", file=out)
-    if syncs.is_empty():
-        print("  (none: no destinations in segments.yaml, or not synced yet)", file=out)
-    for row in syncs.iter_rows(named=True):
-        label = f"{row['destination']} / {row['segment']}"
-        skipped = f"  skipped (no key) {row['skipped_no_key']}" if row["skipped_no_key"] else ""
-        if row["skipped_no_consent"]:
-            skipped += f"  skipped (no consent) {row['skipped_no_consent']}"
-        print(
-            f"  {label:<48} members {row['members']:>6}  adds {row['adds']:>6}  "
-            f"removes {row['removes']:>6}{skipped}",
-            file=out,
-        )

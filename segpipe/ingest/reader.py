@@ -25,8 +25,10 @@ import gzip
 import io
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -51,6 +53,8 @@ STRAY_QUOTE = (
     "put the whole value in quotes and double the quote inside it"
 )
 _IN_CLASS = {",": ",", ";": ";", "\t": r"\t", "|": r"\|"}
+T = TypeVar("T")
+_END = object()
 
 
 def normalize_header(name: str) -> str:
@@ -161,6 +165,17 @@ def read_batches(
             continue
         for offset in range(0, max(frame.height, 1), rows):
             yield frame.slice(offset, rows)
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, each next one computed in a background thread while the caller
+    works on the current one (at most one item ahead, so memory holds two at a time): the next
+    slice of a file is read and validated while this one is inserted."""
+    with ThreadPoolExecutor(1, thread_name_prefix="segpipe-read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item
 
 
 def _read(file_name, dialect, header, columns, lines, blocks) -> Iterator[pl.DataFrame]:

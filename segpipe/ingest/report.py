@@ -1,4 +1,5 @@
-"""What a person reads about an upload: the errors file and masked previews."""
+"""What a person reads about an upload: the errors file, the outcome counts and reasons
+tables, and masked previews (Markdown metadata the Dagster layer shows as such)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.vocabulary import RowOutcome
 
 REPORT_COLUMNS = ("line", "outcome", "reason")
+OUTCOMES = ("applied", "rejected", "ignored", "superseded")
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
+
+
+class Markdown(str):
+    """Metadata text meant to be rendered as Markdown (a table of reasons, a preview)."""
 
 
 def write_atomically(frame: pl.DataFrame, path: Path) -> None:
@@ -82,3 +88,32 @@ def markdown_table(frame: pl.DataFrame) -> str:
     lines = ["| " + " | ".join(cells.columns) + " |", "|" + " --- |" * cells.width]
     lines += ["| " + " | ".join(row) + " |" for row in cells.iter_rows()]
     return "\n".join(lines)
+
+
+def tally(grouped: pl.DataFrame) -> tuple[dict[str, int], dict[str, Markdown]]:
+    """(rows per outcome, every one of OUTCOMES present; the reasons table) from `grouped`:
+    `_outcome` (null = applied), `_reason`, `len` rows, one row per pair."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for outcome, count in grouped.group_by(OUTCOME).agg(pl.col("len").sum()).iter_rows():
+        counts[outcome or "applied"] = count
+    return counts, reasons(grouped.filter(pl.col(REASON).is_not_null()))
+
+
+def reasons(grouped: pl.DataFrame) -> dict[str, Markdown]:
+    """{"reasons": the Markdown table of rows counted per `_reason` (`len`)}, reasons masked;
+    empty when there are none."""
+    # Reasons quote values (a segment name, an id): masked like every message from the file.
+    grouped = grouped.group_by(mask_expr(pl.col(REASON))).agg(pl.col("len").sum())
+    # Most common first, then by reason: the order polars' reason_counts gives.
+    counted = dict(grouped.sort("len", REASON, descending=[True, False]).iter_rows())
+    if not counted:
+        return {}
+    table = pl.DataFrame({"reason": list(counted), "rows": list(counted.values())})
+    return {"reasons": Markdown(markdown_table(table))}
+
+
+def preview(rows: pl.DataFrame) -> Markdown:
+    """`rows` (an upload's first accepted rows) as a Markdown table, emails and phones masked,
+    internal columns left out but `_line`."""
+    shown = [c for c in rows.columns if not c.startswith("_") or c == LINE]
+    return Markdown(markdown_table(masked(rows.select(shown))))

@@ -45,6 +45,10 @@ class KindRules:
     # True when validate judges each row on its own (nothing across rows), so a big file can be
     # read and validated a slice at a time with the same result.
     row_by_row: bool = False
+    # True for a delivery that replaces its segments whole and is named by its file (Attentive:
+    # domain, date, part): the removal guard holds it, and its name is part of what makes it a
+    # repeat (SPEC 3).
+    full_replace: bool = False
 
 
 def require_columns(

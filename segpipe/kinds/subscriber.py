@@ -351,4 +351,5 @@ RULES = KindRules(
     validate=validate,
     resolve=resolve,
     apply=apply,
+    full_replace=True,
 )

@@ -1,10 +1,8 @@
 """Invariants of the warehouse, checked each time segments are refreshed.
 
-The checks attach to `segments`, not to the upload assets: `segments` is refreshed after every
-batch of uploads (by the refresh_segments_after_uploads sensor in the UI, by `segpipe run`),
-including batches where a file was rejected, when the upload step itself ends in a Failure and
-any check downstream of it would be skipped. Each check reads whole tables, so one execution
-covers every upload ever applied.
+The checks attach to `segments`, refreshed after every batch of uploads (by the
+refresh_segments_after_uploads sensor in the UI, by `segpipe run`) and when segments.yaml
+changes; the uploads' own checks are on `applied_upload` (segpipe/defs/uploads/checks.py).
 """
 
 import dagster as dg
@@ -12,47 +10,14 @@ import polars as pl
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from segpipe.defs.common import SEGMENTS, WAREHOUSE_POOL
-from segpipe.defs.resources import DataDirResource, Warehouse
+from segpipe.defs.resources import Warehouse
 from segpipe.defs.segments.assets import RULE_FAILED_PREFIX
-from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
-from segpipe.kinds.subscriber import identifier_kinds
 from segpipe.warehouse.integrity import broken_references
-from segpipe.warehouse.sql import frame
 
 SIZE_PREFIX = "size: "
 # The checks that guard references: when the latest of them failed, no sync runs.
 BLOCKING_CHECKS = (dg.AssetCheckKey(SEGMENTS, "references_resolve"),)
-
-# Uploads whose counts do not add up: rows in = applied + rejected + ignored + superseded.
-UNBALANCED_UPLOADS = """
-SELECT upload_id, file_name, rows_in,
-       coalesce(rows_applied, 0) + coalesce(rows_rejected, 0) + coalesce(rows_ignored, 0)
-         + coalesce(rows_superseded, 0) AS rows_accounted
-FROM uploads
-WHERE status = 'applied'
-  AND rows_in IS DISTINCT FROM coalesce(rows_applied, 0) + coalesce(rows_rejected, 0)
-        + coalesce(rows_ignored, 0) + coalesce(rows_superseded, 0)
-ORDER BY upload_id
-"""
-
-
-@dg.asset_check(
-    asset=SEGMENTS,
-    pool=WAREHOUSE_POOL,
-    description="Every applied upload accounts for each row it received: rows in = applied + "
-    "rejected + ignored + superseded (SPEC section 3).",
-)
-def upload_counts_add_up(warehouse: Warehouse) -> dg.AssetCheckResult:
-    with warehouse.get_connection() as con:
-        unbalanced = frame(con, UNBALANCED_UPLOADS)
-    return dg.AssetCheckResult(
-        passed=unbalanced.is_empty(),
-        metadata={
-            "uploads_unbalanced": unbalanced.height,
-            "first_unbalanced": dg.MetadataValue.md(_table(unbalanced.head(5))),
-        },
-    )
 
 
 @dg.asset_check(
@@ -73,38 +38,6 @@ def references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
         metadata={
             "rows_broken": int(found["rows"].sum()) if found.height else 0,
             "problems": dg.MetadataValue.md(_table(found)),
-        },
-    )
-
-
-@dg.asset_check(
-    asset=SEGMENTS,
-    pool=WAREHOUSE_POOL,
-    description="No file behind a current Attentive subscriber segment carries both phone "
-    "numbers and emails: such a file is rejected whole, never applied (SPEC section 2).",
-)
-def subscriber_files_are_never_mixed(
-    warehouse: Warehouse, data_dir: DataDirResource
-) -> dg.AssetCheckResult:
-    with warehouse.get_connection() as con:
-        applied = frame(
-            con,
-            # The files of each domain's latest delivery: what subscriber segments hold now.
-            "SELECT upload_id, file_name FROM uploads WHERE status = 'applied' AND upload_id IN "
-            "(SELECT upload_id FROM subscriber_deliveries) ORDER BY upload_id",
-        )
-    # One vectorized read per file; the archive keeps each file's bytes as received.
-    mixed = [
-        name
-        for upload_id, name in applied.iter_rows()
-        if identifier_kinds(archived_file(data_dir.paths, upload_id).path) == {"phone", "email"}
-    ]
-    return dg.AssetCheckResult(
-        passed=not mixed,
-        metadata={
-            "subscriber_files_checked": applied.height,
-            "mixed_files": len(mixed),
-            "first_mixed": ", ".join(mixed[:5]),
         },
     )
 

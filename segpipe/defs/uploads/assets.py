@@ -1,31 +1,25 @@
 """The life of received files: raw -> validated -> resolved -> applied, one partition each."""
 
-from contextlib import nullcontext
-
 import dagster as dg
 
+from segpipe.console import describe
 from segpipe.defs.common import OWNERS, WAREHOUSE_POOL
 from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import DataDirResource, Warehouse
+from segpipe.defs.uploads.checks import batch_checks, upload_check_specs
 from segpipe.defs.uploads.metadata import standard_metadata
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
-from segpipe.pipeline import (
-    REJECTED_PREFIX,
-    Markdown,
-    UploadOutcome,
-    describe,
-    process_upload,
-    progress,
-)
+from segpipe.ingest.report import Markdown
+from segpipe.pipeline import Stage, UploadReport, process_upload, progress
 from segpipe.warehouse.guard import ALLOW_TAG
 
 
-def _stage(name: str, description: str, kinds: set[str], after: str | None = None):
+def _stage(stage: Stage, description: str, kinds: set[str], after: Stage | None = None):
     return dg.AssetSpec(
-        name,
+        stage.value,
         description=description,
-        deps=[after] if after else [],
+        deps=[after.value] if after else [],
         group_name="uploads",
         owners=OWNERS,
         kinds=kinds,
@@ -38,43 +32,48 @@ def _stages() -> list[dg.AssetSpec]:
     # Built in a function: the defs loader would take module-level specs for assets of their own.
     return [
         _stage(
-            "raw_upload", "A received file: archived bytes, checksum, kind, rows as text.", {"csv"}
+            Stage.RAW,
+            "A received file: archived bytes, checksum, kind, rows as text; its `status` "
+            "(applied, rejected, held, duplicate) and `problem`.",
+            {"csv"},
         ),
         _stage(
-            "validated_upload",
+            Stage.VALIDATED,
             "Every row in canonical form, checked against its kind's pandera schema.",
             {"polars", "pandera"},
-            after="raw_upload",
+            after=Stage.RAW,
         ),
         _stage(
-            "resolved_upload",
+            Stage.RESOLVED,
             "Valid rows matched to people and interests, or ignored, rejected or superseded.",
             {"duckdb"},
-            after="validated_upload",
+            after=Stage.VALIDATED,
         ),
         _stage(
-            "applied_upload",
+            Stage.APPLIED,
             "The upload's changes in the warehouse tables, applied in one transaction.",
             {"duckdb"},
-            after="resolved_upload",
+            after=Stage.RESOLVED,
         ),
     ]
 
 
-def _metadata(values: dict) -> dict[str, dg.MetadataValue]:
+def _metadata(values) -> dict[str, dg.MetadataValue]:
     return {
         key: dg.MetadataValue.md(value) if isinstance(value, Markdown) else value
         for key, value in values.items()
     }
 
 
-def _materialize(context: dg.AssetExecutionContext, outcome: UploadOutcome, catalog: str) -> None:
-    kind = outcome.stages.get("raw_upload", {}).get("kind")
+def _materialize(context: dg.AssetExecutionContext, outcome: UploadReport, catalog: str) -> None:
+    kind = outcome.stages.get(Stage.RAW, {}).get("kind")
     for stage, metadata in outcome.stages.items():
         standard = standard_metadata(stage, metadata, kind, catalog)
         context.log_event(
             dg.AssetMaterialization(
-                stage, partition=outcome.upload_id, metadata={**_metadata(metadata), **standard}
+                stage.value,
+                partition=outcome.upload_id,
+                metadata={**_metadata(metadata), **standard},
             )
         )
 
@@ -88,17 +87,22 @@ def _materialize(context: dg.AssetExecutionContext, outcome: UploadOutcome, cata
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
     pool=WAREHOUSE_POOL,
+    check_specs=upload_check_specs(),
 )
 def process_uploads(
     context: dg.AssetExecutionContext, data_dir: DataDirResource, warehouse: Warehouse
 ):
-    """Takes each received file through validation, resolution and its one transaction."""
+    """Takes each received file through validation, resolution and its one transaction.
+
+    A file rejected or held is an outcome, not a failure: its partitions say so in their
+    metadata (`raw_upload`'s `status` and `problem`), the step succeeds, and the
+    `files_applied` check fails naming it."""
     mark_run_process(context)
     upload_ids = sorted(
         context.partition_keys,
         key=lambda upload_id: arrival_key(archived_file(data_dir.paths, upload_id).path),
     )
-    rejected, lines = [], []
+    refused, lines = [], []
     # One connection for the whole batch: reopening the DuckDB file per upload checkpoints and
     # reloads it each time, which is most of a small file's cost. Each file keeps its own
     # transaction, so it still applies fully or not at all.
@@ -108,29 +112,24 @@ def process_uploads(
             for position, upload_id in enumerate(upload_ids, start=1):
                 outcome = process_upload(
                     data_dir.paths,
-                    lambda: nullcontext(con),
+                    con,
                     upload_id,
                     context.run.run_id,
                     allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
                 )
-                rejected += _report(context, outcome, position, len(upload_ids), lines, catalog)
+                refused += _report(context, outcome, position, len(upload_ids), lines, catalog)
+            checks = batch_checks(con, data_dir.paths, refused)
     finally:
         # One log event for the batch, not one per file: each event is a write to the event
         # log, a measurable part of a small file's cost (the materializations stay per file).
         if lines:
             context.log.info("\n".join(lines))
-    if rejected:
-        raise dg.Failure(
-            description=REJECTED_PREFIX + "; ".join(rejected),
-            metadata={"files_rejected": len(rejected), "rejected": dg.MetadataValue.json(rejected)},
-            allow_retries=False,
-        )
-    yield from ()
+    yield from checks
 
 
 def _report(
     context: dg.AssetExecutionContext,
-    outcome: UploadOutcome,
+    outcome: UploadReport,
     position: int,
     total: int,
     lines: list[str],

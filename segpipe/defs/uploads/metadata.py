@@ -8,6 +8,7 @@ import dagster as dg
 from segpipe.defs.metadata import table_metadata, validated_schema
 from segpipe.ingest.filenames import UploadKind
 from segpipe.kinds import RULES
+from segpipe.pipeline import Stage
 
 # The public table each kind's rows land in (SPEC section 4); an Attentive delivery and a manual
 # list both change segment members.
@@ -29,15 +30,15 @@ def validated_columns(kind: UploadKind) -> dg.TableSchema | None:
     return validated_schema(schema) if schema is not None else None
 
 
-def standard_metadata(stage: str, values: dict, kind: str | None, catalog: str) -> dict:
+def standard_metadata(stage: Stage, values, kind: str | None, catalog: str) -> dict:
     """`dagster/partition_row_count` (the file's rows in) on every stage that read the file;
     the kind's pandera columns on validated_upload; table name and columns on applied_upload."""
     metadata: dict = {}
     if isinstance(values.get("rows_in"), int):
         metadata["dagster/partition_row_count"] = values["rows_in"]
     known = kind in set(UploadKind) and UploadKind(kind) in RULES
-    if stage == "validated_upload" and known and (columns := validated_columns(UploadKind(kind))):
+    if stage == Stage.VALIDATED and known and (columns := validated_columns(UploadKind(kind))):
         metadata["dagster/column_schema"] = columns
-    if stage == "applied_upload" and known and UploadKind(kind) in APPLIED_TABLES:
+    if stage == Stage.APPLIED and known and UploadKind(kind) in APPLIED_TABLES:
         metadata.update(table_metadata(APPLIED_TABLES[UploadKind(kind)], catalog))
     return metadata

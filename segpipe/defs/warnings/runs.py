@@ -2,7 +2,8 @@
 
 One home for turning runs into warnings, used by the sensors (the daemon, `dagster dev`) and by
 `segpipe run` (in-process, no daemon), so both send the same messages:
-- a step failure of `process_uploads` (files rejected) -> FILE_REJECTED;
+- `raw_upload` materializations whose `status` is rejected or held -> FILE_REJECTED (a
+  rejection is an outcome of a successful run, not a step failure);
 - `sync_exports` / `deliver_exports` failures -> SYNC_FAILED / DELIVERY_FAILED per destination;
 - any other step failure, or a run that failed without one -> RUN_FAILED;
 - a failed `segment_sizes_are_steady` check (severity WARN) -> SEGMENT_SIZE_MOVED;
@@ -19,9 +20,11 @@ from dagster._core.events import DagsterEventType
 from segpipe.defs.common import SEGMENT_EXPORT
 from segpipe.defs.exports.assets import DESTINATIONS_FAILED
 from segpipe.notify.notices import Notice, NoticeKind
-from segpipe.pipeline import REJECTED_PREFIX
 
 SIZE_CHECK = "segment_sizes_are_steady"
+RAW_UPLOAD = dg.AssetKey("raw_upload")
+# The upload statuses a person is told about (uploads.status; `held`: the removal guard).
+REFUSED = ("rejected", "held")
 _STEP_KINDS = {
     "sync_exports": NoticeKind.SYNC_FAILED,
     "deliver_exports": NoticeKind.DELIVERY_FAILED,
@@ -33,7 +36,7 @@ def run_notices(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notice
     """Every notice of `run`, problems first."""
     records = instance.all_logs(run.run_id)
     events = [r.dagster_event for r in records if r.dagster_event is not None]
-    notices: list[Notice] = []
+    notices: list[Notice] = _files_rejected(events)
     for event in events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             notices += _step_failure(run, event)
@@ -52,16 +55,6 @@ def _step_failure(run: dg.DagsterRun, event) -> list[Notice]:
     user = failure.user_failure_data
     description = (user.description or "") if user else ""
     metadata = user.metadata if user else {}
-    if description.startswith(REJECTED_PREFIX):
-        rejected = metadata["rejected"].value if "rejected" in metadata else [description]
-        return [
-            Notice(
-                NoticeKind.FILE_REJECTED,
-                f"{len(rejected)} file(s) rejected",
-                tuple(rejected) + ("The raw files are archived; see rejected/ for reports.",),
-                counts={"files_rejected": len(rejected)},
-            )
-        ]
     kind = _STEP_KINDS.get(event.step_key)
     if kind and DESTINATIONS_FAILED in metadata:
         return [
@@ -82,6 +75,31 @@ def _step_failure(run: dg.DagsterRun, event) -> list[Notice]:
             kind or NoticeKind.RUN_FAILED,
             f"run {run.job_name} failed in step {event.step_key}",
             (reason, f"run id {run.run_id}"),
+        )
+    ]
+
+
+def _files_rejected(events) -> list[Notice]:
+    """One notice for the files of the run rejected or held: "file: problem" each, read from
+    their `raw_upload` materializations' `status` and `problem` metadata."""
+    rejected = []
+    for event in events:
+        if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+            continue
+        materialization = event.step_materialization_data.materialization
+        metadata = materialization.metadata
+        if materialization.asset_key != RAW_UPLOAD or "status" not in metadata:
+            continue
+        if metadata["status"].value in REFUSED:
+            rejected.append(f"{metadata['file'].value}: {metadata['problem'].value}")
+    if not rejected:
+        return []
+    return [
+        Notice(
+            NoticeKind.FILE_REJECTED,
+            f"{len(rejected)} file(s) rejected",
+            (*rejected, "The raw files are archived; see rejected/ for reports."),
+            counts={"files_rejected": len(rejected)},
         )
     ]
 

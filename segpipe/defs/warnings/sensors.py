@@ -29,7 +29,7 @@ def _warn(context: dg.RunStatusSensorContext, data_dir: DataDirResource) -> dg.S
     minimum_interval_seconds=WARN_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Emails and calls the webhook of segments.yaml's `warnings:` when a run fails: "
-    "a rejected file, a failed sync or delivery.",
+    "a failed sync or delivery, any failed step.",
 )
 def warn_on_run_failure(context: dg.RunFailureSensorContext, data_dir: DataDirResource):
     return _warn(context, data_dir)
@@ -39,8 +39,9 @@ def warn_on_run_failure(context: dg.RunFailureSensorContext, data_dir: DataDirRe
     run_status=dg.DagsterRunStatus.SUCCESS,
     minimum_interval_seconds=WARN_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Warns when a segment's size moved sharply (the size check's WARN), and tells "
-    "who asked (`export_ready: true`) that an export is ready.",
+    description="Warns when a file was rejected or held (its raw_upload `status`), when a "
+    "segment's size moved sharply (the size check's WARN), and tells who asked "
+    "(`export_ready: true`) that an export is ready.",
 )
 def warn_on_run_success(context: dg.RunStatusSensorContext, data_dir: DataDirResource):
     return _warn(context, data_dir)

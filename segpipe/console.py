@@ -1,0 +1,91 @@
+"""What `segpipe run` and `segpipe status` print on the terminal: one home for their lines.
+
+The uploads (the progress line of each file, the summary), the segments and the exports; the
+Dagster run log keeps the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TextIO
+
+import polars as pl
+
+from segpipe.config import DataDir
+from segpipe.exports.report import latest_syncs
+from segpipe.ingest.filenames import printable
+from segpipe.warehouse.connection import connect
+from segpipe.warehouse.segments import segment_sizes
+
+if TYPE_CHECKING:
+    from segpipe.pipeline import UploadReport
+
+
+def upload_line(file_name: str, status: str, counts: Mapping, error: str | None) -> str:
+    """One line a person reads: file, status, the row counts when applied or else the problem.
+    `counts`: rows_in, rows_applied, rows_rejected, rows_ignored, rows_superseded."""
+    if status == "applied":
+        detail = (
+            f"in {counts['rows_in']}  applied {counts['rows_applied']}  "
+            f"rejected {counts['rows_rejected']}  ignored {counts['rows_ignored']}  "
+            f"superseded {counts['rows_superseded']}"
+        )
+    else:
+        detail = printable(error or "")
+    return f"{printable(file_name):<48} {status:<9} {detail}"
+
+
+def describe(report: UploadReport) -> str:
+    """The progress line of a file just processed (upload_line)."""
+    return upload_line(report.file_name, report.status, report.counts, report.error)
+
+
+def print_summary(
+    data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False, read_only: bool = False
+) -> None:
+    """The uploads (rows of the uploads table), then the segments and the exports; with `ids`,
+    each upload's id (what `segpipe undo` takes); `read_only` opens the warehouse so."""
+    print("\nUploads", file=out)
+    if uploads.is_empty():
+        print("  (no new files)", file=out)
+    for row in uploads.iter_rows(named=True):
+        print(f"  {upload_line(row['file_name'], row['status'], row, row['error'])}", file=out)
+        if ids:
+            print(f"  {'':<48} upload_id: {row['upload_id']}", file=out)
+        errors = data.errors_csv(row["upload_id"])
+        if errors.exists():
+            print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)
+    print_segments(data, out, read_only)
+
+
+def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:
+    """Each segment's size, then each export's latest sync."""
+    with connect(data.warehouse, read_only=read_only) as con:
+        sizes = segment_sizes(con)
+        syncs = latest_syncs(con)
+    print("\nSegments", file=out)
+    if sizes.is_empty():
+        print("  (none)", file=out)
+    for name, kind, members, domain in sizes.select(
+        "name", "kind", "members", "domain"
+    ).iter_rows():
+        shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
+        print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
+    print_exports(syncs, out)
+
+
+def print_exports(syncs: pl.DataFrame, out: TextIO) -> None:
+    """`syncs`: the latest sync of each destination and segment (exports.report.latest_syncs)."""
+    print("\nExports (latest sync of each destination and segment)", file=out)
+    if syncs.is_empty():
+        print("  (none: no destinations in segments.yaml, or not synced yet)", file=out)
+    for row in syncs.iter_rows(named=True):
+        label = f"{row['destination']} / {row['segment']}"
+        skipped = f"  skipped (no key) {row['skipped_no_key']}" if row["skipped_no_key"] else ""
+        if row["skipped_no_consent"]:
+            skipped += f"  skipped (no consent) {row['skipped_no_consent']}"
+        print(
+            f"  {label:<48} members {row['members']:>6}  adds {row['adds']:>6}  "
+            f"removes {row['removes']:>6}{skipped}",
+            file=out,
+        )

@@ -14,6 +14,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.exports.report import latest_syncs
 from segpipe.ingest.filenames import printable
+from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import segment_sizes
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 def upload_line(file_name: str, status: str, counts: Mapping, error: str | None) -> str:
     """One line a person reads: file, status, the row counts when applied or else the problem.
     `counts`: rows_in, rows_applied, rows_rejected, rows_ignored, rows_superseded."""
-    if status == "applied":
+    if status == UploadStatus.APPLIED:
         detail = (
             f"in {counts['rows_in']}  applied {counts['rows_applied']}  "
             f"rejected {counts['rows_rejected']}  ignored {counts['rows_ignored']}  "

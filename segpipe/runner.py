@@ -29,6 +29,7 @@ from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import HELD_PREFIX, progress
+from segpipe.vocabulary import REFUSED, UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 
@@ -75,7 +76,7 @@ def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
         for swap in finish_interrupted_syncs(con, data):
             print(f"segpipe: export swap {swap} was interrupted: old files put back", file=out)
         settled = set(
-            frame(con, "SELECT upload_id FROM uploads WHERE status <> 'held'")[
+            frame(con, f"SELECT upload_id FROM uploads WHERE status <> '{UploadStatus.HELD}'")[
                 "upload_id"
             ].to_list()
         )
@@ -143,7 +144,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
         return ExitCode.FAILED
     if held:
         return ExitCode.REJECTED
-    if this_run["status"].is_in(["rejected", "held"]).any():
+    if this_run["status"].is_in(list(REFUSED)).any():
         print("segpipe: some files were rejected; see above and rejected/", file=out)
         return ExitCode.REJECTED
     return ExitCode.OK

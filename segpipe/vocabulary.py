@@ -16,10 +16,14 @@ class UploadStatus(StrEnum):
 
     APPLIED = "applied"
     REJECTED = "rejected"  # refused whole: nothing applied, an errors report says why
-    HELD = "held"  # waits for `segpipe release` (a guard found it too destructive)
+    HELD = "held"  # the removal guard found it too destructive: waits for --allow-large-removals
     DUPLICATE = "duplicate"  # the same bytes as an applied upload
     SKIPPED = "skipped"  # already applied or a duplicate: a re-run leaves it alone
     UNDONE = "undone"  # `segpipe undo` put back what it changed
+
+
+# The statuses of a file refused whole: the run exits 2 and the sender is warned.
+REFUSED = (UploadStatus.REJECTED, UploadStatus.HELD)
 
 
 class RowOutcome(StrEnum):

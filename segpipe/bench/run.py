@@ -25,8 +25,8 @@ PER_FILE_LIMIT = 0.2
 TABLE_GROWTH_LIMIT = 1.25
 # One one-row file through `segpipe run`, against `python -c "import dagster"` (SPEC section 9).
 LATENCY_LIMITS = {"latency_sample": 3.0, "latency_warehouse": 5.0}
-# The two 10K-upload stages take ~2 s each, where one run moves by a quarter with what the
-# machine's page cache still holds: they run in turns this many times, and count by the median.
+# The two 10K-upload stages are short enough that one run moves with what the machine's page
+# cache still holds: they run in turns this many times, and count by the median.
 SHORT_STAGE_RUNS = 3
 
 

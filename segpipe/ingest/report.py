@@ -16,7 +16,7 @@ from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.vocabulary import RowOutcome
 
 REPORT_COLUMNS = ("line", "outcome", "reason")
-OUTCOMES = ("applied", "rejected", "ignored", "superseded")
+OUTCOMES = tuple(outcome.value for outcome in RowOutcome)
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
 
 
@@ -95,7 +95,7 @@ def tally(grouped: pl.DataFrame) -> tuple[dict[str, int], dict[str, Markdown]]:
     `_outcome` (null = applied), `_reason`, `len` rows, one row per pair."""
     counts = dict.fromkeys(OUTCOMES, 0)
     for outcome, count in grouped.group_by(OUTCOME).agg(pl.col("len").sum()).iter_rows():
-        counts[outcome or "applied"] = count
+        counts[outcome or RowOutcome.APPLIED.value] = count
     return counts, reasons(grouped.filter(pl.col(REASON).is_not_null()))
 
 

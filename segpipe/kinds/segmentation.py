@@ -124,18 +124,18 @@ LATEST_KEY = (
 
 
 # DuckDB answers `email = ANY(list)` from the constituents email index only for a list of at
-# most 50 values (longer ones scan the table: 60 ms instead of 2 ms against 5M people), so a
-# small upload's emails (and member ids, indexed the same way) are looked up 50 at a time; past
-# INDEXED_VALUES the join is cheaper.
+# most 50 values (longer ones scan the table), so a small upload's emails (and member ids,
+# indexed the same way) are looked up 50 at a time; past INDEXED_VALUES the join is cheaper
+# (README, "Design measurements").
 INDEX_LIST_MAX = 50
 INDEXED_VALUES = 1_000
 
 
 def _people_by(con: duckdb.DuckDBPyConnection, validated: str, column: str, into: str) -> str:
     """The constituents a row may name by `column` (email or member_id): for an upload with few
-    such values, only theirs, found through the column's index (2-3 ms a 100-row file instead
-    of 26 ms for the join, whose own filter still scans 1.9M of 5M people); else the whole
-    table, for the join. The few are put in the scratch table `into`."""
+    such values, only theirs, found through the column's index (the join's own filter would
+    still scan a large part of the table); else the whole table, for the join. The few are put
+    in the scratch table `into`."""
     # One statement for the row count and the values: it reads at most FEW_ROWS + 1 rows, so a
     # big upload's values are never listed.
     rows, values = con.execute(

@@ -6,7 +6,7 @@ Each table an upload changes has a shadow table `upload_before_<table>`: the tab
 plus `_undo_upload_id` (the upload) and `_undo_existed` (false when the upload created the row:
 only its key columns are set). One row per key the upload wrote or deleted, as it was before.
 The shadow follows its table's columns (constituents gains and widens attribute columns), so the
-images stay typed: writing them is a columnar insert (JSON text per row measured ~4x slower).
+images stay typed: writing them is a columnar insert (JSON text per row measured slower).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from segpipe.warehouse.migrate import ensure_current, is_current
 
 # DuckDB shares one database instance per file within a process and refuses a second
 # connection with other settings, so every caller opens it with exactly these.
-# 1 GB keeps the 50M-row membership table work under the 2 GiB target at no cost in speed.
+# 1 GB keeps the 50M-row membership table work under the 2 GiB peak target (SPEC 9) without
+# slowing it (README, "Design measurements").
 SETTINGS = {"memory_limit": "1GB", "custom_user_agent": "segpipe"}
 # How long a process waits for another one to close the warehouse (DuckDB allows one writing
 # process per file); SEGPIPE_LOCK_TIMEOUT overrides it, in seconds.

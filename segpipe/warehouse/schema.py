@@ -1,8 +1,8 @@
 """The public tables. Their names and meaning are a contract with the people who read them.
 
 No table declares a PRIMARY KEY: DuckDB checks keys eagerly, so the delete-then-insert that
-applies an upload (7x faster than INSERT ... ON CONFLICT here) would trip on them. Keys are kept
-unique by the apply SQL and guarded by asset checks instead.
+applies an upload (much faster than INSERT ... ON CONFLICT on a large table) would trip on
+them. Keys are kept unique by the apply SQL and guarded by asset checks instead.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ PUBLIC_TABLES = [*TABLES, "segment_members"]
 
 
 # Point lookups of people by email (a small upload's rows): DuckDB answers them from this ART
-# index in ~2 ms where a scan of 5M emails takes ~26 ms, the largest part of a small file's cost.
+# index instead of scanning every email, which was the largest part of a small file's cost.
 # Not unique: uniqueness of emails is guarded by an asset check, as the keys are.
 # member_id: the same for small uploads naming people by their text member id.
 INDEXES = {

@@ -12,6 +12,7 @@ from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.receive import archived_file, arrival_key
 from segpipe.ingest.report import Markdown
 from segpipe.pipeline import Stage, UploadReport, process_upload, progress
+from segpipe.vocabulary import REFUSED
 from segpipe.warehouse.guard import ALLOW_TAG
 
 
@@ -140,5 +141,5 @@ def _report(
     line = f"[{position}/{total}] {describe(outcome)}"
     progress.info(line)
     lines.append(line)
-    refused = outcome.status in ("rejected", "held")
+    refused = outcome.status in REFUSED
     return [f"{outcome.file_name}: {outcome.error}"] if refused else []

@@ -15,6 +15,7 @@ from segpipe.config import DataDir
 from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
 from segpipe.kinds.subscriber import identifier_kinds
+from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.sql import frame
 
 APPLIED = dg.AssetKey("applied_upload")
@@ -23,12 +24,12 @@ COUNTS_ADD_UP = "upload_counts_add_up"
 NEVER_MIXED = "subscriber_files_are_never_mixed"
 
 # Uploads whose counts do not add up: rows in = applied + rejected + ignored + superseded.
-UNBALANCED_UPLOADS = """
+UNBALANCED_UPLOADS = f"""
 SELECT upload_id, file_name, rows_in,
        coalesce(rows_applied, 0) + coalesce(rows_rejected, 0) + coalesce(rows_ignored, 0)
          + coalesce(rows_superseded, 0) AS rows_accounted
 FROM uploads
-WHERE status = 'applied'
+WHERE status = '{UploadStatus.APPLIED}'
   AND rows_in IS DISTINCT FROM coalesce(rows_applied, 0) + coalesce(rows_rejected, 0)
         + coalesce(rows_ignored, 0) + coalesce(rows_superseded, 0)
 ORDER BY upload_id
@@ -89,7 +90,8 @@ def subscriber_files_are_never_mixed(con, data: DataDir) -> dg.AssetCheckResult:
     applied = frame(
         con,
         # The files of each domain's latest delivery: what subscriber segments hold now.
-        "SELECT upload_id, file_name FROM uploads WHERE status = 'applied' AND upload_id IN "
+        f"SELECT upload_id, file_name FROM uploads WHERE status = '{UploadStatus.APPLIED}' "
+        "AND upload_id IN "
         "(SELECT upload_id FROM subscriber_deliveries) ORDER BY upload_id",
     )
     # One vectorized read per file; the archive keeps each file's bytes as received.

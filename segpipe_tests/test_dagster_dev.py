@@ -20,6 +20,9 @@ from segpipe.warehouse.sql import frame
 from segpipe_tests import dagster_dev
 from segpipe_tests.conftest import REPO, csv
 
+# a real `dagster dev` (daemon, webserver) and a browser.
+pytestmark = pytest.mark.e2e
+
 PEOPLE, INTERESTS = 40_000, 6
 BIG_CONSTITUENTS = "constituents_2026-11-01_import.csv"
 BIG_SEGMENTATION = "segmentation_2026-11-02_bulk.csv"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 
@@ -84,19 +85,38 @@ def dev(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def delivered(dev, tmp_path_factory):
-    """Two batches: the big one, and, while its run is going, a small file and a bad one."""
+def delivered(dev, tmp_path_factory) -> dict[str, list[dict]]:
+    """Two batches: the big one, and, while its run is going, a small file and a bad one.
+    Returns the upload runs seen while the second batch waited (`waiting`)."""
     folder = tmp_path_factory.mktemp("files")
     dev.data.segments_yaml.write_text(DESTINATIONS)
-    for name, path in big_files(folder).items():
-        arrive(dev, folder, name, path)
-    dev.wait_for("the first upload run to start", lambda: _upload_runs(dev, "STARTED"))
-    arrive(dev, folder, SMALL_SEGMENTATION, csv("member_id,interest_name,opt", "1,Late News,in"))
-    arrive(dev, folder, BAD_FILE, csv("email,interest_name", "person2@example.org,Late News"))
-    dev.wait_for("the second batch to be registered", lambda: len(_partitions(dev)) == 4)
+    # The test holds the warehouse until the second batch's run is queued: the first run waits
+    # for it, so the second batch arrives while the first run is going however fast the machine.
+    holder = duckdb.connect(str(dev.data.warehouse))
+    try:
+        for name, path in big_files(folder).items():
+            arrive(dev, folder, name, path)
+        dev.wait_for("the first upload run to start", lambda: _upload_runs(dev, "STARTED"))
+        arrive(
+            dev, folder, SMALL_SEGMENTATION, csv("member_id,interest_name,opt", "1,Late News,in")
+        )
+        arrive(dev, folder, BAD_FILE, csv("email,interest_name", "person2@example.org,Late News"))
+        dev.wait_for("the second batch to be registered", lambda: len(_partitions(dev)) == 4)
+        waiting = dev.wait_for("a second upload run", lambda: _second_upload_run(dev))
+    finally:
+        holder.close()
     dev.wait_for("segments refreshed after both batches", lambda: _refreshed_after_uploads(dev))
     dev.wait_for("destinations synced after the refresh", lambda: _synced_after_segments(dev))
-    return dev.wait_for("every run to finish", dev.idle, timeout=60)
+    dev.wait_for("every run to finish", dev.idle, timeout=60)
+    return {"waiting": waiting}
+
+
+def _second_upload_run(dev) -> list[dict] | None:
+    """The upload runs, first started first, once the second has been submitted (else None)."""
+    runs = _upload_runs(dev)
+    if len(runs) < 2 or any(r["status"] == "NOT_STARTED" for r in runs):
+        return None
+    return sorted(runs, key=lambda r: r["startTime"] or float("inf"))
 
 
 def _upload_runs(dev, *statuses: str) -> list[dict]:
@@ -174,6 +194,9 @@ def test_sensor_registers_each_file_as_a_partition_in_arrival_order(dev, deliver
 
 
 def test_second_batch_queued_behind_the_first_instead_of_failing_on_the_lock(dev, delivered):
+    # While the first run held the warehouse's slot, the second waited in the queue.
+    first, second = delivered["waiting"]
+    assert (first["status"], second["status"]) == ("STARTED", "QUEUED")
     first, second = sorted(_upload_runs(dev), key=lambda r: r["startTime"])
     assert first["status"] == "SUCCESS"
     assert second["startTime"] >= first["endTime"]  # waited for the warehouse

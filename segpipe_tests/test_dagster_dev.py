@@ -33,6 +33,8 @@ BAD_FILE = "segmentation_2026-11-04_missing_opt_column.csv"
 DESTINATIONS = """destinations:
   - {name: crm, format: csv, key: email, fields: [member_id], segments: [Late News Opt-In]}
 """
+# What the daemon's run queue logs on each pass that finds queued runs (dagster 1.13).
+QUEUE_PASS = "Priority sorting and checking tag concurrency limits for queued runs."
 UPLOAD_STAGES = ["raw_upload", "validated_upload", "resolved_upload", "applied_upload"]
 SCREENSHOTS = REPO / "build" / "screenshots"
 README_GRAPH = REPO / "segpipe_tests" / "ui" / "asset_graph.png"
@@ -102,13 +104,27 @@ def delivered(dev, tmp_path_factory) -> dict[str, list[dict]]:
         )
         arrive(dev, folder, BAD_FILE, csv("email,interest_name", "person2@example.org,Late News"))
         dev.wait_for("the second batch to be registered", lambda: len(_partitions(dev)) == 4)
-        waiting = dev.wait_for("a second upload run", lambda: _second_upload_run(dev))
+        dev.wait_for("a second upload run", lambda: _second_upload_run(dev))
+        # Two passes of the run queue over it: a run free to go would have left the queue.
+        passes = _queue_passes(dev)
+        dev.wait_for(
+            "two passes of the run queue",
+            lambda: (
+                _queue_passes(dev) >= passes + 2 or _second_upload_run(dev)[1]["status"] != "QUEUED"
+            ),
+        )
+        waiting = _second_upload_run(dev)
     finally:
         holder.close()
     dev.wait_for("segments refreshed after both batches", lambda: _refreshed_after_uploads(dev))
     dev.wait_for("destinations synced after the refresh", lambda: _synced_after_segments(dev))
     dev.wait_for("every run to finish", dev.idle, timeout=60)
     return {"waiting": waiting}
+
+
+def _queue_passes(dev) -> int:
+    """How many times the daemon's run queue has looked at queued runs (its log says so)."""
+    return dev.log.read_text(errors="replace").count(QUEUE_PASS)
 
 
 def _second_upload_run(dev) -> list[dict] | None:

@@ -8,7 +8,7 @@ EXTRAS ?= dev,postgres
 # The sample's events are from the week before this instant; rule windows count back from it.
 SAMPLE_AS_OF ?= 2026-11-07T00:00:00
 
-.PHONY: demo test test-system-packages lint dev bench clean
+.PHONY: demo test test-fast test-system-packages lint dev bench clean
 
 $(BIN)/segpipe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,21 @@ demo: $(BIN)/segpipe
 	  if [ $$status -eq 2 ]; then echo "(exit 2: the sample's deliberately bad files were rejected, as they should be)"; exit 0; fi; \
 	  exit $$status
 
-# System packages first: without them the run would end in a wall of browser tracebacks.
+# PYTEST_WORKERS > 0 spreads the tests over that many processes (pytest-xdist; `auto`: one per
+# core), a file's tests in one worker so that its module-scoped runs happen once. `make test`
+# stays in one process by default: a parallel run of the whole suite has not yet passed twice
+# in a row (README, Quick start).
+PYTEST_WORKERS ?= 0
+PYTEST = $(BIN)/pytest -q -n $(1) --dist loadfile
+
+# Everything, e2e included (CI runs this). System packages first: without them the run would end
+# in a wall of browser tracebacks.
 test: test-system-packages $(BIN)/segpipe
-	$(BIN)/pytest -q
+	$(call PYTEST,$(PYTEST_WORKERS))
+
+## The tests that need no server, browser or whole segpipe process (the `e2e` mark), on every core.
+test-fast: $(BIN)/segpipe
+	$(call PYTEST,auto) -m "not e2e"
 
 # Debian packages the tests drive: Chromium (browser tests), PostgreSQL (the Postgres instance
 # test starts its own server), OpenSSH's server (the SFTP delivery tests start their own). As root, `make test` installs the missing ones; otherwise it stops

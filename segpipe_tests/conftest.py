@@ -100,6 +100,26 @@ def sample(deployment: Deployment) -> Deployment:
     return with_sample(deployment)
 
 
+@pytest.fixture(scope="session")
+def applied_sample(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """The sample through `segpipe run` (as of now) once per test process, for tests that only
+    read what it left: a test that changes it works on `copy_of` it. The environment is set only
+    while it runs."""
+    with deployment_at(tmp_path_factory.mktemp("applied_sample") / "deployment") as deployment:
+        code, printed = with_sample(deployment).run()
+        assert code == 2, printed  # the sample's deliberately bad files
+    return deployment
+
+
+def copy_of(deployment: Deployment, root: Path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
+    """A copy of `deployment` in `root` (warehouse, files, Dagster home: its run history too),
+    the environment set for the test: a copied applied deployment costs far less than a run."""
+    shutil.copytree(deployment.data.root, root, symlinks=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(root / ".dagster"))
+    monkeypatch.setenv(DATA_DIR_ENV, str(root))
+    return Deployment(DataDir(root), arrivals=deployment.arrivals)
+
+
 def csv(*rows: str) -> str:
     """Lines joined into file content: csv("email,opt", "a@b.org,in")."""
     return "\n".join(rows) + "\n"

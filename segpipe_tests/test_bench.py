@@ -13,6 +13,9 @@ from segpipe.bench.run import SHORT_STAGE_RUNS
 from segpipe.cli import main
 from segpipe.warehouse.connection import connect
 
+# `segpipe bench` end to end.
+pytestmark = pytest.mark.e2e
+
 STAGES = {
     "generate",
     "floor_upload",

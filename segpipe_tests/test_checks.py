@@ -5,7 +5,7 @@ upload checks by the upload step, after each batch)."""
 import dagster as dg
 import pytest
 
-from segpipe_tests.conftest import Deployment, csv
+from segpipe_tests.conftest import Deployment, copy_of, csv
 
 NEWSLETTER_OPT_IN = "Monthly Newsletter Opt-In"
 SEGMENTS_CHECKS = ("references_resolve", "segment_sizes_are_steady")
@@ -26,10 +26,9 @@ def metadata(evaluation: dg.AssetCheckEvaluation, key: str):
 
 
 @pytest.fixture
-def applied(sample: Deployment) -> Deployment:
-    code, printed = sample.run()
-    assert code == 2, printed  # the sample's deliberately bad file
-    return sample
+def applied(applied_sample: Deployment, tmp_path, monkeypatch) -> Deployment:
+    """The applied sample, a copy of its own: these tests corrupt it, then run again."""
+    return copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
 
 
 def corrupt(deployment: Deployment, *statements: str) -> None:
@@ -45,10 +44,10 @@ def another_upload(deployment: Deployment) -> None:
     deployment.drop("manual_segment_2026-11-09.csv", csv("segment,member_id", "Checked,M-1003"))
 
 
-def test_every_check_passes_on_the_sample(applied: Deployment):
+def test_every_check_passes_on_the_sample(applied_sample: Deployment):
     for name in (*SEGMENTS_CHECKS, *UPLOAD_CHECKS):
-        assert latest_check(applied, name).passed, name
-    assert metadata(latest_check(applied, "references_resolve"), "rows_broken") == 0
+        assert latest_check(applied_sample, name).passed, name
+    assert metadata(latest_check(applied_sample, "references_resolve"), "rows_broken") == 0
 
 
 def test_a_rejected_file_fails_its_check_not_the_run(applied: Deployment):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 
@@ -19,6 +20,9 @@ from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 from segpipe_tests import dagster_dev
 from segpipe_tests.conftest import REPO, csv
+
+# a real `dagster dev` (daemon, webserver) and a browser.
+pytestmark = pytest.mark.e2e
 
 PEOPLE, INTERESTS = 40_000, 6
 BIG_CONSTITUENTS = "constituents_2026-11-01_import.csv"
@@ -29,6 +33,8 @@ BAD_FILE = "segmentation_2026-11-04_missing_opt_column.csv"
 DESTINATIONS = """destinations:
   - {name: crm, format: csv, key: email, fields: [member_id], segments: [Late News Opt-In]}
 """
+# What the daemon's run queue logs on each pass that finds queued runs (dagster 1.13).
+QUEUE_PASS = "Priority sorting and checking tag concurrency limits for queued runs."
 UPLOAD_STAGES = ["raw_upload", "validated_upload", "resolved_upload", "applied_upload"]
 SCREENSHOTS = REPO / "build" / "screenshots"
 README_GRAPH = REPO / "segpipe_tests" / "ui" / "asset_graph.png"
@@ -81,19 +87,52 @@ def dev(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def delivered(dev, tmp_path_factory):
-    """Two batches: the big one, and, while its run is going, a small file and a bad one."""
+def delivered(dev, tmp_path_factory) -> dict[str, list[dict]]:
+    """Two batches: the big one, and, while its run is going, a small file and a bad one.
+    Returns the upload runs seen while the second batch waited (`waiting`)."""
     folder = tmp_path_factory.mktemp("files")
     dev.data.segments_yaml.write_text(DESTINATIONS)
-    for name, path in big_files(folder).items():
-        arrive(dev, folder, name, path)
-    dev.wait_for("the first upload run to start", lambda: _upload_runs(dev, "STARTED"))
-    arrive(dev, folder, SMALL_SEGMENTATION, csv("member_id,interest_name,opt", "1,Late News,in"))
-    arrive(dev, folder, BAD_FILE, csv("email,interest_name", "person2@example.org,Late News"))
-    dev.wait_for("the second batch to be registered", lambda: len(_partitions(dev)) == 4)
+    # The test holds the warehouse until the second batch's run is queued: the first run waits
+    # for it, so the second batch arrives while the first run is going however fast the machine.
+    holder = duckdb.connect(str(dev.data.warehouse))
+    try:
+        for name, path in big_files(folder).items():
+            arrive(dev, folder, name, path)
+        dev.wait_for("the first upload run to start", lambda: _upload_runs(dev, "STARTED"))
+        arrive(
+            dev, folder, SMALL_SEGMENTATION, csv("member_id,interest_name,opt", "1,Late News,in")
+        )
+        arrive(dev, folder, BAD_FILE, csv("email,interest_name", "person2@example.org,Late News"))
+        dev.wait_for("the second batch to be registered", lambda: len(_partitions(dev)) == 4)
+        dev.wait_for("a second upload run", lambda: _second_upload_run(dev))
+        # Two passes of the run queue over it: a run free to go would have left the queue.
+        passes = _queue_passes(dev)
+        dev.wait_for(
+            "two passes of the run queue",
+            lambda: (
+                _queue_passes(dev) >= passes + 2 or _second_upload_run(dev)[1]["status"] != "QUEUED"
+            ),
+        )
+        waiting = _second_upload_run(dev)
+    finally:
+        holder.close()
     dev.wait_for("segments refreshed after both batches", lambda: _refreshed_after_uploads(dev))
     dev.wait_for("destinations synced after the refresh", lambda: _synced_after_segments(dev))
-    return dev.wait_for("every run to finish", dev.idle, timeout=60)
+    dev.wait_for("every run to finish", dev.idle, timeout=60)
+    return {"waiting": waiting}
+
+
+def _queue_passes(dev) -> int:
+    """How many times the daemon's run queue has looked at queued runs (its log says so)."""
+    return dev.log.read_text(errors="replace").count(QUEUE_PASS)
+
+
+def _second_upload_run(dev) -> list[dict] | None:
+    """The upload runs, first started first, once the second has been submitted (else None)."""
+    runs = _upload_runs(dev)
+    if len(runs) < 2 or any(r["status"] == "NOT_STARTED" for r in runs):
+        return None
+    return sorted(runs, key=lambda r: r["startTime"] or float("inf"))
 
 
 def _upload_runs(dev, *statuses: str) -> list[dict]:
@@ -171,6 +210,9 @@ def test_sensor_registers_each_file_as_a_partition_in_arrival_order(dev, deliver
 
 
 def test_second_batch_queued_behind_the_first_instead_of_failing_on_the_lock(dev, delivered):
+    # While the first run held the warehouse's slot, the second waited in the queue.
+    first, second = delivered["waiting"]
+    assert (first["status"], second["status"]) == ("STARTED", "QUEUED")
     first, second = sorted(_upload_runs(dev), key=lambda r: r["startTime"])
     assert first["status"] == "SUCCESS"
     assert second["startTime"] >= first["endTime"]  # waited for the warehouse

@@ -72,6 +72,7 @@ def _attentive_file(deployment: Deployment):
     return local
 
 
+@pytest.mark.e2e  # an OpenSSH server of its own
 def test_attentive_files_land_on_the_sftp_server_and_are_not_sent_again(
     deployment: Deployment, server: SftpServer
 ):
@@ -107,6 +108,7 @@ def test_attentive_files_land_on_the_sftp_server_and_are_not_sent_again(
     assert "0 file(s) sent, 1 already there" in printed
 
 
+@pytest.mark.e2e  # an OpenSSH server of its own
 def test_a_connection_cut_mid_file_is_retried_and_nobody_sees_half_a_file(
     deployment: Deployment, server: SftpServer, proxy: Proxy
 ):
@@ -135,6 +137,7 @@ def test_a_connection_cut_mid_file_is_retried_and_nobody_sees_half_a_file(
     assert _deliveries(deployment).height == 1
 
 
+@pytest.mark.e2e  # an OpenSSH server of its own
 def test_a_failed_delivery_holds_the_csv_sync_and_is_sent_by_the_next_run(
     deployment: Deployment, server: SftpServer, proxy: Proxy
 ):
@@ -173,6 +176,7 @@ def test_a_failed_delivery_holds_the_csv_sync_and_is_sent_by_the_next_run(
     assert members.height == 4
 
 
+@pytest.mark.e2e  # an OpenSSH server of its own
 def test_an_unknown_host_key_is_refused_without_retrying(
     deployment: Deployment, server: SftpServer, tmp_path
 ):
@@ -190,6 +194,7 @@ def test_an_unknown_host_key_is_refused_without_retrying(
     assert not (impostor.folder / "uploads").exists()
 
 
+@pytest.mark.e2e  # an OpenSSH server of its own
 def test_an_unlisted_host_is_refused_naming_known_hosts(deployment: Deployment, server):
     _configure(deployment, server, server.port, known_hosts="")
     _people(deployment, count=3)
@@ -224,6 +229,7 @@ def test_delivery_settings_are_checked_when_segments_yaml_is_read(tmp_path):
     assert destination.deliver.known_hosts == "~/.ssh/known_hosts"
 
 
+@pytest.mark.e2e  # an OpenSSH server of its own
 def test_a_closed_port_fails_after_every_attempt(deployment: Deployment, server: SftpServer):
     port = free_port()  # nothing listens there
     _configure(deployment, server, port)

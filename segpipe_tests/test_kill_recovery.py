@@ -19,6 +19,9 @@ import pytest
 
 from segpipe.warehouse.schema import TABLES
 
+# `segpipe run` processes killed at each stage, then run again.
+pytestmark = pytest.mark.e2e
+
 SEGPIPE = Path(sys.executable).parent / "segpipe"
 AS_OF = "2026-11-07T00:00:00"
 BIG_ROWS = 200_000

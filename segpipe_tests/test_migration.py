@@ -24,6 +24,9 @@ from segpipe.warehouse.migrate import WarehouseVersionError
 from segpipe.warehouse.schema import SCHEMA_VERSION
 from segpipe_tests.conftest import REPO, csv, deployment_at
 
+# an old release's code runs its whole sample in a process of its own.
+pytestmark = pytest.mark.e2e
+
 # The last commit of the version-1 layout (main when the identity change began).
 OLD_RELEASE = "b21de0f"
 OLD_AS_OF = "2026-11-07T00:00:00"

@@ -14,11 +14,15 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from segpipe.defs.common import PROCESS_TAG, WAREHOUSE_POOL
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.defs.recovery import _start_time
+
+# `segpipe run` processes waiting on a held pool slot, signalled and killed.
+pytestmark = pytest.mark.e2e
 
 SEGPIPE = Path(sys.executable).parent / "segpipe"
 PEOPLE = "member_id,email,first_name\n1,ana@example.org,Ana\n"

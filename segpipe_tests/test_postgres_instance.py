@@ -23,6 +23,9 @@ import pytest
 
 from segpipe_tests.conftest import REPO
 
+# a PostgreSQL server of its own and `segpipe run` processes.
+pytestmark = pytest.mark.e2e
+
 TEMPLATE = REPO / "segpipe" / "dagster-postgres.yaml"
 SEGMENTS_YAML = """\
 segments:

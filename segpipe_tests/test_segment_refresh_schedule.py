@@ -83,7 +83,8 @@ def test_daily_refresh_lets_people_leave_a_time_window_before_each_sync(deployme
     assert code == 0, printed
     assert viewers(deployment) == {"ann@example.org", "bob@example.org"}
 
-    defs = _definitions()
+    with deployment.instance():  # Dagster reads its definitions state from the current instance
+        defs = _definitions()
     refresh = defs.resolve_schedule_def("daily_segment_refresh")
     sync = defs.resolve_schedule_def("daily_destination_sync")
     assert refresh.default_status == dg.DefaultScheduleStatus.RUNNING

@@ -10,17 +10,15 @@ import dagster as dg
 import pytest
 
 from segpipe.defs.uploads.jobs import range_tags
-from segpipe_tests.conftest import REPO, Deployment, deployment_at, with_sample
+from segpipe_tests.conftest import REPO, Deployment, copy_of
 
 NEWSLETTER = "segmentation_2026-11-03_newsletter.csv"
 
 
-@pytest.fixture(scope="module")
-def applied(tmp_path_factory: pytest.TempPathFactory):
-    with deployment_at(tmp_path_factory.mktemp("metadata") / "deployment") as deployment:
-        code, printed = with_sample(deployment).run()
-        assert code == 2, printed  # the sample's deliberately bad files
-        yield deployment
+@pytest.fixture
+def applied(applied_sample: Deployment) -> Deployment:
+    """The sample run once for the session (exit 2: its deliberately bad files), read only."""
+    return applied_sample
 
 
 def latest(deployment: Deployment, asset: str, partition: str | None = None) -> dict:
@@ -151,7 +149,8 @@ def test_assets_link_to_the_code_that_defines_them():
         assert any(line.startswith(defined_by) for line in lines[:25]), asset
 
 
-def test_a_broken_reference_blocks_every_sync(applied: Deployment):
+def test_a_broken_reference_blocks_every_sync(applied: Deployment, tmp_path, monkeypatch):
+    applied = copy_of(applied, tmp_path / "deployment", monkeypatch)  # its warehouse is broken
     syncs_before = applied.query("SELECT count(*) AS n FROM syncs").item()
     segment_id = applied.query("SELECT min(segment_id) FROM segments WHERE kind = 'manual'").item()
     from segpipe.warehouse.connection import connect

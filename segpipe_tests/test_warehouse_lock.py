@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# `segpipe` processes waiting on a held warehouse lock, signalled.
+pytestmark = pytest.mark.e2e
+
 SEGPIPE = Path(sys.executable).parent / "segpipe"
 HOLDER = """
 import sys, duckdb

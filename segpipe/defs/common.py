@@ -22,6 +22,7 @@ PROCESS_TAG = "segpipe/process"
 WARNED_BY_TAG = "segpipe/warned_by"
 OWNERS = ["team:audience-data"]
 
+RAW_UPLOAD = dg.AssetKey("raw_upload")
 APPLIED_UPLOAD = dg.AssetKey("applied_upload")
 SEGMENTS = dg.AssetKey("segments")
 SEGMENT_EXPORT = dg.AssetKey("segment_export")

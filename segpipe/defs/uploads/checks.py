@@ -12,13 +12,13 @@ ever applied. None of them is blocking: nothing downstream runs in the upload jo
 import dagster as dg
 
 from segpipe.config import DataDir
+from segpipe.defs.common import APPLIED_UPLOAD
 from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
 from segpipe.kinds.subscriber import identifier_kinds
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.sql import frame
 
-APPLIED = dg.AssetKey("applied_upload")
 FILES_APPLIED = "files_applied"
 COUNTS_ADD_UP = "upload_counts_add_up"
 NEVER_MIXED = "subscriber_files_are_never_mixed"
@@ -41,20 +41,20 @@ def upload_check_specs() -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(
             FILES_APPLIED,
-            asset=APPLIED,
+            asset=APPLIED_UPLOAD,
             description="Every file of the run applied: fails naming the files rejected or held "
             "by the removal guard (each one's raw_upload partition says why, under `status` and "
             "`problem`; its report is in rejected/).",
         ),
         dg.AssetCheckSpec(
             COUNTS_ADD_UP,
-            asset=APPLIED,
+            asset=APPLIED_UPLOAD,
             description="Every applied upload accounts for each row it received: rows in = "
             "applied + rejected + ignored + superseded (SPEC section 3).",
         ),
         dg.AssetCheckSpec(
             NEVER_MIXED,
-            asset=APPLIED,
+            asset=APPLIED_UPLOAD,
             description="No file behind a current Attentive subscriber segment carries both "
             "phone numbers and emails: such a file is rejected whole, never applied (SPEC "
             "section 2).",
@@ -66,7 +66,7 @@ def files_applied(refused: list[str]) -> dg.AssetCheckResult:
     """`refused`: "file: problem" of each file of the batch rejected or held."""
     return dg.AssetCheckResult(
         check_name=FILES_APPLIED,
-        asset_key=APPLIED,
+        asset_key=APPLIED_UPLOAD,
         passed=not refused,
         description=f"not applied: {'; '.join(refused)}" if refused else None,
         metadata={"files_rejected": len(refused), "rejected": dg.MetadataValue.json(refused)},
@@ -77,7 +77,7 @@ def upload_counts_add_up(con) -> dg.AssetCheckResult:
     unbalanced = frame(con, UNBALANCED_UPLOADS)
     return dg.AssetCheckResult(
         check_name=COUNTS_ADD_UP,
-        asset_key=APPLIED,
+        asset_key=APPLIED_UPLOAD,
         passed=unbalanced.is_empty(),
         metadata={
             "uploads_unbalanced": unbalanced.height,
@@ -102,7 +102,7 @@ def subscriber_files_are_never_mixed(con, data: DataDir) -> dg.AssetCheckResult:
     ]
     return dg.AssetCheckResult(
         check_name=NEVER_MIXED,
-        asset_key=APPLIED,
+        asset_key=APPLIED_UPLOAD,
         passed=not mixed,
         metadata={
             "subscriber_files_checked": applied.height,

@@ -17,13 +17,12 @@ from collections import defaultdict
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from segpipe.defs.common import SEGMENT_EXPORT
+from segpipe.defs.common import RAW_UPLOAD, SEGMENT_EXPORT
 from segpipe.defs.exports.assets import DESTINATIONS_FAILED
 from segpipe.notify.notices import Notice, NoticeKind
 from segpipe.vocabulary import REFUSED
 
 SIZE_CHECK = "segment_sizes_are_steady"
-RAW_UPLOAD = dg.AssetKey("raw_upload")
 # The upload statuses a person is told about (uploads.status; `held`: the removal guard).
 _STEP_KINDS = {
     "sync_exports": NoticeKind.SYNC_FAILED,

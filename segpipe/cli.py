@@ -24,6 +24,23 @@ def _data_dir(args: argparse.Namespace) -> DataDir:
     return DataDir(root).ensure()
 
 
+def _existing_data_dir(args: argparse.Namespace) -> DataDir | None:
+    """The data directory of a command that only looks: never created (a mistyped --data-dir
+    says so instead of becoming a new, empty deployment); None, said on stderr, when it has no
+    warehouse yet."""
+    root = Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+    data = DataDir(root)
+    location = str(data.warehouse)
+    if location.startswith("md:") or data.warehouse.exists():
+        return data
+    print(
+        f"segpipe: no warehouse at {location}: nothing has run in {root} yet "
+        "(`segpipe run` creates it; check --data-dir)",
+        file=sys.stderr,
+    )
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from segpipe.runner import run_pipeline
     from segpipe.warehouse.guard import ALLOW_ENV
@@ -42,7 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from segpipe.runner import print_status
 
-    print_status(_data_dir(args), out=sys.stdout)
+    if (data := _existing_data_dir(args)) is None:
+        return ExitCode.FAILED
+    print_status(data, out=sys.stdout)
     return ExitCode.OK
 
 
@@ -111,7 +130,8 @@ def cmd_members(args: argparse.Namespace) -> int:
     from segpipe.warehouse.connection import connect
     from segpipe.warehouse.history import UnknownSegment, members_at
 
-    data = _data_dir(args)
+    if (data := _existing_data_dir(args)) is None:
+        return ExitCode.FAILED
     as_of = args.as_of or datetime.now(UTC).replace(tzinfo=None)
     try:
         with connect(data.warehouse, read_only=True) as con:
@@ -128,7 +148,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     from segpipe.warehouse.connection import connect
     from segpipe.warehouse.history import person_history
 
-    data = _data_dir(args)
+    if (data := _existing_data_dir(args)) is None:
+        return ExitCode.FAILED
     with connect(data.warehouse, read_only=True) as con:
         entries = person_history(con, args.member_id)
     if entries.is_empty():

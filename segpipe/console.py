@@ -1,4 +1,4 @@
-"""What `segpipe run` and `segpipe status` print on the terminal: one home for their lines.
+"""What `segpipe run` and `segpipe status` print about files, segments and exports.
 
 The uploads (the progress line of each file, the summary), the segments and the exports; the
 Dagster run log keeps the rest.

@@ -24,7 +24,7 @@ from typing import TextIO
 import duckdb
 import polars as pl
 
-from segpipe.config import DataDir
+from segpipe.config import WAREHOUSE_ENV, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.exit_codes import ExitCode
 from segpipe.pipeline import HELD_PREFIX
@@ -50,9 +50,11 @@ def _copy_warehouse(data: DataDir, copy: DataDir) -> None:
             f"{data.warehouse} is being written by another process (a run, dagster dev); "
             f"try the dry run again when it is done ({error})"
         ) from None
-    try:
-        for path in data.root.glob(data.warehouse.name + "*"):
-            shutil.copy2(path, copy.root / path.name)
+    try:  # the file and its WAL, wherever it is ($SEGPIPE_WAREHOUSE may put it elsewhere)
+        for path in data.warehouse.parent.glob(data.warehouse.name + "*"):
+            shutil.copy2(
+                path, copy.root / f"warehouse.duckdb{path.name[len(data.warehouse.name) :]}"
+            )
     finally:
         con.close()
 
@@ -268,7 +270,15 @@ def dry_run(
     code the real run would have."""
     from segpipe.runner import pending_uploads, run_pipeline
 
-    saved = {"DAGSTER_HOME": os.environ.get("DAGSTER_HOME")}
+    if str(data.warehouse).startswith("md:"):
+        print(
+            f"segpipe: dry run not possible: {WAREHOUSE_ENV} names {data.warehouse}, not a file "
+            "a dry run can copy",
+            file=out,
+        )
+        return ExitCode.FAILED
+    # The copy's own warehouse, not the one $SEGPIPE_WAREHOUSE names: unset while the copy runs.
+    saved = {name: os.environ.get(name) for name in ("DAGSTER_HOME", WAREHOUSE_ENV)}
     with tempfile.TemporaryDirectory(prefix="segpipe-dry-run-") as folder:
         try:
             copy = copy_deployment(data, Path(folder) / "data")
@@ -276,18 +286,19 @@ def dry_run(
             print(f"segpipe: dry run not possible: {busy}", file=out)
             return ExitCode.FAILED
         os.environ["DAGSTER_HOME"] = str(copy.dagster_home)
+        os.environ.pop(WAREHOUSE_ENV, None)
         since = datetime.now(UTC).replace(tzinfo=None)
         log = io.StringIO()
         try:
             pending = pending_uploads(copy)
             code = run_pipeline(copy, as_of=as_of, out=log)
+            effect = run_effect(copy, pending, since)
         finally:
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-        effect = run_effect(copy, pending, since)
     effect["exit_code"] = code
     effect["messages"] = [
         line.removeprefix("segpipe: ")

@@ -31,7 +31,7 @@ class RowOutcome(StrEnum):
     `outcome` column."""
 
     APPLIED = "applied"
-    REJECTED = "rejected"  # the file is refused while any row is
+    REJECTED = "rejected"  # refused: the errors report says why; the file's other rows apply
     IGNORED = "ignored"  # names no one, or no one segpipe may keep (reported, file applies)
     SUPERSEDED = "superseded"  # a later line of the same file names the same thing
 

@@ -46,7 +46,12 @@ def test_status_reads_while_another_process_reads(tmp_path: Path):
     root = tmp_path / "data"
     env = {"SEGPIPE_DATA_DIR": str(root), "SEGPIPE_LOCK_TIMEOUT": "2"}
     first = subprocess.run([SEGPIPE, "status"], env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr  # creates the warehouse
+    # Only looking: a data directory with nothing run in it is said so, and not created.
+    assert first.returncode == 1 and "no warehouse at" in first.stderr
+    assert not root.exists()
+    root.mkdir()
+    with connect(root / "warehouse.duckdb"):  # what a first `segpipe run` leaves
+        pass
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(root / "warehouse.duckdb")],
         stdin=subprocess.PIPE,

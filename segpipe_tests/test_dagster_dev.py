@@ -149,7 +149,7 @@ def _partitions(dev) -> list[str]:
 
 
 def _segment_runs(dev) -> list[dict]:
-    """Refreshes requested after uploads (the refresh_segments_job job), or by the automation
+    """Refreshes requested after uploads (refresh_segments_job), or by the automation
     condition that follows segments.yaml (an asset selection)."""
     return [
         r

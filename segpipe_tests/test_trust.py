@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from segpipe import cli
+from segpipe.config import WAREHOUSE_ENV
 from segpipe.dry_run import dry_run, run_effect
 from segpipe.exports.destinations import Destination, resolve_pairs
 from segpipe.exports.sync import sync_destination
@@ -467,3 +468,28 @@ def test_history_lists_entries_and_exits_with_their_upload(
     assert code == 0
     assert "entered" in lines[0] and "Board" in lines[0] and "manual_segment_a.csv" in lines[0]
     assert "left" in lines[1] and "manual_segment_b.csv" in lines[1]
+
+
+def test_dry_run_leaves_a_warehouse_kept_elsewhere_unchanged(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """$SEGPIPE_WAREHOUSE puts the warehouse outside the data directory: the dry run copies it
+    from there and changes nothing there (it once ran against the real file)."""
+    elsewhere = tmp_path / "shared" / "segpipe.duckdb"
+    elsewhere.parent.mkdir()
+    monkeypatch.setenv(WAREHOUSE_ENV, str(elsewhere))
+    deployment.drop("constituents_1.csv", csv("email,first_name", "ann@example.org,Ann"))
+    assert deployment.run()[0] == 0
+    deployment.drop("constituents_2.csv", csv("email,first_name", "bob@example.org,Bob"))
+    before = {p.name: p.read_bytes() for p in elsewhere.parent.iterdir()}
+
+    report = tmp_path / "effect.json"
+    printed = io.StringIO()
+    code = dry_run(deployment.data, as_of=None, out=printed, json_path=report)
+
+    assert code == 0, printed.getvalue()
+    assert {p.name: p.read_bytes() for p in elsewhere.parent.iterdir()} == before
+    assert not (deployment.data.root / "warehouse.duckdb").exists()
+    assert json.loads(report.read_text())["total"]["people_created"] == 1  # Bob; Ann was there
+    assert deployment.run()[0] == 0
+    assert deployment.query("SELECT count(*) AS n FROM constituents")["n"][0] == 2

@@ -22,8 +22,9 @@ INSTANCE_TEMPLATE = Path(__file__).resolve().parent.parent / "dagster.yaml"
 # (Dagster derives both from per-partition planned events; a partition a failed run did not
 # materialize shows as missing). segpipe does not rely on either: every file a run reaches gets
 # its materializations, a rejected one with its status and reason in the raw_upload metadata,
-# the run's failure names the rejected files, and which files still need a run comes from the
-# warehouse's `uploads` table (runner.pending_uploads), not from Dagster's partition status.
+# the `files_applied` check names the rejected files, and which files still need a run comes
+# from the warehouse's `uploads` table (runner.pending_uploads), not from Dagster's partition
+# status.
 DAGSTER_SETTINGS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 
 

@@ -22,7 +22,7 @@ RULE_FAILED_PREFIX = "rule failed: "
     owners=OWNERS,
     kinds={"yaml"},
     # Under `dagster dev` the file is looked at every five minutes; `segments` (eager) follows
-    # a new data version. `segpipe run` observes it in the refresh_segments_job job.
+    # a new data version. `segpipe run` observes it in refresh_segments_job.
     automation_condition=dg.AutomationCondition.on_cron("*/5 * * * *"),
 )
 def segment_definitions(data_dir: DataDirResource) -> dg.ObserveResult:

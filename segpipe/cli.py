@@ -18,23 +18,24 @@ from segpipe.warehouse.migrate import WarehouseVersionError
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
 
 
-def _data_dir(args: argparse.Namespace) -> DataDir:
+def _root(args: argparse.Namespace) -> Path:
     """--data-dir, else $SEGPIPE_DATA_DIR, else ./data: resolved here, once, and passed on."""
-    root = Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
-    return DataDir(root).ensure()
+    return Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+
+
+def _data_dir(args: argparse.Namespace) -> DataDir:
+    return DataDir(_root(args)).ensure()
 
 
 def _existing_data_dir(args: argparse.Namespace) -> DataDir | None:
     """The data directory of a command that only looks: never created (a mistyped --data-dir
     says so instead of becoming a new, empty deployment); None, said on stderr, when it has no
     warehouse yet."""
-    root = Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
-    data = DataDir(root)
-    location = str(data.warehouse)
-    if location.startswith("md:") or data.warehouse.exists():
+    data = DataDir(_root(args))
+    if not data.warehouse_is_file or data.warehouse.exists():
         return data
     print(
-        f"segpipe: no warehouse at {location}: nothing has run in {root} yet "
+        f"segpipe: no warehouse at {data.warehouse}: nothing has run in {data.root} yet "
         "(`segpipe run` creates it; check --data-dir)",
         file=sys.stderr,
     )

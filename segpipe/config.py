@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "SEGPIPE_DATA_DIR"
+# The warehouse's file in the data directory, unless $SEGPIPE_WAREHOUSE names another.
+WAREHOUSE_FILE = "warehouse.duckdb"
 # Where the DuckDB warehouse lives when not in the data directory: a path, or any DuckDB
 # connection string (`md:segpipe` for MotherDuck), per deployment.
 WAREHOUSE_ENV = "SEGPIPE_WAREHOUSE"
+
+
+def is_file_location(location: Path | str) -> bool:
+    """A warehouse location that is a file path, not a connection string such as `md:segpipe`."""
+    return not str(location).startswith("md:")
 
 
 def data_dir_from_env() -> Path:
@@ -48,7 +55,7 @@ class DataDir:
         DuckDB connection string such as `md:segpipe`, kept as written: str() gives it back)."""
         if location := os.environ.get(WAREHOUSE_ENV, "").strip():
             return Path(location)
-        return self.root / "warehouse.duckdb"
+        return self.root / WAREHOUSE_FILE
 
     @property
     def segments_yaml(self) -> Path:
@@ -57,6 +64,11 @@ class DataDir:
     @property
     def dagster_home(self) -> Path:
         return self.root / ".dagster"
+
+    @property
+    def warehouse_is_file(self) -> bool:
+        """False for a DuckDB connection string (`md:…`): nothing on disk to look for or copy."""
+        return is_file_location(self.warehouse)
 
     def errors_csv(self, upload_id: str) -> Path:
         return self.rejected / f"{upload_id}.errors.csv"

@@ -24,7 +24,7 @@ from typing import TextIO
 import duckdb
 import polars as pl
 
-from segpipe.config import WAREHOUSE_ENV, DataDir
+from segpipe.config import WAREHOUSE_ENV, WAREHOUSE_FILE, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.exit_codes import ExitCode
 from segpipe.pipeline import HELD_PREFIX
@@ -52,9 +52,8 @@ def _copy_warehouse(data: DataDir, copy: DataDir) -> None:
         ) from None
     try:  # the file and its WAL, wherever it is ($SEGPIPE_WAREHOUSE may put it elsewhere)
         for path in data.warehouse.parent.glob(data.warehouse.name + "*"):
-            shutil.copy2(
-                path, copy.root / f"warehouse.duckdb{path.name[len(data.warehouse.name) :]}"
-            )
+            suffix = path.name[len(data.warehouse.name) :]  # "" or ".wal"
+            shutil.copy2(path, copy.root / f"{WAREHOUSE_FILE}{suffix}")
     finally:
         con.close()
 
@@ -270,7 +269,7 @@ def dry_run(
     code the real run would have."""
     from segpipe.runner import pending_uploads, run_pipeline
 
-    if str(data.warehouse).startswith("md:"):
+    if not data.warehouse_is_file:
         print(
             f"segpipe: dry run not possible: {WAREHOUSE_ENV} names {data.warehouse}, not a file "
             "a dry run can copy",

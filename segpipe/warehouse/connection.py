@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from segpipe.config import is_file_location
 from segpipe.warehouse.migrate import ensure_current, is_current
 
 # DuckDB shares one database instance per file within a process and refuses a second
@@ -82,26 +83,23 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
     commands that only look: status, members, history) opens without the writer's lock; a
     warehouse that first needs that DDL gets it from a short read-write open before.
     Raises WarehouseVersionError for a warehouse newer than this segpipe."""
-    if read_only:
-        _ensure_current(path)
+    if read_only and is_file_location(path) and not Path(path).exists():
+        _bring_current(path)  # DuckDB opens no missing file read-only
     con = open_waiting(path, read_only=read_only)
     try:
-        if not read_only and not is_current(con):
-            ensure_current(con)
+        if not is_current(con):
+            if read_only:  # the one write a reader may need, on a connection of its own
+                con.close()
+                _bring_current(path)
+                con = open_waiting(path, read_only=True)
+            else:
+                ensure_current(con)
         yield con
     finally:
         con.close()
 
 
-def _ensure_current(path: Path | str) -> None:
-    exists = str(path).startswith("md:") or Path(path).exists()
-    if exists:
-        con = open_waiting(path, read_only=True)
-        try:
-            if is_current(con):
-                return
-        finally:
-            con.close()
+def _bring_current(path: Path | str) -> None:
     con = open_waiting(path)
     try:
         ensure_current(con)

@@ -95,7 +95,7 @@ def test_the_tenth_table_holds_a_tenth_of_the_memberships_and_takes_the_same_upl
         assert stages[name]["seconds"] == sorted(runs)[len(runs) // 2]
     growth = next(t for t in report["targets"] if t["target"].startswith("10K upload, 10x"))
     expected = stages["upload_10k"]["seconds"] / stages["upload_10k_tenth"]["seconds"]
-    assert growth["measured"] == pytest.approx(expected, abs=0.005)
+    assert growth["measured"] == pytest.approx(expected, rel=0.01)
 
 
 def test_latency_stages_time_whole_runs_against_importing_dagster(bench_run):
@@ -107,7 +107,9 @@ def test_latency_stages_time_whole_runs_against_importing_dagster(bench_run):
     for name in ("latency_sample", "latency_warehouse"):
         detail = stages[name]["detail"]
         assert len(detail["runs_s"]) == len(detail["import_runs_s"]) == 1
-        assert detail["vs_import"] == round(stages[name]["seconds"] / detail["import_dagster_s"], 2)
+        # Both figures are stored rounded to the millisecond; the ratio is of the unrounded ones.
+        expected = stages[name]["seconds"] / detail["import_dagster_s"]
+        assert detail["vs_import"] == pytest.approx(expected, abs=0.01)
         with connect(folder / "runs" / name / "warehouse.duckdb") as con:
             applied = con.execute(
                 "SELECT count(*) FROM uploads WHERE file_name LIKE 'constituents_latency_%' "

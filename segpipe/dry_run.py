@@ -27,7 +27,6 @@ import polars as pl
 from segpipe.config import WAREHOUSE_ENV, WAREHOUSE_FILE, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.exit_codes import ExitCode
-from segpipe.pipeline import HELD_PREFIX
 from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import EXISTED, UPLOAD, shadow_of, shadows
 from segpipe.warehouse.connection import connect
@@ -288,9 +287,10 @@ def dry_run(
         os.environ.pop(WAREHOUSE_ENV, None)
         since = datetime.now(UTC).replace(tzinfo=None)
         log = io.StringIO()
+        problems: list = []
         try:
             pending = pending_uploads(copy)
-            code = run_pipeline(copy, as_of=as_of, out=log)
+            code = run_pipeline(copy, as_of=as_of, out=log, problems=problems)
             effect = run_effect(copy, pending, since)
         finally:
             for name, value in saved.items():
@@ -299,11 +299,7 @@ def dry_run(
                 else:
                     os.environ[name] = value
     effect["exit_code"] = code
-    effect["messages"] = [
-        line.removeprefix("segpipe: ")
-        for line in log.getvalue().splitlines()
-        if line.startswith("segpipe: ") and ("failed" in line or HELD_PREFIX in line)
-    ]
+    effect["messages"] = [problem.line for problem in problems]
     print(f"segpipe: dry run of {len(pending)} new file(s) in {data.root}", file=out)
     print_effect(effect, out)
     for message in effect["messages"]:

@@ -40,8 +40,6 @@ PREVIEW_ROWS = 5
 # big file whatever its size, at no cost in time (README, "Design measurements").
 CHUNK_ROWS = 250_000
 progress = logging.getLogger("segpipe.progress")
-# Starts the Failure of a sync the removal guard held (segpipe.warehouse.guard).
-HELD_PREFIX = "Held: "
 
 
 class Stage(StrEnum):

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -16,6 +17,7 @@ from segpipe.config import DataDir
 from segpipe.console import print_summary
 from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
+from segpipe.defs.exports.assets import DESTINATIONS_HELD
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.recovery import fail_dead_runs, process_tags, wait_for_pool
@@ -28,8 +30,8 @@ from segpipe.exports.destinations import DestinationError
 from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
-from segpipe.pipeline import HELD_PREFIX, progress
-from segpipe.vocabulary import REFUSED, UploadStatus
+from segpipe.pipeline import progress
+from segpipe.vocabulary import REFUSED, ProblemKind, UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 
@@ -40,6 +42,22 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The runs of the `segpipe run` under way, whose warnings it sends itself (no daemon runs the
 # warning sensors for it); None outside one (the bench drives jobs too).
 _THIS_RUN: ContextVar[list | None] = ContextVar("segpipe_run_runs", default=None)
+
+
+@dataclass(frozen=True)
+class RunProblem:
+    """One problem of a `segpipe run`, as the terminal says it; its kind decides the exit code."""
+
+    text: str
+    kind: ProblemKind = ProblemKind.FAILED
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def line(self) -> str:
+        """What `segpipe run` (and its dry run) prints for it, after "segpipe: "."""
+        return f"Held: {self.text}" if self.kind is ProblemKind.HELD else f"run failed: {self.text}"
 
 
 def build_definitions(data: DataDir) -> dg.Definitions:
@@ -103,10 +121,19 @@ def _show_progress(out: TextIO) -> logging.Handler:
     return handler
 
 
-def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.stdout) -> int:
+def run_pipeline(
+    data: DataDir,
+    *,
+    as_of: datetime | None,
+    out: TextIO = sys.stdout,
+    problems: list[RunProblem] | None = None,
+) -> int:
+    """`segpipe run`: the exit code (ExitCode); the run's problems also added to `problems`
+    when given (the dry run reports them)."""
     prepare_home(data)
     handler = _show_progress(out)
-    failures, runs, warned = [], [], (0, [])
+    failures: list[RunProblem] = []
+    runs, warned = [], (0, [])
     token = _THIS_RUN.set(runs)
     try:
         with dg.DagsterInstance.get() as instance:
@@ -134,12 +161,12 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
     print_summary(data, this_run, out)
     _print_warnings(*warned, out)
-    held = [f for f in failures if f.startswith(HELD_PREFIX)]
-    failures = [f for f in failures if f not in held]
-    for failure in failures:
-        print(f"segpipe: run failed: {failure}", file=out)
-    for hold in held:
-        print(f"segpipe: {hold}", file=out)
+    if problems is not None:
+        problems.extend(failures)
+    held = [f for f in failures if f.kind is ProblemKind.HELD]
+    failures = [f for f in failures if f.kind is not ProblemKind.HELD]
+    for problem in failures + held:
+        print(f"segpipe: {problem.line}", file=out)
     if failures:
         return ExitCode.FAILED
     if held:
@@ -152,7 +179,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
 
 def sync_exports(
     defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
-) -> list[str]:
+) -> list[RunProblem]:
     """One run of `sync_destinations_job` over every configured destination and segment; none when
     no destination would be sent anything new (see _exports_unchanged)."""
     warnings: list[str] = []
@@ -162,7 +189,7 @@ def sync_exports(
             tags = register_pairs(instance, pairs)
             unchanged = tags is not None and _exports_unchanged(con, instance, data, pairs)
     except DestinationError as error:
-        return [f"{data.segments_yaml.name}: {error}"]
+        return [RunProblem(f"{data.segments_yaml.name}: {error}", ProblemKind.SEGMENTS_YAML)]
     if tags is None:
         return []
     if unchanged:
@@ -192,13 +219,13 @@ def _exports_unchanged(con, instance: dg.DagsterInstance, data: DataDir, pairs) 
     return True
 
 
-def _send_warnings(data: DataDir, instance, run_ids: list[str], failures: list[str]):
+def _send_warnings(data: DataDir, instance, run_ids: list[str], failures: list[RunProblem]):
     """The warnings of this run's Dagster runs, and of a segments.yaml that stopped the sync
     before any run (issue 21); (messages sent, problems sending)."""
     from segpipe.defs.warnings.send import send_run_warnings, send_warnings
     from segpipe.notify.notices import Notice, NoticeKind
 
-    config = [f for f in failures if f.startswith(f"{data.segments_yaml.name}: ")]
+    config = [str(f) for f in failures if f.kind is ProblemKind.SEGMENTS_YAML]
     notices = [Notice(NoticeKind.SYNC_FAILED, "sync failed: segments.yaml", (f,)) for f in config]
     sent, problems = send_warnings(data, notices)
     runs = [run for run_id in run_ids if (run := instance.get_run_by_id(run_id))]
@@ -215,7 +242,7 @@ def _print_warnings(sent: int, problems: list[str], out: TextIO) -> None:
 
 def deliver_exports(
     defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
-) -> list[str]:
+) -> list[RunProblem]:
     """One run of `deliver_exports_job` over every destination with `deliver:` (issue 21)."""
     try:
         names = [d.name for d in delivering(data)]
@@ -233,7 +260,7 @@ def run_job(
     instance: dg.DagsterInstance,
     tags: dict | None,
     out: TextIO | None = None,
-) -> list[str]:
+) -> list[RunProblem]:
     """Run job `name` in this process on `instance`; the unexpected failures it had."""
     return _unexpected_failures(_execute(defs, name, instance, tags, out))
 
@@ -263,17 +290,19 @@ def _execute(
     return result
 
 
-def _broken_rules(result: dg.ExecuteInProcessResult) -> list[str]:
+def _broken_rules(result: dg.ExecuteInProcessResult) -> list[RunProblem]:
     """The segment rules the segment_rules_evaluate check found broken in this refresh."""
     return [
-        f"segments.yaml rules not evaluated (those segments kept their members): "
-        f"{evaluation.description}"
+        RunProblem(
+            f"segments.yaml rules not evaluated (those segments kept their members): "
+            f"{evaluation.description}"
+        )
         for evaluation in result.get_asset_check_evaluations()
         if evaluation.check_name == "segment_rules_evaluate" and not evaluation.passed
     ]
 
 
-def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[RunProblem]:
     """The run's step failures, or that it did not finish (a rejected file is not one: it is
     an outcome, in the uploads table); a sync the removal guard held is said as it is."""
     found = []
@@ -281,16 +310,19 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
         if not event.is_step_failure:
             continue
         failure = event.step_failure_data
-        described = failure.user_failure_data.description if failure.user_failure_data else None
-        if described and described.startswith(HELD_PREFIX):
-            found.append(described)  # the removal guard's message, said as it is
+        if failure.user_failure_data and DESTINATIONS_HELD in failure.user_failure_data.metadata:
+            # The removal guard's messages, said as they are.
+            held = failure.user_failure_data.metadata[DESTINATIONS_HELD].value
+            found += [RunProblem(message, ProblemKind.HELD) for message in held]
             continue
         error = failure.error
         while error and error.cause:
             error = error.cause
-        found.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+        found.append(
+            RunProblem(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+        )
     if not result.success and not found and not any(e.is_step_failure for e in result.all_events):
-        found.append("run did not finish")
+        found.append(RunProblem("run did not finish"))
     return found
 
 

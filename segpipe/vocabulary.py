@@ -26,6 +26,15 @@ class UploadStatus(StrEnum):
 REFUSED = (UploadStatus.REJECTED, UploadStatus.HELD)
 
 
+class ProblemKind(StrEnum):
+    """What a problem of `segpipe run` is: it decides the exit code (segpipe.exit_codes) and who
+    is warned."""
+
+    FAILED = "failed"  # a step failed: exit 1
+    HELD = "held"  # the removal guard held a sync: exit 2, until --allow-large-removals
+    SEGMENTS_YAML = "segments_yaml"  # segments.yaml stopped the sync before any run: exit 1
+
+
 class RowOutcome(StrEnum):
     """A row's `_outcome` (NULL in the scratch tables means applied) and the errors report's
     `outcome` column."""

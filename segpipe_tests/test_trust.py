@@ -263,6 +263,45 @@ def test_mirror_sync_that_would_empty_a_list_is_held(deployment: Deployment):
     assert forced.pairs[0].removes == 20
 
 
+def test_segpipe_run_says_a_held_sync_is_held_and_the_step_says_so_by_key(deployment: Deployment):
+    """Through `segpipe run`: the held sync exits 2 with the guard's message (not "run failed"),
+    the dry run reports the same line, and the Dagster step failure carries the hold as metadata
+    (`destinations_held`), which is how the runner tells a hold from a failure."""
+    import dagster as dg
+
+    from segpipe.defs.exports.assets import DESTINATIONS_HELD
+
+    deployment.data.segments_yaml.write_text(
+        "destinations:\n  - {name: crm, key: email, segments: [Fans]}\n"
+    )
+    _people(deployment, 25)
+    fans = csv("segment,email", *[f"Fans,p{n}@example.org" for n in range(25)])
+    deployment.drop("manual_segment_fans.csv", fans)
+    assert deployment.run()[0] == 0
+    removals = [f"Fans,p{n}@example.org,remove" for n in range(20)]
+    deployment.drop("manual_segment_fans_2.csv", csv("segment,email,action", *removals))
+    message = (
+        "Held: sync to destination 'crm' held by the removal guard: segment 'Fans' would lose "
+        "20 of its 25 members"
+    )
+
+    out = io.StringIO()
+    assert dry_run(deployment.data, as_of=None, out=out, json_path=None) == 2
+    assert f"segpipe: {message}" in out.getvalue()
+    code, printed = deployment.run()
+    assert code == 2, printed
+    assert f"segpipe: {message}" in printed
+    assert "run failed" not in printed
+
+    with dg.DagsterInstance.from_config(str(deployment.data.dagster_home)) as instance:
+        failures = instance.get_records_for_run(
+            instance.get_runs(limit=1)[0].run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+        ).records
+    (failure,) = [r.event_log_entry.dagster_event.step_failure_data for r in failures]
+    (held,) = failure.user_failure_data.metadata[DESTINATIONS_HELD].value
+    assert held.startswith(message.removeprefix("Held: "))
+
+
 # --- undo -------------------------------------------------------------------------------------
 
 BASE = {

@@ -195,9 +195,10 @@ def _instance(data: DataDir):
     return instance
 
 
-def _fail_on(failures: list[str]) -> None:
+def _fail_on(failures: list) -> None:
+    """Raises RuntimeError naming the run's problems (runner.RunProblem), if it had any."""
     if failures:
-        raise RuntimeError("; ".join(failures))
+        raise RuntimeError("; ".join(map(str, failures)))
 
 
 def run_stage(stage: str, folder: Path, scale: str) -> dict:

@@ -13,10 +13,12 @@ from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.normalize import mask_text
-from segpipe.pipeline import HELD_PREFIX, progress
+from segpipe.pipeline import progress
 from segpipe.warehouse.guard import ALLOW_TAG, RemovalHeld, removal_limit
 
 DESTINATIONS_FAILED = "destinations_failed"
+# The failure metadata key of a sync the removal guard held: its messages, one per destination.
+DESTINATIONS_HELD = "destinations_held"
 
 
 def _spec() -> dg.AssetSpec:
@@ -137,7 +139,11 @@ def sync_exports(
             metadata={DESTINATIONS_FAILED: dg.MetadataValue.json(reasons)},
         )
     if held:
-        raise dg.Failure(description=HELD_PREFIX + "; ".join(held), allow_retries=False)
+        raise dg.Failure(
+            description="; ".join(held),
+            metadata={DESTINATIONS_HELD: dg.MetadataValue.json(held)},
+            allow_retries=False,
+        )
     yield from ()
 
 

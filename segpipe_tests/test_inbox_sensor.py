@@ -51,9 +51,12 @@ def test_new_files_become_partitions_and_one_run_over_them(deployment, instance)
     assert add.partitions_def_name == "uploads"
     first, last = add.partition_keys
     assert CONSTITUENTS.lower() in first and NEWSLETTER.lower() in last  # arrival order
-    (run,) = result.run_requests
+    run, refresh = result.run_requests
+    assert run.job_name == "process_upload_job"
     assert run.tags["dagster/asset_partition_range_start"] == first
     assert run.tags["dagster/asset_partition_range_end"] == last
+    # The refresh comes with it, queued behind it: not a sensor tick after it ends.
+    assert refresh.job_name == "refresh_segments_job"
     assert list(deployment.data.inbox.iterdir()) == []  # archived before anything else
 
 

@@ -93,6 +93,23 @@ def test_uploads_a_run_already_refreshed_after_request_nothing(deployment, insta
     assert daemon.tick() == []
 
 
+def test_a_refresh_already_queued_is_not_requested_twice(deployment, instance):
+    """The inbox sensor queues a refresh behind each upload run: while it waits, this sensor
+    requests none; canceled before it ran, the upload is refreshed by this sensor after all."""
+    daemon = Daemon(deployment, instance)
+    daemon.apply("constituents_a.csv", PEOPLE)
+    # Not started yet (a queued run needs a code location's origin, which only the daemon has).
+    waiting = dg.DagsterRunStatus.NOT_STARTED
+    queued = dg.DagsterRun(job_name="refresh_segments_job", status=waiting)
+    instance.add_run(queued)
+
+    assert daemon.tick() == []
+    instance.report_run_canceled(queued)
+    (refresh,) = daemon.tick()
+    daemon.run("refresh_segments_job", refresh.tags)
+    assert daemon.tick() == []
+
+
 def requested_by_automation(daemon: Daemon, cursor=None):
     """One evaluation of the automation conditions observe_segment_definitions evaluates."""
     result = dg.evaluate_automation_conditions(

@@ -7,6 +7,7 @@ import dagster as dg
 from segpipe.defs.instance import ensure_warehouse_pool
 from segpipe.defs.recovery import fail_dead_runs
 from segpipe.defs.resources import DataDirResource
+from segpipe.defs.segments.jobs import refresh_segments_job
 from segpipe.defs.uploads.jobs import process_upload_job, range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.filenames import printable
@@ -25,10 +26,11 @@ def unregistered_uploads(
 
 
 @dg.sensor(
-    job=process_upload_job,
+    jobs=[process_upload_job, refresh_segments_job],
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Archives each new inbox file and requests the run that applies it.",
+    description="Archives each new inbox file and requests the run that applies it, and the "
+    "segment refresh that follows it.",
 )
 def receive_inbox_files(context: dg.SensorEvaluationContext, data_dir: DataDirResource):
     ensure_warehouse_pool(context.instance)
@@ -39,8 +41,15 @@ def receive_inbox_files(context: dg.SensorEvaluationContext, data_dir: DataDirRe
     if not new:
         return dg.SkipReason("no new files in the inbox")
     context.log.info(f"received {len(new)} file(s): {', '.join(new)}")
-    # One run for the files found in one tick: it applies them in arrival order.
+    # One run for the files found in one tick: it applies them in arrival order. The refresh is
+    # requested with it: it waits in the queue behind the upload run (one run at a time holds the
+    # warehouse, oldest first) and starts as soon as it ends, instead of a sensor tick later.
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=new[-1], tags=range_tags(new[0], new[-1]))],
+        run_requests=[
+            dg.RunRequest(
+                run_key=new[-1], job_name=process_upload_job.name, tags=range_tags(new[0], new[-1])
+            ),
+            dg.RunRequest(run_key=f"after-{new[-1]}", job_name=refresh_segments_job.name),
+        ],
         dynamic_partitions_requests=[uploads_partitions.build_add_request(new)],
     )

@@ -32,6 +32,7 @@ from segpipe.pipeline import HELD_PREFIX, progress
 from segpipe.vocabulary import REFUSED, UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
+from segpipe.warehouse.uploads import recent_uploads
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 # A `segpipe run` waits at most this many settle intervals for files still being written.
@@ -296,5 +297,6 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
     """`segpipe status`: looks only, so it opens the warehouse read-only (no writer's lock)."""
-    recent_uploads = uploads_table(data, read_only=True).tail(recent)
-    print_summary(data, recent_uploads, out, ids=True, read_only=True)
+    with connect(data.warehouse, read_only=True) as con:
+        recent_ones = recent_uploads(con, recent)
+    print_summary(data, recent_ones, out, ids=True, read_only=True)

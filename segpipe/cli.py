@@ -129,7 +129,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
 def cmd_members(args: argparse.Namespace) -> int:
     """A segment's members now or at --as-of, as CSV (cons_id, member_id, masked email)."""
     from segpipe.warehouse.connection import connect
-    from segpipe.warehouse.history import UnknownSegment, members_at
+    from segpipe.warehouse.history import members_at
+    from segpipe.warehouse.segments import UnknownSegment
 
     if (data := _existing_data_dir(args)) is None:
         return ExitCode.FAILED

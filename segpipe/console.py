@@ -67,11 +67,8 @@ def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:
     print("\nSegments", file=out)
     if sizes.is_empty():
         print("  (none)", file=out)
-    for name, kind, members, domain in sizes.select(
-        "name", "kind", "members", "domain"
-    ).iter_rows():
-        shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
-        print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
+    for label, kind, members in sizes.select("label", "kind", "members").iter_rows():
+        print(f"  {label:<48} {kind:<15} {members:>8}", file=out)
     print_exports(syncs, out)
 
 

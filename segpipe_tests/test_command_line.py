@@ -35,3 +35,56 @@ def test_status_shows_a_file_with_an_old_mtime_that_was_run_last(
     assert old in uploads
     # Listed last: the most recently settled, whatever its mtime says.
     assert uploads.rstrip().splitlines()[-2].strip().startswith(old)
+
+
+def _members(deployment: Deployment, capsys: pytest.CaptureFixture, *args: str):
+    """`segpipe members ARGS`: (exit code, the cons_ids printed, stderr)."""
+    capsys.readouterr()
+    code = cli.main(["members", *args, "--data-dir", str(deployment.data.root)])
+    printed = capsys.readouterr()
+    rows = printed.out.splitlines()[1:]
+    return code, {int(row.split(",")[0]) for row in rows}, printed.err
+
+
+def _in_domain(deployment: Deployment, segment: str, domain: str) -> set[int]:
+    rows = deployment.query(
+        "SELECT m.cons_id FROM segment_memberships m JOIN segments s USING (segment_id) "
+        "WHERE s.name = ? AND s.domain = ?",
+        [segment, domain],
+    )
+    return set(rows["cons_id"])
+
+
+def test_members_takes_the_label_status_prints_and_refuses_an_ambiguous_name(
+    applied_sample: Deployment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
+    denim = "VIP Shoppers (sirendenim)"
+    assert f"  {denim} " in _status(deployment, capsys)
+    vip = _in_domain(deployment, "VIP Shoppers", "sirendenim")
+    assert vip
+    assert _members(deployment, capsys, denim)[:2] == (0, vip)
+    later = "2100-01-01T00:00:00"
+    assert _members(deployment, capsys, denim, "--as-of", later)[:2] == (0, vip)
+    assert _members(deployment, capsys, "vip shoppers")[:2] == (0, vip)  # one domain: plain works
+
+    # The other brand's Attentive account gets a "VIP Shoppers" too.
+    deployment.drop(
+        "sirenoutlet_subscriber_segment_20261110.csv",
+        "maria.alvarez@example.org,VIP Shoppers\r\n",
+    )
+    assert deployment.run()[0] == 0
+    outlet = "VIP Shoppers (sirenoutlet)"
+    assert f"  {outlet} " in _status(deployment, capsys)
+    maria = _in_domain(deployment, "VIP Shoppers", "sirenoutlet")
+    assert len(maria) == 1 and maria != vip
+    assert _members(deployment, capsys, outlet)[:2] == (0, maria)
+    assert _members(deployment, capsys, outlet, "--as-of", later)[:2] == (0, maria)
+    assert _members(deployment, capsys, denim)[:2] == (0, vip)
+
+    code, printed, error = _members(deployment, capsys, "VIP Shoppers")
+    assert code == 1 and not printed
+    assert f"'{denim}'" in error and f"'{outlet}'" in error

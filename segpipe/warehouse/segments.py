@@ -17,11 +17,44 @@ from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.sql import frame, next_id
 
+# How a person names a segment: its name, and a subscriber segment's domain after it
+# ("VIP Shoppers (sirendenim)"): the same name in two domains is two segments. SQL over the
+# `segments` columns name and domain: `segpipe status` prints it, `segpipe members` takes it.
+LABEL = "CASE WHEN domain IS NULL THEN name ELSE name || ' (' || domain || ')' END"
+
+
+class UnknownSegment(LookupError):
+    """No segment of that name or label (interest groups included), or more than one."""
+
+
+def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str]:
+    """(segment_id, kind) of the segment whose label (LABEL) or else plain name is `named`, case
+    aside. A plain name that two domains carry is refused with their labels, never guessed."""
+    found = con.execute(
+        f"""
+        SELECT segment_id, kind, label, lower(label) = lower($named) AS by_label
+        FROM (SELECT *, {LABEL} AS label FROM segments)
+        WHERE lower(label) = lower($named) OR lower(name) = lower($named)
+        ORDER BY segment_id
+        """,
+        {"named": named},
+    ).fetchall()
+    chosen = [row for row in found if row[3]] or found
+    if not chosen:
+        raise UnknownSegment(f"no segment named {named!r} (see `segpipe status`)")
+    if len(chosen) > 1:
+        labels = ", ".join(repr(row[2]) for row in chosen)
+        raise UnknownSegment(
+            f"more than one segment is named {named!r}: {labels}; give one of these "
+            "(as `segpipe status` shows them)"
+        )
+    return chosen[0][0], chosen[0][1]
+
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Every segment with its member count. Interest groups are counted per interest and status
-    straight from interest_memberships: counting the segment_members view would join each of
-    its rows to its group first."""
+    """Every segment with its member count and its label (LABEL). Interest groups are counted
+    per interest and status straight from interest_memberships: counting the segment_members
+    view would join each of its rows to its group first."""
     return frame(
         con,
         f"""
@@ -35,8 +68,8 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
               ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
         )
         SELECT s.segment_id, s.name, s.kind, coalesce(sum(c.members), 0)::BIGINT AS members,
-               s.domain
-        FROM segments s LEFT JOIN counted c USING (segment_id)
+               s.domain, s.label
+        FROM (SELECT *, {LABEL} AS label FROM segments) s LEFT JOIN counted c USING (segment_id)
         GROUP BY ALL ORDER BY s.kind, s.name
         """,
     )

@@ -11,27 +11,31 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from segpipe.config import DATA_DIR_ENV, DataDir, data_dir_from_env
+from segpipe.config import DATA_DIR_ENV, DataDir, WarehouseLocationError, data_dir_from_env
 from segpipe.exit_codes import ExitCode
 from segpipe.warehouse.migrate import WarehouseVersionError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
 
 
-def _root(args: argparse.Namespace) -> Path:
-    """--data-dir, else $SEGPIPE_DATA_DIR, else ./data: resolved here, once, and passed on."""
-    return Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+def _located(args: argparse.Namespace) -> DataDir:
+    """--data-dir, else $SEGPIPE_DATA_DIR, else ./data: resolved here, once, and passed on; a
+    $SEGPIPE_WAREHOUSE in a missing folder is refused before anything is created or moved."""
+    root = Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+    data = DataDir(root)
+    data.check_warehouse_location()
+    return data
 
 
 def _data_dir(args: argparse.Namespace) -> DataDir:
-    return DataDir(_root(args)).ensure()
+    return _located(args).ensure()
 
 
 def _existing_data_dir(args: argparse.Namespace) -> DataDir | None:
     """The data directory of a command that only looks: never created (a mistyped --data-dir
     says so instead of becoming a new, empty deployment); None, said on stderr, when it has no
     warehouse yet."""
-    data = DataDir(_root(args))
+    data = _located(args)
     if not data.warehouse_is_file or data.warehouse.exists():
         return data
     print(
@@ -292,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except WarehouseVersionError as error:  # an old or newer warehouse: say what to do
+    except (WarehouseVersionError, WarehouseLocationError) as error:  # say what to do
         print(f"segpipe: {error}", file=sys.stderr)
         return ExitCode.FAILED
     except WarehouseBusy as busy:  # another process kept the warehouse past the lock timeout

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from segpipe import cli
-from segpipe_tests.conftest import Deployment, copy_of, csv
+from segpipe.config import WAREHOUSE_ENV
+from segpipe_tests.conftest import REPO, Deployment, copy_of, csv
 
 
 def _status(deployment: Deployment, capsys: pytest.CaptureFixture) -> str:
@@ -88,3 +92,28 @@ def test_members_takes_the_label_status_prints_and_refuses_an_ambiguous_name(
     code, printed, error = _members(deployment, capsys, "VIP Shoppers")
     assert code == 1 and not printed
     assert f"'{denim}'" in error and f"'{outlet}'" in error
+
+
+def test_a_warehouse_path_in_a_missing_folder_is_one_line_and_exit_1(
+    deployment: Deployment, tmp_path: Path
+):
+    """A typo in $SEGPIPE_WAREHOUSE (or an unmounted share): every command says so in one line
+    naming the path and what to do, with no traceback, and `run` leaves the inbox as it was."""
+    missing = tmp_path / "not_mounted" / "segpipe.duckdb"
+    dropped = deployment.drop("constituents_a.csv", csv("email", "ann@example.org"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), WAREHOUSE_ENV: str(missing)}
+    root = str(deployment.data.root)
+    for command in (["run"], ["run", "--dry-run"], ["status"], ["members", "VIP"], ["undo", "x"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "segpipe.cli", *command, "--data-dir", root],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        said = done.stderr.strip().splitlines()
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert len(said) == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert str(missing) in said[0] and f"{missing.parent} does not exist" in said[0]
+        assert f"set {WAREHOUSE_ENV}" in said[0]
+    assert dropped.exists()  # not taken into the archive
+    assert not missing.parent.exists()

@@ -16,6 +16,7 @@ from segpipe.exports.report import latest_syncs
 from segpipe.ingest.filenames import printable
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
+from segpipe.warehouse.guard import FORCE_FLAG, SETTING
 from segpipe.warehouse.segments import segment_sizes
 
 if TYPE_CHECKING:
@@ -57,6 +58,24 @@ def print_summary(
         if errors.exists():
             print(f"  {'':<48} report: {errors.relative_to(data.root)}", file=out)
     print_segments(data, out, read_only)
+
+
+def print_refused(uploads: pl.DataFrame, out: TextIO) -> bool:
+    """The closing lines of a run about its files refused whole (rows of the uploads table):
+    a rejected file is for its sender to fix, a held one waits for a person to allow it, so
+    each is said as what it is. True when there was any."""
+    rejected = uploads.filter(pl.col("status") == UploadStatus.REJECTED).height
+    held = uploads.filter(pl.col("status") == UploadStatus.HELD).height
+    if rejected:
+        print(f"segpipe: {rejected} file(s) rejected; see above and rejected/", file=out)
+    if held:
+        print(
+            f"segpipe: {held} file(s) held by the removal guard, nothing of them applied (see "
+            f"above); every run tries them again: if the removals are intended, run "
+            f"`segpipe run {FORCE_FLAG}` (or raise {SETTING} in segments.yaml)",
+            file=out,
+        )
+    return bool(rejected or held)
 
 
 def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:

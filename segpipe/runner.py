@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from segpipe.config import DataDir
-from segpipe.console import print_summary
+from segpipe.console import print_refused, print_summary
 from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
@@ -29,7 +29,7 @@ from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import HELD_PREFIX, progress
-from segpipe.vocabulary import REFUSED, UploadStatus
+from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 from segpipe.warehouse.uploads import recent_uploads
@@ -143,12 +143,8 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
         print(f"segpipe: {hold}", file=out)
     if failures:
         return ExitCode.FAILED
-    if held:
-        return ExitCode.REJECTED
-    if this_run["status"].is_in(list(REFUSED)).any():
-        print("segpipe: some files were rejected; see above and rejected/", file=out)
-        return ExitCode.REJECTED
-    return ExitCode.OK
+    refused = print_refused(this_run, out)
+    return ExitCode.REJECTED if held or refused else ExitCode.OK
 
 
 def sync_exports(

@@ -117,3 +117,26 @@ def test_a_warehouse_path_in_a_missing_folder_is_one_line_and_exit_1(
         assert f"set {WAREHOUSE_ENV}" in said[0]
     assert dropped.exists()  # not taken into the archive
     assert not missing.parent.exists()
+
+
+def _attentive(phones: range, segment: str = "Loyal Fans") -> str:
+    # Attentive's own shape: 10-digit US phone, segment name, no header, CRLF line ends.
+    return "".join(f"415555{n:04d},{segment}\r\n" for n in phones)
+
+
+def test_a_held_file_is_called_held_with_how_to_release_it_not_rejected(deployment: Deployment):
+    people = [f"p{n}@example.org,+1415555{n:04d},y" for n in range(30)]
+    deployment.drop("constituents_fans.csv", csv("email,phone,sms_opt_in", *people))
+    deployment.drop("acme_subscriber_segment_20261101.csv", _attentive(range(30)))
+    assert deployment.run()[0] == 0
+    # A truncated delivery: 25 of Loyal Fans' 30 members would leave.
+    deployment.drop("acme_subscriber_segment_20261102.csv", _attentive(range(5)))
+
+    code, printed = deployment.run()
+
+    assert code == 2, printed
+    closing = printed.rstrip().splitlines()[-1]
+    assert closing.startswith("segpipe: 1 file(s) held by the removal guard")
+    assert "`segpipe run --allow-large-removals`" in closing
+    assert "rejected" not in printed.split("\nSegments")[1]  # after the uploads, no "rejected"
+    assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "held"

@@ -50,6 +50,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from segpipe.runner import run_pipeline
     from segpipe.warehouse.guard import ALLOW_ENV
 
+    if args.json and not args.dry_run:
+        # --json is the dry run's effect; a real run ignoring it would leave a script waiting
+        # for a file that never comes. A usage error, as argparse gives: exit 2, nothing run.
+        args.usage_error("--json only goes with --dry-run (it writes the dry run's effect)")
     data = _data_dir(args)
     if args.allow_large_removals:
         os.environ[ALLOW_ENV] = "1"  # read by the steps this process runs
@@ -227,8 +231,10 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show what the run would change, and change nothing",
     )
-    run.add_argument("--json", help="with --dry-run: also write the effect to this JSON file")
-    run.set_defaults(handler=cmd_run)
+    run.add_argument(
+        "--json", help="with --dry-run (only): also write the effect to this JSON file"
+    )
+    run.set_defaults(handler=cmd_run, usage_error=run.error)
     status = with_data_dir(commands.add_parser("status", help="recent uploads and segment sizes"))
     status.set_defaults(handler=cmd_status)
     segment = commands.add_parser("segment", help="manage segments")

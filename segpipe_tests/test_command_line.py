@@ -140,3 +140,18 @@ def test_a_held_file_is_called_held_with_how_to_release_it_not_rejected(deployme
     assert "`segpipe run --allow-large-removals`" in closing
     assert "rejected" not in printed.split("\nSegments")[1]  # after the uploads, no "rejected"
     assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "held"
+
+
+def test_run_json_without_dry_run_is_a_usage_error_and_runs_nothing(
+    deployment: Deployment, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    dropped = deployment.drop("constituents_a.csv", csv("email", "ann@example.org"))
+    report = tmp_path / "effect.json"
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["run", "--json", str(report), "--data-dir", str(deployment.data.root)])
+    said = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert said.startswith("usage: segpipe run")
+    assert "error: --json only goes with --dry-run" in said
+    assert dropped.exists() and not deployment.data.warehouse.exists()  # nothing ran
+    assert not report.exists()

@@ -48,21 +48,32 @@ def _existing_data_dir(args: argparse.Namespace) -> DataDir | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from segpipe.runner import run_pipeline
-    from segpipe.warehouse.guard import ALLOW_ENV
+    from segpipe.warehouse.guard import FORCE_FLAG, RETIRED_ALLOW_ENV
 
     if args.json and not args.dry_run:
         # --json is the dry run's effect; a real run ignoring it would leave a script waiting
         # for a file that never comes. A usage error, as argparse gives: exit 2, nothing run.
         args.usage_error("--json only goes with --dry-run (it writes the dry run's effect)")
     data = _data_dir(args)
-    if args.allow_large_removals:
-        os.environ[ALLOW_ENV] = "1"  # read by the steps this process runs
+    if RETIRED_ALLOW_ENV in os.environ:  # it once lifted the guard for good: say it no longer does
+        print(
+            f"segpipe: {RETIRED_ALLOW_ENV} is set and ignored: the removal guard is lifted for "
+            f"one run at a time, with `segpipe run {FORCE_FLAG}`",
+            file=sys.stderr,
+        )
+    forced = args.allow_large_removals
     if args.dry_run:
         from segpipe.dry_run import dry_run
 
         json_path = Path(args.json) if args.json else None
-        return dry_run(data, as_of=args.as_of, out=sys.stdout, json_path=json_path)
-    return run_pipeline(data, as_of=args.as_of, out=sys.stdout)
+        return dry_run(
+            data,
+            as_of=args.as_of,
+            out=sys.stdout,
+            json_path=json_path,
+            allow_large_removals=forced,
+        )
+    return run_pipeline(data, as_of=args.as_of, out=sys.stdout, allow_large_removals=forced)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

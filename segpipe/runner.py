@@ -31,6 +31,7 @@ from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import HELD_PREFIX, progress
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
+from segpipe.warehouse.guard import ALLOW_TAG, FORCE_FLAG
 from segpipe.warehouse.sql import frame
 from segpipe.warehouse.uploads import recent_uploads
 
@@ -41,6 +42,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The runs of the `segpipe run` under way, whose warnings it sends itself (no daemon runs the
 # warning sensors for it); None outside one (the bench drives jobs too).
 _THIS_RUN: ContextVar[list | None] = ContextVar("segpipe_run_runs", default=None)
+# Tags every run of the `segpipe run` under way carries (ALLOW_TAG when it was forced).
+_RUN_TAGS: ContextVar[dict | None] = ContextVar("segpipe_run_tags", default=None)
 
 
 def build_definitions(data: DataDir) -> dg.Definitions:
@@ -104,11 +107,26 @@ def _show_progress(out: TextIO) -> logging.Handler:
     return handler
 
 
-def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.stdout) -> int:
+def run_pipeline(
+    data: DataDir,
+    *,
+    as_of: datetime | None,
+    out: TextIO = sys.stdout,
+    allow_large_removals: bool = False,
+) -> int:
+    """`segpipe run`; `allow_large_removals` lifts the removal guard for this run only: each
+    Dagster run it launches carries ALLOW_TAG, and the terminal says so first."""
     prepare_home(data)
     handler = _show_progress(out)
     failures, runs, warned = [], [], (0, [])
     token = _THIS_RUN.set(runs)
+    tags_token = _RUN_TAGS.set({ALLOW_TAG: "true"} if allow_large_removals else None)
+    if allow_large_removals:
+        print(
+            f"segpipe: removal guard lifted for this run ({FORCE_FLAG}): held files apply and "
+            f"syncs remove what they must; its Dagster runs carry the tag {ALLOW_TAG}=true",
+            file=out,
+        )
     try:
         with dg.DagsterInstance.get() as instance:
             ensure_warehouse_pool(instance)
@@ -131,6 +149,7 @@ def run_pipeline(data: DataDir, *, as_of: datetime | None, out: TextIO = sys.std
             warned = _send_warnings(data, instance, runs, failures)
     finally:
         _THIS_RUN.reset(token)
+        _RUN_TAGS.reset(tags_token)
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
     print_summary(data, this_run, out)
@@ -247,7 +266,7 @@ def _execute(
     was killed, and with `segpipe run` when that sends its warnings itself."""
     runs = _THIS_RUN.get()
     if runs is not None:
-        tags = {**(tags or {}), WARNED_BY_TAG: "segpipe run"}
+        tags = {**(tags or {}), **(_RUN_TAGS.get() or {}), WARNED_BY_TAG: "segpipe run"}
     wait_for_pool(instance, out or sys.stdout)
     result = defs.resolve_job_def(name).execute_in_process(
         instance=instance,

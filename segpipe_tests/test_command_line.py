@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from segpipe import cli
@@ -155,3 +156,52 @@ def test_run_json_without_dry_run_is_a_usage_error_and_runs_nothing(
     assert "error: --json only goes with --dry-run" in said
     assert dropped.exists() and not deployment.data.warehouse.exists()  # nothing ran
     assert not report.exists()
+
+
+def _run(deployment: Deployment, capsys: pytest.CaptureFixture, *flags: str) -> tuple[int, str]:
+    """`segpipe run FLAGS` as typed: (exit code, stdout and stderr)."""
+    capsys.readouterr()
+    code = cli.main(["run", *flags, "--data-dir", str(deployment.data.root)])
+    printed = capsys.readouterr()
+    return code, printed.out + printed.err
+
+
+def test_the_removal_guard_is_lifted_per_run_by_the_flag_never_by_the_environment(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    people = [f"p{n}@example.org,+1415555{n:04d},y" for n in range(30)]
+    deployment.drop("constituents_fans.csv", csv("email,phone,sms_opt_in", *people))
+    both = _attentive(range(30)) + _attentive(range(30), segment="Big Fans")
+    deployment.drop("acme_subscriber_segment_20261101.csv", both)
+    assert _run(deployment, capsys)[0] == 0
+
+    # Set once in a shell profile: it lifts nothing, and the run says it is ignored.
+    monkeypatch.setenv("SEGPIPE_ALLOW_LARGE_REMOVALS", "1")
+    truncated = _attentive(range(5)) + _attentive(range(30), segment="Big Fans")
+    deployment.drop("acme_subscriber_segment_20261102.csv", truncated)
+    code, printed = _run(deployment, capsys)
+    assert code == 2, printed
+    assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "held"
+    assert "SEGPIPE_ALLOW_LARGE_REMOVALS is set and ignored" in printed
+    monkeypatch.delenv("SEGPIPE_ALLOW_LARGE_REMOVALS")
+
+    # The flag: this run applies the held file, says so, and its Dagster runs carry the tag.
+    code, printed = _run(deployment, capsys, "--allow-large-removals")
+    assert code == 0, printed
+    assert "removal guard lifted for this run" in printed
+    assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "applied"
+    assert len(deployment.members("Loyal Fans")) == 5
+    with deployment.instance() as instance:
+        upload_run = instance.get_runs(dg.RunsFilter(job_name="process_upload_job"), limit=1)[0]
+    assert upload_run.tags.get("segpipe/allow_large_removals") == "true"
+
+    # The next run, in the same process, is guarded again.
+    deployment.drop(
+        "acme_subscriber_segment_20261103.csv",
+        _attentive(range(5)) + _attentive(range(5), segment="Big Fans"),
+    )
+    code, printed = _run(deployment, capsys)
+    assert code == 2, printed
+    assert deployment.upload("acme_subscriber_segment_20261103.csv")["status"] == "held"
+    assert "removal guard lifted" not in printed
+    assert len(deployment.members("Big Fans")) == 30

@@ -205,3 +205,38 @@ def test_the_removal_guard_is_lifted_per_run_by_the_flag_never_by_the_environmen
     assert deployment.upload("acme_subscriber_segment_20261103.csv")["status"] == "held"
     assert "removal guard lifted" not in printed
     assert len(deployment.members("Big Fans")) == 30
+
+
+def test_segment_delete_takes_the_label_and_never_guesses_between_domains(
+    applied_sample: Deployment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
+    deployment.drop(
+        "sirenoutlet_subscriber_segment_20261110.csv",
+        "maria.alvarez@example.org,VIP Shoppers\r\n",
+    )
+    assert deployment.run()[0] == 0
+    vip = _in_domain(deployment, "VIP Shoppers", "sirendenim")
+
+    def delete(name: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main(["segment", "delete", name, "--data-dir", str(deployment.data.root)])
+        printed = capsys.readouterr()
+        return code, printed.out + printed.err
+
+    code, said = delete("VIP Shoppers")
+    assert code == 1
+    assert "'VIP Shoppers (sirendenim)'" in said and "'VIP Shoppers (sirenoutlet)'" in said
+    assert len(_in_domain(deployment, "VIP Shoppers", "sirenoutlet")) == 1  # nothing deleted
+
+    code, said = delete("VIP Shoppers (sirenoutlet)")
+    assert (code, said) == (
+        0,
+        "deleted subscriber segment 'VIP Shoppers (sirenoutlet)': 1 membership(s) removed, "
+        "no people deleted\n",
+    )
+    assert not _in_domain(deployment, "VIP Shoppers", "sirenoutlet")
+    assert _in_domain(deployment, "VIP Shoppers", "sirendenim") == vip

@@ -44,7 +44,7 @@ def members_at(con: duckdb.DuckDBPyConnection, segment: str, as_of: datetime) ->
     `cons_id` (BIGINT), `member_id` (text), `email` (masked), ordered by cons_id. A person no
     longer in `constituents` (their creation undone) was still a member then: listed by cons_id
     alone. Raises segments.UnknownSegment."""
-    segment_id, kind = find_segment(con, segment)
+    segment_id, kind, _ = find_segment(con, segment)
     members = _GROUP_MEMBERS if kind == SegmentKind.INTEREST_GROUP else _SEGMENT_MEMBERS
     rows = frame(
         con,

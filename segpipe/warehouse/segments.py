@@ -27,9 +27,10 @@ class UnknownSegment(LookupError):
     """No segment of that name or label (interest groups included), or more than one."""
 
 
-def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str]:
-    """(segment_id, kind) of the segment whose label (LABEL) or else plain name is `named`, case
-    aside. A plain name that two domains carry is refused with their labels, never guessed."""
+def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str, str]:
+    """(segment_id, kind, label) of the segment whose label (LABEL) or else plain name is
+    `named`, case aside. A plain name that two domains carry is refused with their labels,
+    never guessed."""
     found = con.execute(
         f"""
         SELECT segment_id, kind, label, lower(label) = lower($named) AS by_label
@@ -48,7 +49,7 @@ def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str]:
             f"more than one segment is named {named!r}: {labels}; give one of these "
             "(as `segpipe status` shows them)"
         )
-    return chosen[0][0], chosen[0][1]
+    return chosen[0][0], chosen[0][1], chosen[0][2]
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -233,15 +234,14 @@ class SegmentNotDeletable(Exception):
 
 
 def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, str, int]:
-    """Remove the segment named `name` (case aside) and its memberships, never the people; each
-    member's exit goes to membership_history. Returns (name, kind, members removed). Callers
+    """Remove the segment named `name` (as find_segment reads it: a plain name two domains
+    carry is refused, never one of them guessed) and its memberships, never the people; each
+    member's exit goes to membership_history. Returns (label, kind, members removed). Callers
     run it inside a transaction."""
-    found = con.execute(
-        "SELECT segment_id, name, kind FROM segments WHERE lower(name) = lower(?)", [name]
-    ).fetchall()
-    if not found:
-        raise SegmentNotDeletable(f"no segment named {name!r}")
-    segment_id, stored_name, kind = found[0]
+    try:
+        segment_id, kind, stored_name = find_segment(con, name)
+    except UnknownSegment as error:
+        raise SegmentNotDeletable(str(error)) from None
     if kind == SegmentKind.INTEREST_GROUP:
         interest = con.execute(
             "SELECT i.name FROM interest_groups g JOIN interests i USING (interest_id) "

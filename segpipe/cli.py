@@ -11,27 +11,31 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from segpipe.config import DATA_DIR_ENV, DataDir, data_dir_from_env
+from segpipe.config import DATA_DIR_ENV, DataDir, WarehouseLocationError, data_dir_from_env
 from segpipe.exit_codes import ExitCode
 from segpipe.warehouse.migrate import WarehouseVersionError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
 
 
-def _root(args: argparse.Namespace) -> Path:
-    """--data-dir, else $SEGPIPE_DATA_DIR, else ./data: resolved here, once, and passed on."""
-    return Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+def _located(args: argparse.Namespace) -> DataDir:
+    """--data-dir, else $SEGPIPE_DATA_DIR, else ./data: resolved here, once, and passed on; a
+    $SEGPIPE_WAREHOUSE in a missing folder is refused before anything is created or moved."""
+    root = Path(args.data_dir).resolve() if args.data_dir else data_dir_from_env()
+    data = DataDir(root)
+    data.check_warehouse_location()
+    return data
 
 
 def _data_dir(args: argparse.Namespace) -> DataDir:
-    return DataDir(_root(args)).ensure()
+    return _located(args).ensure()
 
 
 def _existing_data_dir(args: argparse.Namespace) -> DataDir | None:
     """The data directory of a command that only looks: never created (a mistyped --data-dir
     says so instead of becoming a new, empty deployment); None, said on stderr, when it has no
     warehouse yet."""
-    data = DataDir(_root(args))
+    data = _located(args)
     if not data.warehouse_is_file or data.warehouse.exists():
         return data
     print(
@@ -44,17 +48,32 @@ def _existing_data_dir(args: argparse.Namespace) -> DataDir | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from segpipe.runner import run_pipeline
-    from segpipe.warehouse.guard import ALLOW_ENV
+    from segpipe.warehouse.guard import FORCE_FLAG, RETIRED_ALLOW_ENV
 
+    if args.json and not args.dry_run:
+        # --json is the dry run's effect; a real run ignoring it would leave a script waiting
+        # for a file that never comes. A usage error, as argparse gives: exit 2, nothing run.
+        args.usage_error("--json only goes with --dry-run (it writes the dry run's effect)")
     data = _data_dir(args)
-    if args.allow_large_removals:
-        os.environ[ALLOW_ENV] = "1"  # read by the steps this process runs
+    if RETIRED_ALLOW_ENV in os.environ:  # it once lifted the guard for good: say it no longer does
+        print(
+            f"segpipe: {RETIRED_ALLOW_ENV} is set and ignored: the removal guard is lifted for "
+            f"one run at a time, with `segpipe run {FORCE_FLAG}`",
+            file=sys.stderr,
+        )
+    forced = args.allow_large_removals
     if args.dry_run:
         from segpipe.dry_run import dry_run
 
         json_path = Path(args.json) if args.json else None
-        return dry_run(data, as_of=args.as_of, out=sys.stdout, json_path=json_path)
-    return run_pipeline(data, as_of=args.as_of, out=sys.stdout)
+        return dry_run(
+            data,
+            as_of=args.as_of,
+            out=sys.stdout,
+            json_path=json_path,
+            allow_large_removals=forced,
+        )
+    return run_pipeline(data, as_of=args.as_of, out=sys.stdout, allow_large_removals=forced)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -129,7 +148,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
 def cmd_members(args: argparse.Namespace) -> int:
     """A segment's members now or at --as-of, as CSV (cons_id, member_id, masked email)."""
     from segpipe.warehouse.connection import connect
-    from segpipe.warehouse.history import UnknownSegment, members_at
+    from segpipe.warehouse.history import members_at
+    from segpipe.warehouse.segments import UnknownSegment
 
     if (data := _existing_data_dir(args)) is None:
         return ExitCode.FAILED
@@ -222,8 +242,10 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show what the run would change, and change nothing",
     )
-    run.add_argument("--json", help="with --dry-run: also write the effect to this JSON file")
-    run.set_defaults(handler=cmd_run)
+    run.add_argument(
+        "--json", help="with --dry-run (only): also write the effect to this JSON file"
+    )
+    run.set_defaults(handler=cmd_run, usage_error=run.error)
     status = with_data_dir(commands.add_parser("status", help="recent uploads and segment sizes"))
     status.set_defaults(handler=cmd_status)
     segment = commands.add_parser("segment", help="manage segments")
@@ -291,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except WarehouseVersionError as error:  # an old or newer warehouse: say what to do
+    except (WarehouseVersionError, WarehouseLocationError) as error:  # say what to do
         print(f"segpipe: {error}", file=sys.stderr)
         return ExitCode.FAILED
     except WarehouseBusy as busy:  # another process kept the warehouse past the lock timeout

@@ -19,6 +19,11 @@ def is_file_location(location: Path | str) -> bool:
     return not str(location).startswith("md:")
 
 
+class WarehouseLocationError(RuntimeError):
+    """$SEGPIPE_WAREHOUSE names a file in a folder that does not exist (DuckDB creates the file,
+    never its folder): said before anything is read or moved."""
+
+
 def data_dir_from_env() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
 
@@ -69,6 +74,19 @@ class DataDir:
     def warehouse_is_file(self) -> bool:
         """False for a DuckDB connection string (`md:…`): nothing on disk to look for or copy."""
         return is_file_location(self.warehouse)
+
+    def check_warehouse_location(self) -> None:
+        """Raises WarehouseLocationError when $SEGPIPE_WAREHOUSE's folder is missing (a typo, an
+        unmounted share): the default location's folder is the data directory itself, which the
+        commands create or say is missing."""
+        location = self.warehouse
+        if not os.environ.get(WAREHOUSE_ENV, "").strip() or not is_file_location(location):
+            return
+        if not location.parent.is_dir():
+            raise WarehouseLocationError(
+                f"{WAREHOUSE_ENV} is {location}, but the folder {location.parent} does not "
+                f"exist: create it, or set {WAREHOUSE_ENV} to a path in an existing folder"
+            )
 
     def errors_csv(self, upload_id: str) -> Path:
         return self.rejected / f"{upload_id}.errors.csv"

@@ -16,6 +16,7 @@ from segpipe.exports.report import latest_syncs
 from segpipe.ingest.filenames import printable
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
+from segpipe.warehouse.guard import FORCE_FLAG, SETTING
 from segpipe.warehouse.segments import segment_sizes
 
 if TYPE_CHECKING:
@@ -59,6 +60,24 @@ def print_summary(
     print_segments(data, out, read_only)
 
 
+def print_refused(uploads: pl.DataFrame, out: TextIO) -> bool:
+    """The closing lines of a run about its files refused whole (rows of the uploads table):
+    a rejected file is for its sender to fix, a held one waits for a person to allow it, so
+    each is said as what it is. True when there was any."""
+    rejected = uploads.filter(pl.col("status") == UploadStatus.REJECTED).height
+    held = uploads.filter(pl.col("status") == UploadStatus.HELD).height
+    if rejected:
+        print(f"segpipe: {rejected} file(s) rejected; see above and rejected/", file=out)
+    if held:
+        print(
+            f"segpipe: {held} file(s) held by the removal guard, nothing of them applied (see "
+            f"above); every run tries them again: if the removals are intended, run "
+            f"`segpipe run {FORCE_FLAG}` (or raise {SETTING} in segments.yaml)",
+            file=out,
+        )
+    return bool(rejected or held)
+
+
 def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:
     """Each segment's size, then each export's latest sync."""
     with connect(data.warehouse, read_only=read_only) as con:
@@ -67,11 +86,8 @@ def print_segments(data: DataDir, out: TextIO, read_only: bool = False) -> None:
     print("\nSegments", file=out)
     if sizes.is_empty():
         print("  (none)", file=out)
-    for name, kind, members, domain in sizes.select(
-        "name", "kind", "members", "domain"
-    ).iter_rows():
-        shown = f"{name} ({domain})" if domain else name  # a subscriber segment's domain
-        print(f"  {shown:<48} {kind:<15} {members:>8}", file=out)
+    for label, kind, members in sizes.select("label", "kind", "members").iter_rows():
+        print(f"  {label:<48} {kind:<15} {members:>8}", file=out)
     print_exports(syncs, out)
 
 

@@ -262,10 +262,15 @@ def _print_details(effect: dict, out: TextIO) -> None:
 
 
 def dry_run(
-    data: DataDir, *, as_of: datetime | None, out: TextIO = sys.stdout, json_path: Path | None
+    data: DataDir,
+    *,
+    as_of: datetime | None,
+    out: TextIO = sys.stdout,
+    json_path: Path | None,
+    allow_large_removals: bool = False,
 ) -> int:
     """Run against a copy of `data`, print (and with `json_path`, write) its effect; the exit
-    code the real run would have."""
+    code the real run would have (`allow_large_removals`: the run with that flag)."""
     from segpipe.runner import pending_uploads, run_pipeline
 
     if not data.warehouse_is_file:
@@ -290,7 +295,13 @@ def dry_run(
         problems: list = []
         try:
             pending = pending_uploads(copy)
-            code = run_pipeline(copy, as_of=as_of, out=log, problems=problems)
+            code = run_pipeline(
+                copy,
+                as_of=as_of,
+                out=log,
+                allow_large_removals=allow_large_removals,
+                problems=problems,
+            )
             effect = run_effect(copy, pending, since)
         finally:
             for name, value in saved.items():

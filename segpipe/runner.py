@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from segpipe.config import DataDir
-from segpipe.console import print_summary
+from segpipe.console import print_refused, print_summary
 from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.assets import DESTINATIONS_HELD
@@ -31,9 +31,11 @@ from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import progress
-from segpipe.vocabulary import REFUSED, ProblemKind, UploadStatus
+from segpipe.vocabulary import ProblemKind, UploadStatus
 from segpipe.warehouse.connection import connect
+from segpipe.warehouse.guard import ALLOW_TAG, FORCE_FLAG
 from segpipe.warehouse.sql import frame
+from segpipe.warehouse.uploads import recent_uploads
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 # A `segpipe run` waits at most this many settle intervals for files still being written.
@@ -42,6 +44,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The runs of the `segpipe run` under way, whose warnings it sends itself (no daemon runs the
 # warning sensors for it); None outside one (the bench drives jobs too).
 _THIS_RUN: ContextVar[list | None] = ContextVar("segpipe_run_runs", default=None)
+# Tags every run of the `segpipe run` under way carries (ALLOW_TAG when it was forced).
+_RUN_TAGS: ContextVar[dict | None] = ContextVar("segpipe_run_tags", default=None)
 
 
 @dataclass(frozen=True)
@@ -126,15 +130,25 @@ def run_pipeline(
     *,
     as_of: datetime | None,
     out: TextIO = sys.stdout,
+    allow_large_removals: bool = False,
     problems: list[RunProblem] | None = None,
 ) -> int:
-    """`segpipe run`: the exit code (ExitCode); the run's problems also added to `problems`
-    when given (the dry run reports them)."""
+    """`segpipe run`: the exit code (ExitCode). `allow_large_removals` lifts the removal guard
+    for this run only: each Dagster run it launches carries ALLOW_TAG, and the terminal says so
+    first. The run's problems are also added to `problems` when given (the dry run reports
+    them)."""
     prepare_home(data)
     handler = _show_progress(out)
     failures: list[RunProblem] = []
     runs, warned = [], (0, [])
     token = _THIS_RUN.set(runs)
+    tags_token = _RUN_TAGS.set({ALLOW_TAG: "true"} if allow_large_removals else None)
+    if allow_large_removals:
+        print(
+            f"segpipe: removal guard lifted for this run ({FORCE_FLAG}): held files apply and "
+            f"syncs remove what they must; its Dagster runs carry the tag {ALLOW_TAG}=true",
+            file=out,
+        )
     try:
         with dg.DagsterInstance.get() as instance:
             ensure_warehouse_pool(instance)
@@ -157,6 +171,7 @@ def run_pipeline(
             warned = _send_warnings(data, instance, runs, failures)
     finally:
         _THIS_RUN.reset(token)
+        _RUN_TAGS.reset(tags_token)
         progress.removeHandler(handler)
     this_run = uploads_table(data).filter(pl.col("upload_id").is_in(pending))
     print_summary(data, this_run, out)
@@ -169,12 +184,8 @@ def run_pipeline(
         print(f"segpipe: {problem.line}", file=out)
     if failures:
         return ExitCode.FAILED
-    if held:
-        return ExitCode.REJECTED
-    if this_run["status"].is_in(list(REFUSED)).any():
-        print("segpipe: some files were rejected; see above and rejected/", file=out)
-        return ExitCode.REJECTED
-    return ExitCode.OK
+    refused = print_refused(this_run, out)
+    return ExitCode.REJECTED if held or refused else ExitCode.OK
 
 
 def sync_exports(
@@ -277,7 +288,7 @@ def _execute(
     was killed, and with `segpipe run` when that sends its warnings itself."""
     runs = _THIS_RUN.get()
     if runs is not None:
-        tags = {**(tags or {}), WARNED_BY_TAG: "segpipe run"}
+        tags = {**(tags or {}), **(_RUN_TAGS.get() or {}), WARNED_BY_TAG: "segpipe run"}
     wait_for_pool(instance, out or sys.stdout)
     result = defs.resolve_job_def(name).execute_in_process(
         instance=instance,
@@ -328,5 +339,6 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[RunProblem]:
 
 def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
     """`segpipe status`: looks only, so it opens the warehouse read-only (no writer's lock)."""
-    recent_uploads = uploads_table(data, read_only=True).tail(recent)
-    print_summary(data, recent_uploads, out, ids=True, read_only=True)
+    with connect(data.warehouse, read_only=True) as con:
+        recent_ones = recent_uploads(con, recent)
+    print_summary(data, recent_ones, out, ids=True, read_only=True)

@@ -142,7 +142,7 @@ def test_segment_delete_refuses_unknown_interest_group_and_data_driven_segments(
 ):
     assert delete(lists, "No Such List", capsys) == (
         1,
-        "segpipe: cannot delete segment: no segment named 'No Such List'\n",
+        "segpipe: cannot delete segment: no segment named 'No Such List' (see `segpipe status`)\n",
     )
     code, said = delete(lists, "Monthly Newsletter Opt-In", capsys)
     assert code == 1
@@ -178,7 +178,7 @@ def test_segment_delete_removes_the_segment_and_memberships_never_people(
     code, said = delete(lists, "VIP", capsys)
     assert (code, said) == (
         0,
-        "deleted subscriber segment 'VIP': 1 membership(s) removed, no people deleted\n",
+        "deleted subscriber segment 'VIP (shop)': 1 membership(s) removed, no people deleted\n",
     )
     main(["status", "--data-dir", str(lists.data.root)])
     status = capsys.readouterr().out

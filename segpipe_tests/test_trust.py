@@ -19,7 +19,7 @@ from segpipe.exports.sync import sync_destination
 from segpipe.ingest.receive import receive_inbox
 from segpipe.pipeline import Stage, process_upload
 from segpipe.warehouse.connection import connect
-from segpipe.warehouse.guard import ALLOW_ENV, RemovalHeld
+from segpipe.warehouse.guard import RemovalHeld
 from segpipe.warehouse.history import members_at
 from segpipe.warehouse.schema import TABLES
 from segpipe.warehouse.undo import UndoRefused, undo_upload
@@ -182,9 +182,7 @@ def _delivery(name: str, phones: list[str], segment: str = "Loyal Fans") -> str:
     return "".join(f"{p[2:]},{segment}\r\n" for p in phones)
 
 
-def test_truncated_attentive_delivery_is_held_until_forced(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
-):
+def test_truncated_attentive_delivery_is_held_until_forced(deployment: Deployment):
     _people(deployment, 30)
     apply_file(deployment, "acme_subscriber_segment_20261101.csv", _delivery("a", _phones(30)))
     assert len(deployment.members("Loyal Fans")) == 30
@@ -200,9 +198,8 @@ def test_truncated_attentive_delivery_is_held_until_forced(
     assert "segpipe run --allow-large-removals" in upload["error"]
     assert len(deployment.members("Loyal Fans")) == 30  # nothing applied
 
-    monkeypatch.setenv(ALLOW_ENV, "1")
-    with connect(deployment.data.warehouse) as con:
-        report = process_upload(deployment.data, con, held_id)
+    with connect(deployment.data.warehouse) as con:  # what --allow-large-removals asks
+        report = process_upload(deployment.data, con, held_id, allow_large_removals=True)
     assert report.status == "applied"
     assert len(deployment.members("Loyal Fans")) == 5
 

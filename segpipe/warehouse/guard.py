@@ -8,7 +8,6 @@ Hightouch guard their mirror syncs the same way (a threshold on the share of row
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +21,12 @@ DEFAULT_MAX_REMOVAL_SHARE = 0.5
 EXEMPT_BELOW = 20
 SETTING = "max_removal_share"
 FORCE_FLAG = "--allow-large-removals"
-# `segpipe run --allow-large-removals` sets this for the steps it drives in its own process.
-ALLOW_ENV = "SEGPIPE_ALLOW_LARGE_REMOVALS"
-# The same for a run launched from the Dagster UI: this tag, set to "true".
+# The guard is lifted per Dagster run, by this tag set to "true": from the UI, or on every run
+# `segpipe run --allow-large-removals` launches. Never by the environment: a variable set once
+# would leave every later delivery and sync unguarded without a word.
 ALLOW_TAG = "segpipe/allow_large_removals"
+# What that switch was once called: `segpipe run` says it is ignored when it finds it set.
+RETIRED_ALLOW_ENV = "SEGPIPE_ALLOW_LARGE_REMOVALS"
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,9 @@ class RemovalLimitError(ValueError):
     """`max_removal_share` in segments.yaml is not a number between 0 and 1."""
 
 
-def removal_limit(segments_yaml: Path) -> RemovalLimit | None:
-    """The guard configured in segments.yaml (top-level `max_removal_share`, default 0.5), or
-    None when `segpipe run --allow-large-removals` lifted it for this process."""
-    if os.environ.get(ALLOW_ENV) == "1":
-        return None
+def removal_limit(segments_yaml: Path) -> RemovalLimit:
+    """The guard configured in segments.yaml (top-level `max_removal_share`, default 0.5); a run
+    tagged ALLOW_TAG does not ask for it."""
     share = DEFAULT_MAX_REMOVAL_SHARE
     if segments_yaml.exists():
         try:

@@ -17,22 +17,8 @@ import polars as pl
 from segpipe.ingest.normalize import mask_email
 from segpipe.vocabulary import InterestGroupKind, InterestStatus, SegmentKind
 from segpipe.warehouse.before_images import PERSON
+from segpipe.warehouse.segments import find_segment
 from segpipe.warehouse.sql import frame
-
-
-class UnknownSegment(LookupError):
-    """No segment of that name (interest groups included)."""
-
-
-def _segment(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, str]:
-    found = con.execute(
-        "SELECT segment_id, kind FROM segments WHERE lower(name) = lower(?) ORDER BY segment_id",
-        [name],
-    ).fetchall()
-    if not found:
-        raise UnknownSegment(f"no segment named {name!r} (see `segpipe status`)")
-    return found[0]
-
 
 # The latest change of each person at or before $as_of, for one segment or one interest.
 _SEGMENT_MEMBERS = f"""
@@ -53,11 +39,12 @@ _GROUP_MEMBERS = f"""
 
 
 def members_at(con: duckdb.DuckDBPyConnection, segment: str, as_of: datetime) -> pl.DataFrame:
-    """The members of the segment named `segment` (case aside; interest groups included) at
-    `as_of` (UTC, naive), from membership_history: columns `cons_id` (BIGINT), `member_id`
-    (text), `email` (masked), ordered by cons_id. A person no longer in `constituents` (their
-    creation undone) was still a member then: listed by cons_id alone. Raises UnknownSegment."""
-    segment_id, kind = _segment(con, segment)
+    """The members of the segment named `segment` (its name or label, case aside: find_segment;
+    interest groups included) at `as_of` (UTC, naive), from membership_history: columns
+    `cons_id` (BIGINT), `member_id` (text), `email` (masked), ordered by cons_id. A person no
+    longer in `constituents` (their creation undone) was still a member then: listed by cons_id
+    alone. Raises segments.UnknownSegment."""
+    segment_id, kind, _ = find_segment(con, segment)
     members = _GROUP_MEMBERS if kind == SegmentKind.INTEREST_GROUP else _SEGMENT_MEMBERS
     rows = frame(
         con,

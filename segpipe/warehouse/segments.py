@@ -17,11 +17,45 @@ from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.sql import frame, next_id
 
+# How a person names a segment: its name, and a subscriber segment's domain after it
+# ("VIP Shoppers (sirendenim)"): the same name in two domains is two segments. SQL over the
+# `segments` columns name and domain: `segpipe status` prints it, `segpipe members` takes it.
+LABEL = "CASE WHEN domain IS NULL THEN name ELSE name || ' (' || domain || ')' END"
+
+
+class UnknownSegment(LookupError):
+    """No segment of that name or label (interest groups included), or more than one."""
+
+
+def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str, str]:
+    """(segment_id, kind, label) of the segment whose label (LABEL) or else plain name is
+    `named`, case aside. A plain name that two domains carry is refused with their labels,
+    never guessed."""
+    found = con.execute(
+        f"""
+        SELECT segment_id, kind, label, lower(label) = lower($named) AS by_label
+        FROM (SELECT *, {LABEL} AS label FROM segments)
+        WHERE lower(label) = lower($named) OR lower(name) = lower($named)
+        ORDER BY segment_id
+        """,
+        {"named": named},
+    ).fetchall()
+    chosen = [row for row in found if row[3]] or found
+    if not chosen:
+        raise UnknownSegment(f"no segment named {named!r} (see `segpipe status`)")
+    if len(chosen) > 1:
+        labels = ", ".join(repr(row[2]) for row in chosen)
+        raise UnknownSegment(
+            f"more than one segment is named {named!r}: {labels}; give one of these "
+            "(as `segpipe status` shows them)"
+        )
+    return chosen[0][0], chosen[0][1], chosen[0][2]
+
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Every segment with its member count. Interest groups are counted per interest and status
-    straight from interest_memberships: counting the segment_members view would join each of
-    its rows to its group first."""
+    """Every segment with its member count and its label (LABEL). Interest groups are counted
+    per interest and status straight from interest_memberships: counting the segment_members
+    view would join each of its rows to its group first."""
     return frame(
         con,
         f"""
@@ -35,8 +69,8 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
               ON g.interest_id = m.interest_id AND g.kind = {GROUP_OF_STATUS}
         )
         SELECT s.segment_id, s.name, s.kind, coalesce(sum(c.members), 0)::BIGINT AS members,
-               s.domain
-        FROM segments s LEFT JOIN counted c USING (segment_id)
+               s.domain, s.label
+        FROM (SELECT *, {LABEL} AS label FROM segments) s LEFT JOIN counted c USING (segment_id)
         GROUP BY ALL ORDER BY s.kind, s.name
         """,
     )
@@ -200,15 +234,14 @@ class SegmentNotDeletable(Exception):
 
 
 def delete_segment(con: duckdb.DuckDBPyConnection, name: str, at) -> tuple[str, str, int]:
-    """Remove the segment named `name` (case aside) and its memberships, never the people; each
-    member's exit goes to membership_history. Returns (name, kind, members removed). Callers
+    """Remove the segment named `name` (as find_segment reads it: a plain name two domains
+    carry is refused, never one of them guessed) and its memberships, never the people; each
+    member's exit goes to membership_history. Returns (label, kind, members removed). Callers
     run it inside a transaction."""
-    found = con.execute(
-        "SELECT segment_id, name, kind FROM segments WHERE lower(name) = lower(?)", [name]
-    ).fetchall()
-    if not found:
-        raise SegmentNotDeletable(f"no segment named {name!r}")
-    segment_id, stored_name, kind = found[0]
+    try:
+        segment_id, kind, stored_name = find_segment(con, name)
+    except UnknownSegment as error:
+        raise SegmentNotDeletable(str(error)) from None
     if kind == SegmentKind.INTEREST_GROUP:
         interest = con.execute(
             "SELECT i.name FROM interest_groups g JOIN interests i USING (interest_id) "

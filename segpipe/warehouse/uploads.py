@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import polars as pl
 
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
-from segpipe.warehouse.sql import scalar
+from segpipe.warehouse.sql import frame, scalar
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,19 @@ COUNT_COLUMNS = ["rows_in", "rows_applied", "rows_rejected", "rows_ignored", "ro
 
 def status_of(con: duckdb.DuckDBPyConnection, upload_id: str) -> str | None:
     return scalar(con, "SELECT status FROM uploads WHERE upload_id = ?", [upload_id])
+
+
+def recent_uploads(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
+    """The `limit` uploads settled last (applied, rejected, held...), oldest first. By
+    `applied_at`, not upload_id: the id encodes the file's mtime, so a file written long ago and
+    run just now would sort among the oldest. A row without `applied_at` counts as oldest."""
+    return frame(
+        con,
+        "SELECT * FROM (SELECT * FROM uploads "
+        "ORDER BY applied_at DESC NULLS LAST, upload_id DESC LIMIT ?) "
+        "ORDER BY applied_at NULLS FIRST, upload_id",
+        [limit],
+    )
 
 
 def earlier_upload(

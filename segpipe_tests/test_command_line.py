@@ -1,0 +1,242 @@
+"""`segpipe` as a user types it: what status, members and run print, and their exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from segpipe import cli
+from segpipe.config import WAREHOUSE_ENV
+from segpipe_tests.conftest import REPO, Deployment, copy_of, csv
+
+
+def _status(deployment: Deployment, capsys: pytest.CaptureFixture) -> str:
+    capsys.readouterr()
+    assert cli.main(["status", "--data-dir", str(deployment.data.root)]) == 0
+    return capsys.readouterr().out
+
+
+def test_status_shows_a_file_with_an_old_mtime_that_was_run_last(
+    applied_sample: Deployment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
+    for n in range(3):  # more uploads than status lists (20): the sample has 18
+        deployment.drop(f"constituents_more_{n}.csv", csv("email", f"p{n}@example.org"))
+    assert deployment.run()[0] == 0
+    # Written a day before any other file (an old export found in a folder), run just now.
+    old = "constituents_found_in_a_drawer.csv"
+    deployment.drop(old, csv("email", "late@example.org"), arrival=-86_400)
+    assert deployment.run()[0] == 0
+
+    uploads = _status(deployment, capsys).split("\nSegments")[0]
+    assert old in uploads
+    # Listed last: the most recently settled, whatever its mtime says.
+    assert uploads.rstrip().splitlines()[-2].strip().startswith(old)
+
+
+def _members(deployment: Deployment, capsys: pytest.CaptureFixture, *args: str):
+    """`segpipe members ARGS`: (exit code, the cons_ids printed, stderr)."""
+    capsys.readouterr()
+    code = cli.main(["members", *args, "--data-dir", str(deployment.data.root)])
+    printed = capsys.readouterr()
+    rows = printed.out.splitlines()[1:]
+    return code, {int(row.split(",")[0]) for row in rows}, printed.err
+
+
+def _in_domain(deployment: Deployment, segment: str, domain: str) -> set[int]:
+    rows = deployment.query(
+        "SELECT m.cons_id FROM segment_memberships m JOIN segments s USING (segment_id) "
+        "WHERE s.name = ? AND s.domain = ?",
+        [segment, domain],
+    )
+    return set(rows["cons_id"])
+
+
+def test_members_takes_the_label_status_prints_and_refuses_an_ambiguous_name(
+    applied_sample: Deployment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
+    denim = "VIP Shoppers (sirendenim)"
+    assert f"  {denim} " in _status(deployment, capsys)
+    vip = _in_domain(deployment, "VIP Shoppers", "sirendenim")
+    assert vip
+    assert _members(deployment, capsys, denim)[:2] == (0, vip)
+    later = "2100-01-01T00:00:00"
+    assert _members(deployment, capsys, denim, "--as-of", later)[:2] == (0, vip)
+    assert _members(deployment, capsys, "vip shoppers")[:2] == (0, vip)  # one domain: plain works
+
+    # The other brand's Attentive account gets a "VIP Shoppers" too.
+    deployment.drop(
+        "sirenoutlet_subscriber_segment_20261110.csv",
+        "maria.alvarez@example.org,VIP Shoppers\r\n",
+    )
+    assert deployment.run()[0] == 0
+    outlet = "VIP Shoppers (sirenoutlet)"
+    assert f"  {outlet} " in _status(deployment, capsys)
+    maria = _in_domain(deployment, "VIP Shoppers", "sirenoutlet")
+    assert len(maria) == 1 and maria != vip
+    assert _members(deployment, capsys, outlet)[:2] == (0, maria)
+    assert _members(deployment, capsys, outlet, "--as-of", later)[:2] == (0, maria)
+    assert _members(deployment, capsys, denim)[:2] == (0, vip)
+
+    code, printed, error = _members(deployment, capsys, "VIP Shoppers")
+    assert code == 1 and not printed
+    assert f"'{denim}'" in error and f"'{outlet}'" in error
+
+
+def test_a_warehouse_path_in_a_missing_folder_is_one_line_and_exit_1(
+    deployment: Deployment, tmp_path: Path
+):
+    """A typo in $SEGPIPE_WAREHOUSE (or an unmounted share): every command says so in one line
+    naming the path and what to do, with no traceback, and `run` leaves the inbox as it was."""
+    missing = tmp_path / "not_mounted" / "segpipe.duckdb"
+    dropped = deployment.drop("constituents_a.csv", csv("email", "ann@example.org"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), WAREHOUSE_ENV: str(missing)}
+    root = str(deployment.data.root)
+    for command in (["run"], ["run", "--dry-run"], ["status"], ["members", "VIP"], ["undo", "x"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "segpipe.cli", *command, "--data-dir", root],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        said = done.stderr.strip().splitlines()
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert len(said) == 1 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert str(missing) in said[0] and f"{missing.parent} does not exist" in said[0]
+        assert f"set {WAREHOUSE_ENV}" in said[0]
+    assert dropped.exists()  # not taken into the archive
+    assert not missing.parent.exists()
+
+
+def _attentive(phones: range, segment: str = "Loyal Fans") -> str:
+    # Attentive's own shape: 10-digit US phone, segment name, no header, CRLF line ends.
+    return "".join(f"415555{n:04d},{segment}\r\n" for n in phones)
+
+
+def test_a_held_file_is_called_held_with_how_to_release_it_not_rejected(deployment: Deployment):
+    people = [f"p{n}@example.org,+1415555{n:04d},y" for n in range(30)]
+    deployment.drop("constituents_fans.csv", csv("email,phone,sms_opt_in", *people))
+    deployment.drop("acme_subscriber_segment_20261101.csv", _attentive(range(30)))
+    assert deployment.run()[0] == 0
+    # A truncated delivery: 25 of Loyal Fans' 30 members would leave.
+    deployment.drop("acme_subscriber_segment_20261102.csv", _attentive(range(5)))
+
+    code, printed = deployment.run()
+
+    assert code == 2, printed
+    closing = printed.rstrip().splitlines()[-1]
+    assert closing.startswith("segpipe: 1 file(s) held by the removal guard")
+    assert "`segpipe run --allow-large-removals`" in closing
+    assert "rejected" not in printed.split("\nSegments")[1]  # after the uploads, no "rejected"
+    assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "held"
+
+
+def test_run_json_without_dry_run_is_a_usage_error_and_runs_nothing(
+    deployment: Deployment, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    dropped = deployment.drop("constituents_a.csv", csv("email", "ann@example.org"))
+    report = tmp_path / "effect.json"
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["run", "--json", str(report), "--data-dir", str(deployment.data.root)])
+    said = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert said.startswith("usage: segpipe run")
+    assert "error: --json only goes with --dry-run" in said
+    assert dropped.exists() and not deployment.data.warehouse.exists()  # nothing ran
+    assert not report.exists()
+
+
+def _run(deployment: Deployment, capsys: pytest.CaptureFixture, *flags: str) -> tuple[int, str]:
+    """`segpipe run FLAGS` as typed: (exit code, stdout and stderr)."""
+    capsys.readouterr()
+    code = cli.main(["run", *flags, "--data-dir", str(deployment.data.root)])
+    printed = capsys.readouterr()
+    return code, printed.out + printed.err
+
+
+def test_the_removal_guard_is_lifted_per_run_by_the_flag_never_by_the_environment(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    people = [f"p{n}@example.org,+1415555{n:04d},y" for n in range(30)]
+    deployment.drop("constituents_fans.csv", csv("email,phone,sms_opt_in", *people))
+    both = _attentive(range(30)) + _attentive(range(30), segment="Big Fans")
+    deployment.drop("acme_subscriber_segment_20261101.csv", both)
+    assert _run(deployment, capsys)[0] == 0
+
+    # Set once in a shell profile: it lifts nothing, and the run says it is ignored.
+    monkeypatch.setenv("SEGPIPE_ALLOW_LARGE_REMOVALS", "1")
+    truncated = _attentive(range(5)) + _attentive(range(30), segment="Big Fans")
+    deployment.drop("acme_subscriber_segment_20261102.csv", truncated)
+    code, printed = _run(deployment, capsys)
+    assert code == 2, printed
+    assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "held"
+    assert "SEGPIPE_ALLOW_LARGE_REMOVALS is set and ignored" in printed
+    monkeypatch.delenv("SEGPIPE_ALLOW_LARGE_REMOVALS")
+
+    # The flag: this run applies the held file, says so, and its Dagster runs carry the tag.
+    code, printed = _run(deployment, capsys, "--allow-large-removals")
+    assert code == 0, printed
+    assert "removal guard lifted for this run" in printed
+    assert deployment.upload("acme_subscriber_segment_20261102.csv")["status"] == "applied"
+    assert len(deployment.members("Loyal Fans")) == 5
+    with deployment.instance() as instance:
+        upload_run = instance.get_runs(dg.RunsFilter(job_name="process_upload_job"), limit=1)[0]
+    assert upload_run.tags.get("segpipe/allow_large_removals") == "true"
+
+    # The next run, in the same process, is guarded again.
+    deployment.drop(
+        "acme_subscriber_segment_20261103.csv",
+        _attentive(range(5)) + _attentive(range(5), segment="Big Fans"),
+    )
+    code, printed = _run(deployment, capsys)
+    assert code == 2, printed
+    assert deployment.upload("acme_subscriber_segment_20261103.csv")["status"] == "held"
+    assert "removal guard lifted" not in printed
+    assert len(deployment.members("Big Fans")) == 30
+
+
+def test_segment_delete_takes_the_label_and_never_guesses_between_domains(
+    applied_sample: Deployment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
+    deployment.drop(
+        "sirenoutlet_subscriber_segment_20261110.csv",
+        "maria.alvarez@example.org,VIP Shoppers\r\n",
+    )
+    assert deployment.run()[0] == 0
+    vip = _in_domain(deployment, "VIP Shoppers", "sirendenim")
+
+    def delete(name: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main(["segment", "delete", name, "--data-dir", str(deployment.data.root)])
+        printed = capsys.readouterr()
+        return code, printed.out + printed.err
+
+    code, said = delete("VIP Shoppers")
+    assert code == 1
+    assert "'VIP Shoppers (sirendenim)'" in said and "'VIP Shoppers (sirenoutlet)'" in said
+    assert len(_in_domain(deployment, "VIP Shoppers", "sirenoutlet")) == 1  # nothing deleted
+
+    code, said = delete("VIP Shoppers (sirenoutlet)")
+    assert (code, said) == (
+        0,
+        "deleted subscriber segment 'VIP Shoppers (sirenoutlet)': 1 membership(s) removed, "
+        "no people deleted\n",
+    )
+    assert not _in_domain(deployment, "VIP Shoppers", "sirenoutlet")
+    assert _in_domain(deployment, "VIP Shoppers", "sirendenim") == vip

@@ -163,6 +163,35 @@ def test_rejected_files_size_moves_and_ready_exports_are_told_masked(
     _no_people_in(json.dumps(calls))
 
 
+def test_a_held_delivery_is_told_as_held_not_rejected(deployment: Deployment, mailbox, webhook):
+    """A file the removal guard holds waits for a person, unlike a rejected one: the warning
+    says which it is, with the guard's message (how to release it)."""
+    box, smtp_port = mailbox
+    calls, hook = webhook
+    _configure(deployment, smtp_port, hook)
+    phones = [f"415555{n:04d}" for n in range(30)]
+    people = [f"p{n}@example.org,+1{phone},y" for n, phone in enumerate(phones)]
+    deployment.drop("constituents_2026-11-01.csv", csv("email,phone,sms_opt_in", *people))
+    deployment.drop("constituents_2026-11-01b.csv", PEOPLE)
+    deployment.drop("manual_segment_2026-11-01.csv", VIPS)  # what selligent is sent
+    # Attentive's shape: no header, 10-digit phone and segment name.
+    deployment.drop(
+        "acme_subscriber_segment_20261101.csv", "".join(f"{p},Fans\r\n" for p in phones)
+    )
+    assert deployment.run()[0] == 0
+    deployment.drop("acme_subscriber_segment_20261102.csv", f"{phones[0]},Fans\r\n")
+    code, printed = deployment.run()
+    assert code == 2, printed
+
+    to, body = box.body("1 file(s) held")
+    assert to == ["data-team@example.org"]
+    assert "acme_subscriber_segment_20261102.csv: " in body
+    assert "segpipe run --allow-large-removals" in body
+    assert not [s for s in box.subjects() if "rejected" in s]
+    for _, message in box.messages:
+        _no_people_in(message.as_string())
+
+
 def test_a_failed_delivery_is_warned_with_smtp_settings_from_the_environment(
     deployment: Deployment, mailbox, monkeypatch, webhook
 ):

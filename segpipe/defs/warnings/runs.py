@@ -20,7 +20,7 @@ from dagster._core.events import DagsterEventType
 from segpipe.defs.common import RAW_UPLOAD, SEGMENT_EXPORT
 from segpipe.defs.exports.assets import DESTINATIONS_FAILED
 from segpipe.notify.notices import Notice, NoticeKind
-from segpipe.vocabulary import REFUSED
+from segpipe.vocabulary import REFUSED, UploadStatus
 
 SIZE_CHECK = "segment_sizes_are_steady"
 # The upload statuses a person is told about (uploads.status; `held`: the removal guard).
@@ -81,7 +81,7 @@ def _step_failure(run: dg.DagsterRun, event) -> list[Notice]:
 def _files_rejected(events) -> list[Notice]:
     """One notice for the files of the run rejected or held: "file: problem" each, read from
     their `raw_upload` materializations' `status` and `problem` metadata."""
-    rejected = []
+    rejected, held = [], 0
     for event in events:
         if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
             continue
@@ -91,12 +91,19 @@ def _files_rejected(events) -> list[Notice]:
             continue
         if metadata["status"].value in REFUSED:
             rejected.append(f"{metadata['file'].value}: {metadata['problem'].value}")
+            held += metadata["status"].value == UploadStatus.HELD
     if not rejected:
         return []
+    # A held file is not refused for good: the removal guard waits for someone to say so.
+    title = ", ".join(
+        f"{count} file(s) {word}"
+        for count, word in ((len(rejected) - held, "rejected"), (held, "held"))
+        if count
+    )
     return [
         Notice(
             NoticeKind.FILE_REJECTED,
-            f"{len(rejected)} file(s) rejected",
+            title,
             (*rejected, "The raw files are archived; see rejected/ for reports."),
             counts={"files_rejected": len(rejected)},
         )

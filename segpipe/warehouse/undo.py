@@ -195,23 +195,36 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
 
 
 def _restore(con, upload_id: str, table: str, result: Undone, rows: str) -> None:
-    """Take away the upload's rows of `table` and put the before-images back."""
+    """Take away the rows of `table` the upload created and put the before-images back. The
+    counts are what a reader of the table sees change: a created row still there and taken
+    away, a row back to values it no longer had (an image of a row that is as it was restores
+    nothing; a created row already gone, or kept in use, removes nothing)."""
     if table not in shadows(con):
         return  # no upload ever changed it
     _images(con, upload_id, table, rows)
-    created_in_use = ""
-    if table in IN_USE:
-        created_in_use = f"AND NOT (NOT k.{EXISTED} AND ({IN_USE[table]}))"
-    removed = con.execute(
-        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} {created_in_use}"
-    ).fetchall()[0][0]
     kept = table_columns(con, shadow_of(table))
-    columns = ", ".join(quote(c) for c in table_columns(con, table) if c in kept)
-    restored = con.execute(
-        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {rows} WHERE {EXISTED}"
+    common = [quote(c) for c in table_columns(con, table) if c in kept]
+    as_before = " AND ".join(f"t.{c} IS NOT DISTINCT FROM k.{c}" for c in common)
+    # Counted before anything moves: afterwards every image is back.
+    result.rows_restored[table] = con.execute(
+        f"""
+        SELECT count(*) FROM {rows} k WHERE k.{EXISTED}
+          AND NOT EXISTS (SELECT 1 FROM {quote(table)} t WHERE {_same_key(table)} AND {as_before})
+        """
     ).fetchall()[0][0]
-    result.rows_removed[table] = removed - restored
-    result.rows_restored[table] = restored
+    created = f"NOT k.{EXISTED}"
+    if table in IN_USE:
+        created += f" AND NOT ({IN_USE[table]})"
+    result.rows_removed[table] = con.execute(
+        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} AND {created}"
+    ).fetchall()[0][0]
+    con.execute(
+        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} AND k.{EXISTED}"
+    )
+    columns = ", ".join(common)
+    con.execute(
+        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {rows} WHERE {EXISTED}"
+    )
 
 
 def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone) -> None:
@@ -226,7 +239,9 @@ def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone)
         """,
         [upload_id, run_id, Change.LEFT, at],
     ).fetchall()[0][0]
-    con.execute(f"DELETE FROM segment_memberships WHERE {gone}")
+    left = con.execute(f"DELETE FROM segment_memberships WHERE {gone}").fetchall()[0][0]
+    removed = result.rows_removed.get("segment_memberships", 0)
+    result.rows_removed["segment_memberships"] = removed + left
 
 
 def undo_upload(

@@ -32,7 +32,10 @@ from segpipe_tests.conftest import SAMPLE, Deployment, csv
 # given to anyone else.
 # upload_contents (the decoded-content fingerprint of every upload, like its `uploads` row) is
 # kept too: a duplicate is judged against applied uploads only, so an undone one matches nothing.
-BOOKKEEPING = {"uploads", "membership_history", "segpipe_meta", "upload_contents"}
+# suppression_history, like membership_history, gains the undo's own changes.
+BOOKKEEPING = {
+    "uploads", "membership_history", "segpipe_meta", "upload_contents", "suppression_history"
+}  # fmt: skip
 
 
 def _now() -> datetime:
@@ -282,6 +285,9 @@ BASE = {
     ),
     "manual_segment_base.csv": csv("segment,email", "Board,ann@example.org"),
     "acme_subscriber_segment_20261101.csv": "4155550101,VIP\r\n4155550102,VIP\r\n",
+    "suppression_base.csv": csv(
+        "email,phone,channel,reason", "ann@example.org,,email,complaint", ",415-555-0102,sms,stop"
+    ),
 }
 # One upload of every kind, each changing and creating rows.
 EVERY_KIND = {
@@ -325,6 +331,16 @@ EVERY_KIND = {
     "subscriber": (
         "acme_subscriber_segment_20261102.csv",
         "4155550102,VIP\r\n4155550103,VIP\r\n4155550103,New List\r\n",
+    ),
+    # Lifts Ann's suppression, suppresses her again on another channel, adds Cy.
+    "suppression": (
+        "suppression_change.csv",
+        csv(
+            "email,channel,action,reason",
+            "ann@example.org,all,remove,asked to return",
+            "ann@example.org,sms,add,new complaint",
+            "cy@example.org,all,add,bounced",
+        ),
     ),
 }
 

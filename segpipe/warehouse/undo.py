@@ -3,11 +3,13 @@ before-images kept when it was applied (segpipe/warehouse/before_images.py).
 
 What the upload changed goes back to what it was: statuses and memberships, the fields of the
 people it updated; the people, interests and segments it created are removed (an interest or
-segment something else now uses is kept), its events are deleted. Every membership change the
-undo makes is written to membership_history with the undo's run id (`undo:<id>`), and the
-upload's status becomes `undone`. When a later applied upload changed the same rows (or
-anything of a person this upload created), undo refuses and names those uploads, newest first:
-they must be undone first (the rollback rule of lemlist's and Affinity's import history).
+segment something else now uses is kept), its events are deleted, the suppressions it added
+are lifted and those it lifted are back. Every membership change the undo makes is written to
+membership_history with the undo's run id (`undo:<id>`), every suppression it adds or lifts to
+suppression_history under that run id, and the upload's status becomes `undone`. When a later
+applied upload changed the same rows (or anything of a person this upload created), undo
+refuses and names those uploads, newest first: they must be undone first (the rollback rule of
+lemlist's and Affinity's import history).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from segpipe.warehouse.before_images import (
 from segpipe.warehouse.catalog import table_columns
 from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import quote, transaction
+from segpipe.warehouse.suppressions import SuppressionAction
 
 UNDO_RUN_PREFIX = "undo:"
 
@@ -57,6 +60,7 @@ class Undone:
     rows_restored: dict[str, int] = field(default_factory=dict)  # table -> rows put back
     rows_removed: dict[str, int] = field(default_factory=dict)  # table -> rows taken away
     history_rows: int = 0
+    suppression_history_rows: int = 0
 
 
 # Tables restored in this order: memberships before the people, interests and segments they
@@ -71,6 +75,7 @@ ORDER = [
     "interests",
     "interest_groups",
     "segments",
+    "suppressions",
 ]
 # A row the upload created is kept while something outside the upload still uses it.
 IN_USE = {
@@ -194,6 +199,28 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
     return written
 
 
+def _suppression_history_of_undo(con, upload_id: str, run_id: str, at, rows) -> int:
+    """suppression_history rows for what the undo is about to change (before it changes it):
+    an `add` for each suppression it puts back as it was, a `remove` for each it lifts."""
+    if "suppressions" not in shadows(con):
+        return 0
+    _images(con, upload_id, "suppressions", rows)
+    return con.execute(
+        f"""
+        INSERT INTO suppression_history
+            (identifier_kind, identifier, channel, reason, action, upload_id, "at")
+        SELECT k.identifier_kind, k.identifier, k.channel, CASE WHEN k.{EXISTED} THEN k.reason END,
+               CASE WHEN k.{EXISTED} THEN ? ELSE ? END, ?, ?
+        FROM {rows} k LEFT JOIN suppressions t ON {_same_key("suppressions")}
+        WHERE CASE WHEN k.{EXISTED}
+                   THEN t.identifier IS NULL OR t.reason IS DISTINCT FROM k.reason
+                        OR t.since IS DISTINCT FROM k.since
+                   ELSE t.identifier IS NOT NULL END
+        """,
+        [SuppressionAction.ADD, SuppressionAction.REMOVE, run_id, at],
+    ).fetchall()[0][0]
+
+
 def _restore(con, upload_id: str, table: str, result: Undone, rows: str) -> None:
     """Take away the rows of `table` the upload created and put the before-images back. The
     counts are what a reader of the table sees change: a created row still there and taken
@@ -256,6 +283,9 @@ def undo_upload(
         file_name = _refuse_unless_undoable(con, upload_id)
         result = Undone(upload_id, file_name, run_id)
         result.history_rows = _history_of_undo(con, upload_id, run_id, at, rows)
+        result.suppression_history_rows = _suppression_history_of_undo(
+            con, upload_id, run_id, at, rows
+        )
         # Its events first: whether an event property is still in use is judged without them.
         result.rows_removed["events"] = con.execute(
             "DELETE FROM events WHERE upload_id = ?", [upload_id]
@@ -275,4 +305,8 @@ def undo_summary(result: Undone) -> str:
     parts = [f"{n} {t} row(s) restored" for t, n in changed.items()]
     parts += [f"{n} {t} row(s) removed" for t, n in removed.items()]
     parts.append(f"{result.history_rows} membership change(s) recorded as {result.run_id}")
+    if result.suppression_history_rows:
+        parts.append(
+            f"{result.suppression_history_rows} suppression change(s) in suppression_history"
+        )
     return f"undid {result.upload_id} ({result.file_name}): " + "; ".join(parts)

@@ -212,3 +212,28 @@ def test_undo_of_a_suppression_file_waits_for_a_later_one_on_the_same_identifier
     assert f"later uploads changed the same rows: {later} (suppression_2026-11-06_b.csv)" in err
     assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
     assert suppressed.upload("suppression_2026-11-05_a.csv")["status"] == "applied"
+
+
+def test_undo_refuses_a_suppression_file_applied_before_its_changes_were_kept(
+    suppressed: Deployment, capsys: pytest.CaptureFixture
+):
+    """Warehouses from before suppression files kept before-images: undo had nothing to put
+    back and said it undid the file. The images are deleted here, as those files have none."""
+    name = "suppression_2026-11-02_complaints.csv"
+    upload_id = suppressed.upload(name)["upload_id"]
+    suppressed.query(
+        "DELETE FROM upload_before_suppressions WHERE _undo_upload_id = ?", [upload_id]
+    )
+    before = suppressed.query("SELECT * FROM suppressions ORDER BY ALL")
+
+    code, out, err = _undo(suppressed, upload_id, capsys)
+
+    assert (code, out) == (1, "")
+    assert err == (
+        f"segpipe: cannot undo: upload {upload_id} ({name}) has no record of what it changed in "
+        "the suppression list (applied before segpipe kept one, or it changed nothing), so undo "
+        "cannot put the list back; send a suppression file with action remove (or add) for its "
+        "identifiers instead\n"
+    )
+    assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
+    assert suppressed.upload(name)["status"] == "applied"

@@ -230,10 +230,9 @@ def test_undo_refuses_a_suppression_file_applied_before_its_changes_were_kept(
 
     assert (code, out) == (1, "")
     assert err == (
-        f"segpipe: cannot undo: upload {upload_id} ({name}) has no record of what it changed in "
-        "the suppression list (applied before segpipe kept one, or it changed nothing), so undo "
-        "cannot put the list back; send a suppression file with action remove (or add) for its "
-        "identifiers instead\n"
+        f"segpipe: cannot undo: upload {upload_id} ({name}) has no record of what it changed "
+        "(applied before segpipe kept one, or it changed nothing), so undo cannot put anything "
+        "back; correct it with a new file instead\n"
     )
     assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
     assert suppressed.upload(name)["status"] == "applied"

@@ -503,6 +503,34 @@ def test_undo_refuses_when_a_later_upload_used_a_person_it_created(deployment: D
         undo(deployment, created)
 
 
+def test_undo_refuses_an_upload_applied_before_before_images_were_kept(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
+    """Uploads applied before segpipe kept before-images have none: undo said it undid them and
+    changed nothing (the person stayed). Their images are deleted here, as such uploads have
+    none."""
+    upload_id = apply_file(deployment, "constituents_a.csv", csv("email", "ann@example.org"))
+    shadows = deployment.query(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE starts_with(table_name, 'upload_before_')"
+    )["table_name"]
+    assert len(shadows) > 0
+    for shadow in shadows:
+        deployment.query(f"DELETE FROM {shadow} WHERE _undo_upload_id = ?", [upload_id])
+    capsys.readouterr()
+
+    code = cli.main(["undo", "--data-dir", str(deployment.data.root), upload_id])
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"segpipe: cannot undo: upload {upload_id} (constituents_a.csv) has no record of what "
+        "it changed (applied before segpipe kept one, or it changed nothing), so undo cannot "
+        "put anything back; correct it with a new file instead\n"
+    )
+    assert deployment.query("SELECT count(*) AS n FROM constituents")["n"][0] == 1
+    assert deployment.upload("constituents_a.csv")["status"] == "applied"
+
+
 def test_undo_upload_job_in_dagster(deployment: Deployment):
     from segpipe.definitions import defs
 

@@ -19,7 +19,6 @@ from enum import StrEnum
 
 import duckdb
 
-from segpipe.ingest.filenames import UploadKind
 from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import (
     EXISTED,
@@ -132,30 +131,30 @@ def later_uploads(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[
     return [(row[0], row[1]) for row in rows]
 
 
-def _kept_suppression_images(con: duckdb.DuckDBPyConnection, upload_id: str) -> bool:
-    if "suppressions" not in shadows(con):
-        return False
-    images = f"SELECT count(*) FROM {quote(shadow_of('suppressions'))} WHERE {UPLOAD} = ?"
-    return con.execute(images, [upload_id]).fetchall()[0][0] > 0
+def _kept_anything(con: duckdb.DuckDBPyConnection, upload_id: str) -> bool:
+    """Whether the upload left a before-image in any table, or events (deleted by upload)."""
+    kept = [f"SELECT 1 FROM {quote(shadow_of(t))} WHERE {UPLOAD} = $x" for t in shadows(con)]
+    kept.append("SELECT 1 FROM events WHERE upload_id = $x")
+    query = f"SELECT EXISTS ({' UNION ALL '.join(kept)})"
+    return con.execute(query, {"x": upload_id}).fetchall()[0][0]
 
 
 def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> str:
     found = con.execute(
-        "SELECT file_name, status, kind FROM uploads WHERE upload_id = ?", [upload_id]
+        "SELECT file_name, status FROM uploads WHERE upload_id = ?", [upload_id]
     ).fetchall()
     if not found:
         raise UndoRefused(f"no upload {upload_id!r} (see `segpipe status`)")
-    file_name, status, kind = found[0]
+    file_name, status = found[0]
     if status != UploadStatus.APPLIED:
         raise UndoRefused(f"upload {upload_id} ({file_name}) is {status}; only applied uploads")
-    # A suppression file applied before suppression files kept before-images has none: undo
-    # would say it undid it and leave its suppressions in force.
-    if kind == UploadKind.SUPPRESSION and not _kept_suppression_images(con, upload_id):
+    # An upload applied before segpipe kept before-images (of its kind) has none: undo would
+    # say it undid it and change nothing.
+    if not _kept_anything(con, upload_id):
         raise UndoRefused(
-            f"upload {upload_id} ({file_name}) has no record of what it changed in the "
-            "suppression list (applied before segpipe kept one, or it changed nothing), so undo "
-            "cannot put the list back; send a suppression file with action remove (or add) for "
-            "its identifiers instead"
+            f"upload {upload_id} ({file_name}) has no record of what it changed (applied "
+            "before segpipe kept one, or it changed nothing), so undo cannot put anything back; "
+            "correct it with a new file instead"
         )
     later = later_uploads(con, upload_id)
     if later:

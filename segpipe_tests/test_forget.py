@@ -226,3 +226,18 @@ def test_forget_also_clears_the_before_images_of_undone_uploads(history: Deploym
 
     assert main(["forget", "--member-id", "M-7001", "--data-dir", str(root)]) == 0
     assert _files_naming(root, ERIN) == []
+
+
+def test_forget_also_clears_the_before_images_of_suppression_files(history: Deployment):
+    """A suppression file's before-images name the identifier itself (what `segpipe undo` lifts
+    again); erasure removes them with the suppression, or an undo would bring it back."""
+    root = history.data.root
+    history.drop("suppression_2026-11-06.csv", csv("phone,reason", "503-555-0199,stop"))
+    code, printed = history.run()
+    assert code == 0, printed
+    images = "SELECT count(*) FROM upload_before_suppressions WHERE identifier = '+15035550199'"
+    assert history.query(images).item() == 1  # the test can fail: the image names her phone
+
+    assert main(["forget", "--member-id", "M-7001", "--data-dir", str(root)]) == 0
+    assert history.query(images).item() == 0
+    assert _files_naming(root, ERIN) == []

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
+from segpipe.cli import main
 from segpipe_tests.conftest import Deployment, csv
 
 SEGMENTS_YAML = """
@@ -146,3 +147,92 @@ def test_a_suppression_file_without_an_identifier_column_is_rejected(deployment:
     assert code == 2
     upload = deployment.upload("Suppression_list.csv")
     assert upload["error"] == "missing required column: one of email, phone, member_id, cons_id"
+
+
+def _undo(deployment: Deployment, upload_id: str, capsys: pytest.CaptureFixture):
+    """`segpipe undo UPLOAD_ID`: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main(["undo", "--data-dir", str(deployment.data.root), upload_id])
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err
+
+
+def test_undo_puts_the_suppression_list_back(suppressed: Deployment, capsys: pytest.CaptureFixture):
+    before = suppressed.query("SELECT * FROM suppressions ORDER BY ALL")
+    name = "suppression_2026-11-05_more.csv"
+    suppressed.drop(
+        name,
+        csv(
+            "email,phone,channel,action,reason",
+            "bob@example.org,,email,add,bounced",
+            "ann@example.org,,all,remove,asked to return",
+            ",(415) 555-0109,all,add,again",  # already in force: changes nothing
+        ),
+    )
+    assert suppressed.run()[0] == 0
+    assert _keys(suppressed, "newsletter") == ["ann@example.org", "cy@example.org"]
+    upload_id = suppressed.upload(name)["upload_id"]
+
+    code, out, _ = _undo(suppressed, upload_id, capsys)
+
+    assert code == 0
+    assert out.splitlines()[0] == (
+        f"undid {upload_id} ({name}): 1 suppressions row(s) restored; 1 suppressions row(s) "
+        f"removed; 0 membership change(s) recorded as undo:{upload_id}; 2 suppression change(s) "
+        "in suppression_history"
+    )
+    assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
+    history = suppressed.query(
+        "SELECT identifier, channel, action, reason FROM suppression_history "
+        "WHERE upload_id = ? ORDER BY identifier",
+        [f"undo:{upload_id}"],
+    )
+    assert history.rows() == [
+        ("ann@example.org", "email", "add", "complaint"),
+        ("bob@example.org", "email", "remove", None),
+    ]
+    # The next run's exports follow: Ann suppressed again, Bob back.
+    assert suppressed.run()[0] == 0
+    assert _keys(suppressed, "newsletter") == ["bob@example.org", "cy@example.org"]
+
+
+def test_undo_of_a_suppression_file_waits_for_a_later_one_on_the_same_identifier(
+    suppressed: Deployment, capsys: pytest.CaptureFixture
+):
+    suppressed.drop("suppression_2026-11-05_a.csv", csv("email,channel", "bob@example.org,email"))
+    suppressed.drop("suppression_2026-11-06_b.csv", csv("email,action", "bob@example.org,remove"))
+    assert suppressed.run()[0] == 0
+    first = suppressed.upload("suppression_2026-11-05_a.csv")["upload_id"]
+    later = suppressed.upload("suppression_2026-11-06_b.csv")["upload_id"]
+    before = suppressed.query("SELECT * FROM suppressions ORDER BY ALL")
+
+    code, _, err = _undo(suppressed, first, capsys)
+
+    assert code == 1
+    assert f"later uploads changed the same rows: {later} (suppression_2026-11-06_b.csv)" in err
+    assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
+    assert suppressed.upload("suppression_2026-11-05_a.csv")["status"] == "applied"
+
+
+def test_undo_refuses_a_suppression_file_applied_before_its_changes_were_kept(
+    suppressed: Deployment, capsys: pytest.CaptureFixture
+):
+    """Warehouses from before suppression files kept before-images: undo had nothing to put
+    back and said it undid the file. The images are deleted here, as those files have none."""
+    name = "suppression_2026-11-02_complaints.csv"
+    upload_id = suppressed.upload(name)["upload_id"]
+    suppressed.query(
+        "DELETE FROM upload_before_suppressions WHERE _undo_upload_id = ?", [upload_id]
+    )
+    before = suppressed.query("SELECT * FROM suppressions ORDER BY ALL")
+
+    code, out, err = _undo(suppressed, upload_id, capsys)
+
+    assert (code, out) == (1, "")
+    assert err == (
+        f"segpipe: cannot undo: upload {upload_id} ({name}) has no record of what it changed "
+        "(applied before segpipe kept one, or it changed nothing), so undo cannot put anything "
+        "back; correct it with a new file instead\n"
+    )
+    assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
+    assert suppressed.upload(name)["status"] == "applied"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from segpipe.exports.destinations import Destination, resolve_pairs
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.receive import receive_inbox
 from segpipe.pipeline import Stage, process_upload
+from segpipe.warehouse.before_images import KEYS
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import RemovalHeld
 from segpipe.warehouse.history import members_at
@@ -30,7 +32,10 @@ from segpipe_tests.conftest import SAMPLE, Deployment, csv
 # given to anyone else.
 # upload_contents (the decoded-content fingerprint of every upload, like its `uploads` row) is
 # kept too: a duplicate is judged against applied uploads only, so an undone one matches nothing.
-BOOKKEEPING = {"uploads", "membership_history", "segpipe_meta", "upload_contents"}
+# suppression_history, like membership_history, gains the undo's own changes.
+BOOKKEEPING = {
+    "uploads", "membership_history", "segpipe_meta", "upload_contents", "suppression_history"
+}  # fmt: skip
 
 
 def _now() -> datetime:
@@ -316,6 +321,9 @@ BASE = {
     ),
     "manual_segment_base.csv": csv("segment,email", "Board,ann@example.org"),
     "acme_subscriber_segment_20261101.csv": "4155550101,VIP\r\n4155550102,VIP\r\n",
+    "suppression_base.csv": csv(
+        "email,phone,channel,reason", "ann@example.org,,email,complaint", ",415-555-0102,sms,stop"
+    ),
 }
 # One upload of every kind, each changing and creating rows.
 EVERY_KIND = {
@@ -360,6 +368,16 @@ EVERY_KIND = {
         "acme_subscriber_segment_20261102.csv",
         "4155550102,VIP\r\n4155550103,VIP\r\n4155550103,New List\r\n",
     ),
+    # Lifts Ann's suppression, suppresses her again on another channel, adds Cy.
+    "suppression": (
+        "suppression_change.csv",
+        csv(
+            "email,channel,action,reason",
+            "ann@example.org,all,remove,asked to return",
+            "ann@example.org,sms,add,new complaint",
+            "cy@example.org,all,add,bounced",
+        ),
+    ),
 }
 
 
@@ -399,6 +417,93 @@ def test_undo_puts_every_table_back(deployment: Deployment, kind: str):
     assert deployment.query("SELECT count(*) AS n FROM membership_history")["n"][0] == (
         history_before + 2 * made
     )
+    assert undone_counts(changed, after) == counts_of(result)
+
+
+def undone_counts(changed: dict, after: dict) -> dict[str, tuple[int, int]]:
+    """table -> (rows put back, rows taken away) as the tables show them: rows after the undo
+    that were not there as they are before it, and rows whose key the undo made disappear."""
+    counts = {}
+    for table, now in after.items():
+        was = changed[table].select(now.columns)
+        if table in KEYS:
+            back = now.join(was, on=now.columns, how="anti", nulls_equal=True).height
+            keys = list(KEYS[table])
+            gone = was.join(now, on=keys, how="anti", nulls_equal=True).height
+        else:  # events: taken away, never put back
+            back, gone = 0, was.height - now.height
+        if back or gone:
+            counts[table] = (back, gone)
+    return counts
+
+
+def counts_of(result) -> dict[str, tuple[int, int]]:
+    names = set(result.rows_restored) | set(result.rows_removed)
+    counts = {t: (result.rows_restored.get(t, 0), result.rows_removed.get(t, 0)) for t in names}
+    return {t: n for t, n in counts.items() if any(n)}
+
+
+UNDO_COUNTS = {
+    # Only a removal: the membership is put back and nothing taken away (it printed -1 removed).
+    "manual_segment_change.csv": (
+        csv("segment,email,action", "Board,ann@example.org,remove"),
+        "1 segment_memberships row(s) restored; 1 membership change(s)",
+    ),
+    # One membership taken away, one added: the added one was netted against the other.
+    "manual_segment_swap.csv": (
+        csv("segment,email,action", "Board,ann@example.org,remove", "Board,bob@example.org,add"),
+        "1 segment_memberships row(s) restored; 1 segment_memberships row(s) removed; "
+        "2 membership change(s)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", UNDO_COUNTS)
+def test_undo_prints_the_rows_it_put_back_and_took_away(
+    deployment: Deployment, capsys: pytest.CaptureFixture, name: str
+):
+    for base, content in BASE.items():
+        deployment.drop(base, content)
+    apply_inbox(deployment)
+    content, expected = UNDO_COUNTS[name]
+    upload_id = apply_file(deployment, name, content)
+    changed = tables(deployment, set(KEYS))
+    capsys.readouterr()
+
+    code = cli.main(["undo", "--data-dir", str(deployment.data.root), upload_id])
+
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert printed[0] == f"undid {upload_id} ({name}): {expected} recorded as undo:{upload_id}"
+    after = tables(deployment, set(KEYS))
+    shown = re.findall(r"(-?\d+) (\w+) row\(s\) (restored|removed)", printed[0])
+    seen = {}  # what the warehouse shows
+    for table, (back, gone) in undone_counts(changed, after).items():
+        seen.update({(table, "restored"): back, (table, "removed"): gone})
+    assert {(t, what): int(n) for n, t, what in shown} == {k: n for k, n in seen.items() if n}
+
+
+def test_undo_counts_the_rule_based_memberships_of_the_people_it_removes(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
+    deployment.data.segments_yaml.write_text(
+        "segments:\n  - {name: Gold, all: [{attribute: tier, op: eq, value: gold}]}\n"
+    )
+    deployment.drop("constituents_a.csv", csv("email,tier", "ann@example.org,gold"))
+    assert deployment.run()[0] == 0
+    assert len(deployment.members("Gold")) == 1
+    upload_id = deployment.upload("constituents_a.csv")["upload_id"]
+    capsys.readouterr()
+
+    code = cli.main(["undo", "--data-dir", str(deployment.data.root), upload_id])
+
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"undid {upload_id} (constituents_a.csv): 1 constituents row(s) removed; "
+        f"1 segment_memberships row(s) removed; 1 membership change(s) recorded as "
+        f"undo:{upload_id}"
+    )
+    assert deployment.members("Gold") == set()
 
 
 def test_undo_refuses_while_a_later_upload_changed_the_same_rows(deployment: Deployment):
@@ -432,6 +537,34 @@ def test_undo_refuses_when_a_later_upload_used_a_person_it_created(deployment: D
     )
     with pytest.raises(UndoRefused, match=later):
         undo(deployment, created)
+
+
+def test_undo_refuses_an_upload_applied_before_before_images_were_kept(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
+    """Uploads applied before segpipe kept before-images have none: undo said it undid them and
+    changed nothing (the person stayed). Their images are deleted here, as such uploads have
+    none."""
+    upload_id = apply_file(deployment, "constituents_a.csv", csv("email", "ann@example.org"))
+    shadows = deployment.query(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE starts_with(table_name, 'upload_before_')"
+    )["table_name"]
+    assert len(shadows) > 0
+    for shadow in shadows:
+        deployment.query(f"DELETE FROM {shadow} WHERE _undo_upload_id = ?", [upload_id])
+    capsys.readouterr()
+
+    code = cli.main(["undo", "--data-dir", str(deployment.data.root), upload_id])
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"segpipe: cannot undo: upload {upload_id} (constituents_a.csv) has no record of what "
+        "it changed (applied before segpipe kept one, or it changed nothing), so undo cannot "
+        "put anything back; correct it with a new file instead\n"
+    )
+    assert deployment.query("SELECT count(*) AS n FROM constituents")["n"][0] == 1
+    assert deployment.upload("constituents_a.csv")["status"] == "applied"
 
 
 def test_undo_upload_job_in_dagster(deployment: Deployment):

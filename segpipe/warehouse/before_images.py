@@ -35,6 +35,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "subscriber_deliveries": (
         "domain", "delivery_date", "part", "upload_id", "segment_id", PERSON
     ),
+    # An identifier, not a person: erasure clears these images by identifier.
+    "suppressions": ("identifier_kind", "identifier", "channel"),
 }  # fmt: skip
 
 

@@ -126,7 +126,10 @@ def erase_people(con: duckdb.DuckDBPyConnection, found: ErasedPeople, at) -> int
                     f"DELETE FROM {before_images.shadow_of(table)} "
                     f"WHERE {PERSON_KEY} IN (SELECT person FROM _erased_people)"
                 ).fetchone()[0]
-        for table in ("suppressions", "suppression_history"):
+        suppression_images = [
+            before_images.shadow_of(t) for t in before_images.shadows(con) if t == "suppressions"
+        ]
+        for table in ("suppressions", "suppression_history", *suppression_images):
             deleted += con.execute(
                 f"DELETE FROM {table} t USING _erased_values v "
                 "WHERE t.identifier_kind = v.kind AND t.identifier = v.value"

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import duckdb
 
+from segpipe.warehouse import before_images
+
 
 class IdentifierKind(StrEnum):
     """What a suppression (or an erasure) identifies a person by; Luminate's Member ID and
@@ -74,7 +76,9 @@ def apply_changes(con: duckdb.DuckDBPyConnection, changes: str, upload_id: str, 
 
     An add of an identifier and channel already suppressed keeps the first one (its `since`
     and reason are what a person is told); a remove with channel `all` lifts every channel of
-    that identifier, otherwise only that channel. Every row goes to suppression_history."""
+    that identifier, otherwise only that channel. Every row goes to suppression_history, and
+    the suppressions it is about to lift or add to its before-images (`segpipe undo`)."""
+    before_images.keep(con, upload_id, "suppressions", _changed_keys(changes))
     con.execute(
         f"""
         INSERT INTO suppression_history
@@ -101,6 +105,26 @@ def apply_changes(con: duckdb.DuckDBPyConnection, changes: str, upload_id: str, 
         """,
         [at, upload_id],
     )
+
+
+def _changed_keys(changes: str) -> str:
+    """SQL: the (identifier_kind, identifier, channel) the rows of `changes` change: those in
+    force that a remove lifts, and those an add puts in force (an add of one already in force
+    and not lifted changes nothing, so no later upload's undo waits on it)."""
+    same = (
+        "s.identifier_kind = c.identifier_kind AND s.identifier = c.identifier "
+        "AND s.channel = c.channel"
+    )
+    return f"""
+        SELECT s.identifier_kind, s.identifier, s.channel FROM suppressions s JOIN {changes} c
+          ON c.action = '{SuppressionAction.REMOVE}' AND s.identifier_kind = c.identifier_kind
+         AND s.identifier = c.identifier
+         AND (c.channel = '{SuppressionChannel.ALL}' OR s.channel = c.channel)
+        UNION
+        SELECT c.identifier_kind, c.identifier, c.channel FROM {changes} c
+        WHERE c.action = '{SuppressionAction.ADD}'
+          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE {same})
+    """
 
 
 # The opt-in flag a constituent row sets, and the suppression channels that override it.

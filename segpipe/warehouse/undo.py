@@ -3,11 +3,13 @@ before-images kept when it was applied (segpipe/warehouse/before_images.py).
 
 What the upload changed goes back to what it was: statuses and memberships, the fields of the
 people it updated; the people, interests and segments it created are removed (an interest or
-segment something else now uses is kept), its events are deleted. Every membership change the
-undo makes is written to membership_history with the undo's run id (`undo:<id>`), and the
-upload's status becomes `undone`. When a later applied upload changed the same rows (or
-anything of a person this upload created), undo refuses and names those uploads, newest first:
-they must be undone first (the rollback rule of lemlist's and Affinity's import history).
+segment something else now uses is kept), its events are deleted, the suppressions it added
+are lifted and those it lifted are back. Every membership change the undo makes is written to
+membership_history with the undo's run id (`undo:<id>`), every suppression it adds or lifts to
+suppression_history under that run id, and the upload's status becomes `undone`. When a later
+applied upload changed the same rows (or anything of a person this upload created), undo
+refuses and names those uploads, newest first: they must be undone first (the rollback rule of
+lemlist's and Affinity's import history).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from segpipe.warehouse.before_images import (
 from segpipe.warehouse.catalog import table_columns
 from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import quote, transaction
+from segpipe.warehouse.suppressions import SuppressionAction
 
 UNDO_RUN_PREFIX = "undo:"
 
@@ -57,6 +60,7 @@ class Undone:
     rows_restored: dict[str, int] = field(default_factory=dict)  # table -> rows put back
     rows_removed: dict[str, int] = field(default_factory=dict)  # table -> rows taken away
     history_rows: int = 0
+    suppression_history_rows: int = 0
 
 
 # Tables restored in this order: memberships before the people, interests and segments they
@@ -71,6 +75,7 @@ ORDER = [
     "interests",
     "interest_groups",
     "segments",
+    "suppressions",
 ]
 # A row the upload created is kept while something outside the upload still uses it.
 IN_USE = {
@@ -126,6 +131,14 @@ def later_uploads(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[
     return [(row[0], row[1]) for row in rows]
 
 
+def _kept_anything(con: duckdb.DuckDBPyConnection, upload_id: str) -> bool:
+    """Whether the upload left a before-image in any table, or events (deleted by upload)."""
+    kept = [f"SELECT 1 FROM {quote(shadow_of(t))} WHERE {UPLOAD} = $x" for t in shadows(con)]
+    kept.append("SELECT 1 FROM events WHERE upload_id = $x")
+    query = f"SELECT EXISTS ({' UNION ALL '.join(kept)})"
+    return con.execute(query, {"x": upload_id}).fetchall()[0][0]
+
+
 def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> str:
     found = con.execute(
         "SELECT file_name, status FROM uploads WHERE upload_id = ?", [upload_id]
@@ -135,6 +148,14 @@ def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> s
     file_name, status = found[0]
     if status != UploadStatus.APPLIED:
         raise UndoRefused(f"upload {upload_id} ({file_name}) is {status}; only applied uploads")
+    # An upload applied before segpipe kept before-images (of its kind) has none: undo would
+    # say it undid it and change nothing.
+    if not _kept_anything(con, upload_id):
+        raise UndoRefused(
+            f"upload {upload_id} ({file_name}) has no record of what it changed (applied "
+            "before segpipe kept one, or it changed nothing), so undo cannot put anything back; "
+            "correct it with a new file instead"
+        )
     later = later_uploads(con, upload_id)
     if later:
         names = ", ".join(f"{uid} ({name})" for uid, name in later)
@@ -194,24 +215,59 @@ def _history_of_undo(con: duckdb.DuckDBPyConnection, upload_id: str, run_id: str
     return written
 
 
+def _suppression_history_of_undo(con, upload_id: str, run_id: str, at, rows) -> int:
+    """suppression_history rows for what the undo is about to change (before it changes it):
+    an `add` for each suppression it puts back as it was, a `remove` for each it lifts."""
+    if "suppressions" not in shadows(con):
+        return 0
+    _images(con, upload_id, "suppressions", rows)
+    return con.execute(
+        f"""
+        INSERT INTO suppression_history
+            (identifier_kind, identifier, channel, reason, action, upload_id, "at")
+        SELECT k.identifier_kind, k.identifier, k.channel, CASE WHEN k.{EXISTED} THEN k.reason END,
+               CASE WHEN k.{EXISTED} THEN ? ELSE ? END, ?, ?
+        FROM {rows} k LEFT JOIN suppressions t ON {_same_key("suppressions")}
+        WHERE CASE WHEN k.{EXISTED}
+                   THEN t.identifier IS NULL OR t.reason IS DISTINCT FROM k.reason
+                        OR t.since IS DISTINCT FROM k.since
+                   ELSE t.identifier IS NOT NULL END
+        """,
+        [SuppressionAction.ADD, SuppressionAction.REMOVE, run_id, at],
+    ).fetchall()[0][0]
+
+
 def _restore(con, upload_id: str, table: str, result: Undone, rows: str) -> None:
-    """Take away the upload's rows of `table` and put the before-images back."""
+    """Take away the rows of `table` the upload created and put the before-images back. The
+    counts are what a reader of the table sees change: a created row still there and taken
+    away, a row back to values it no longer had (an image of a row that is as it was restores
+    nothing; a created row already gone, or kept in use, removes nothing)."""
     if table not in shadows(con):
         return  # no upload ever changed it
     _images(con, upload_id, table, rows)
-    created_in_use = ""
-    if table in IN_USE:
-        created_in_use = f"AND NOT (NOT k.{EXISTED} AND ({IN_USE[table]}))"
-    removed = con.execute(
-        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} {created_in_use}"
-    ).fetchall()[0][0]
     kept = table_columns(con, shadow_of(table))
-    columns = ", ".join(quote(c) for c in table_columns(con, table) if c in kept)
-    restored = con.execute(
-        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {rows} WHERE {EXISTED}"
+    common = [quote(c) for c in table_columns(con, table) if c in kept]
+    as_before = " AND ".join(f"t.{c} IS NOT DISTINCT FROM k.{c}" for c in common)
+    # Counted before anything moves: afterwards every image is back.
+    result.rows_restored[table] = con.execute(
+        f"""
+        SELECT count(*) FROM {rows} k WHERE k.{EXISTED}
+          AND NOT EXISTS (SELECT 1 FROM {quote(table)} t WHERE {_same_key(table)} AND {as_before})
+        """
     ).fetchall()[0][0]
-    result.rows_removed[table] = removed - restored
-    result.rows_restored[table] = restored
+    created = f"NOT k.{EXISTED}"
+    if table in IN_USE:
+        created += f" AND NOT ({IN_USE[table]})"
+    result.rows_removed[table] = con.execute(
+        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} AND {created}"
+    ).fetchall()[0][0]
+    con.execute(
+        f"DELETE FROM {quote(table)} t USING {rows} k WHERE {_same_key(table)} AND k.{EXISTED}"
+    )
+    columns = ", ".join(common)
+    con.execute(
+        f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {rows} WHERE {EXISTED}"
+    )
 
 
 def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone) -> None:
@@ -226,7 +282,9 @@ def _forget_removed_people(con, upload_id: str, run_id: str, at, result: Undone)
         """,
         [upload_id, run_id, Change.LEFT, at],
     ).fetchall()[0][0]
-    con.execute(f"DELETE FROM segment_memberships WHERE {gone}")
+    left = con.execute(f"DELETE FROM segment_memberships WHERE {gone}").fetchall()[0][0]
+    removed = result.rows_removed.get("segment_memberships", 0)
+    result.rows_removed["segment_memberships"] = removed + left
 
 
 def undo_upload(
@@ -241,6 +299,9 @@ def undo_upload(
         file_name = _refuse_unless_undoable(con, upload_id)
         result = Undone(upload_id, file_name, run_id)
         result.history_rows = _history_of_undo(con, upload_id, run_id, at, rows)
+        result.suppression_history_rows = _suppression_history_of_undo(
+            con, upload_id, run_id, at, rows
+        )
         # Its events first: whether an event property is still in use is judged without them.
         result.rows_removed["events"] = con.execute(
             "DELETE FROM events WHERE upload_id = ?", [upload_id]
@@ -260,4 +321,8 @@ def undo_summary(result: Undone) -> str:
     parts = [f"{n} {t} row(s) restored" for t, n in changed.items()]
     parts += [f"{n} {t} row(s) removed" for t, n in removed.items()]
     parts.append(f"{result.history_rows} membership change(s) recorded as {result.run_id}")
+    if result.suppression_history_rows:
+        parts.append(
+            f"{result.suppression_history_rows} suppression change(s) in suppression_history"
+        )
     return f"undid {result.upload_id} ({result.file_name}): " + "; ".join(parts)

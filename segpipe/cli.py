@@ -319,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseBusy as busy:  # another process kept the warehouse past the lock timeout
         print(f"segpipe: {busy}", file=sys.stderr)
         return ExitCode.FAILED
+    except BrokenPipeError:
+        # The reader went away (`segpipe status | head`): stop quietly, as a Unix tool does on
+        # SIGPIPE, instead of a traceback; the interpreter's last flush goes nowhere (Python's
+        # documented recipe, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":

@@ -240,3 +240,25 @@ def test_segment_delete_takes_the_label_and_never_guesses_between_domains(
     )
     assert not _in_domain(deployment, "VIP Shoppers", "sirenoutlet")
     assert _in_domain(deployment, "VIP Shoppers", "sirendenim") == vip
+
+
+def test_status_into_a_pipe_closed_early_stops_without_a_traceback(applied_sample: Deployment):
+    """`segpipe status | head -1`: the reader leaves after one line; segpipe stops quietly."""
+    status = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segpipe.cli",
+            "status",
+            "--data-dir",
+            str(applied_sample.data.root),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # every line written at once: the pipe breaks
+    )
+    status.stdout.readline()
+    status.stdout.close()
+    _, err = status.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+    assert status.returncode == 1

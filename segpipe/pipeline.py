@@ -331,13 +331,15 @@ def _write_error_report(
 def _reject(data, con, received, sha256, error: UploadRejected) -> tuple[str, dict[str, int]]:
     """A whole-file rejection: an errors file with the problem, and the uploads row; (status,
     counts)."""
-    _write_errors(data, received.upload_id, report.file_error_row(error.problem))
+    held = isinstance(error, UploadHeld)
+    outcome = RowOutcome.HELD if held else RowOutcome.REJECTED
+    _write_errors(data, received.upload_id, report.file_error_row(error.problem, outcome))
     try:
         kind = str(kind_of(received.file_name))
     except UploadRejected:
         kind = None
     counts = {"rows_in": error.rows_in, "rows_rejected": error.rows_in}
-    status = UploadStatus.HELD if isinstance(error, UploadHeld) else UploadStatus.REJECTED
+    status = UploadStatus.HELD if held else UploadStatus.REJECTED
     _record(con, received, sha256, kind=kind, status=status, counts=counts, error=error.problem)
     return status, counts
 

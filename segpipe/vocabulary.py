@@ -43,6 +43,7 @@ class RowOutcome(StrEnum):
     REJECTED = "rejected"  # refused: the errors report says why; the file's other rows apply
     IGNORED = "ignored"  # names no one, or no one segpipe may keep (reported, file applies)
     SUPERSEDED = "superseded"  # a later line of the same file names the same thing
+    HELD = "held"  # the whole file, held by the removal guard (its errors report's one row)
 
 
 class SegmentKind(StrEnum):

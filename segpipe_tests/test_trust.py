@@ -202,6 +202,9 @@ def test_truncated_attentive_delivery_is_held_until_forced(deployment: Deploymen
     assert "'Loyal Fans' would lose 25 of its 30 members" in upload["error"]
     assert "segpipe run --allow-large-removals" in upload["error"]
     assert len(deployment.members("Loyal Fans")) == 30  # nothing applied
+    # Its report says held, not rejected: the file waits for a person, it is not wrong.
+    (row,) = pl.read_csv(deployment.data.errors_csv(held_id)).iter_rows(named=True)
+    assert row["outcome"] == "held" and row["reason"] == upload["error"]
 
     with connect(deployment.data.warehouse) as con:  # what --allow-large-removals asks
         report = process_upload(deployment.data, con, held_id, allow_large_removals=True)

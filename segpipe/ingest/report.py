@@ -61,10 +61,9 @@ def without_cells(rows: pl.DataFrame, reason_prefix: str) -> pl.DataFrame:
     return rows.with_columns(pl.when(~hide).then(pl.col(c)).alias(c) for c in raw)
 
 
-def file_error_row(problem: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        {"line": [None], "outcome": [RowOutcome.REJECTED.value], "reason": [problem]}
-    )
+def file_error_row(problem: str, outcome: RowOutcome = RowOutcome.REJECTED) -> pl.DataFrame:
+    """The errors report of a file refused whole: one row, no line, the problem."""
+    return pl.DataFrame({"line": [None], "outcome": [outcome.value], "reason": [problem]})
 
 
 def masked(frame: pl.DataFrame) -> pl.DataFrame:

@@ -189,8 +189,11 @@ def run_effect(data: DataDir, upload_ids: list[str], since: datetime) -> dict:
         files = [_file_effect(con, data, by_id[u]) for u in upload_ids if u in by_id]
         refresh = _segment_changes(con, 'h.upload_id IS NULL AND h."at" >= ?', [since])
         destinations = _destination_changes(con, since)
+    # Rows are totalled over the files that would apply: a file refused whole (or held) is one
+    # line of its own with its problem, not "rows rejected".
+    applied = [f for f in files if f["status"] == UploadStatus.APPLIED]
     sums = Counter()
-    for effect in files:
+    for effect in applied:
         for name in ("people_created", "people_updated", "rows_rejected", "rows_ignored"):
             sums[name] += effect[name]
     total = {
@@ -206,7 +209,7 @@ def run_effect(data: DataDir, upload_ids: list[str], since: datetime) -> dict:
             }
             for name, segments in destinations.items()
         },
-        "refused": dict(_add_up([{"rows": f["refused"]} for f in files]).get("rows", {})),
+        "refused": dict(_add_up([{"rows": f["refused"]} for f in applied]).get("rows", {})),
     }
     return {"files": files, "refresh": refresh, "destinations": destinations, "total": total}
 

@@ -665,3 +665,24 @@ def test_dry_run_leaves_a_warehouse_kept_elsewhere_unchanged(
     assert json.loads(report.read_text())["total"]["people_created"] == 1  # Bob; Ann was there
     assert deployment.run()[0] == 0
     assert deployment.query("SELECT count(*) AS n FROM constituents")["n"][0] == 2
+
+
+def test_dry_run_totals_count_rows_of_files_that_apply_not_files_refused_whole(
+    deployment: Deployment,
+):
+    """A file refused whole is a line of its own with its problem; its rows are not "rows
+    rejected" in the total (they were never looked at one by one)."""
+    deployment.drop(
+        "constituents_1.csv", csv("email,first_name", "ann@example.org,Ann", "not-an-email,Bo")
+    )
+    deployment.drop("constituents_2.csv", csv("first_name", "Cy", "Di", "Ed"))  # no identifier
+    printed = io.StringIO()
+    assert dry_run(deployment.data, as_of=None, out=printed, json_path=None) == 2
+    shown = printed.getvalue()
+
+    total = shown.split("\nTotal: ")[1]
+    assert total.startswith("2 file(s) (1 applied, 1 rejected)"), shown
+    assert "rows rejected 1, ignored 0" in total
+    assert "1 row(s) rejected: invalid email" in total
+    assert "missing required column" not in total  # said once, on constituents_2.csv's line
+    assert "constituents_2.csv" in shown.split("\nTotal: ")[0]

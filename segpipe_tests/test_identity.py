@@ -3,6 +3,7 @@ headers; through `segpipe run` on a real deployment."""
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from segpipe_tests.conftest import Deployment, csv, deployment_at
@@ -197,3 +198,27 @@ def test_rows_naming_one_new_member_id_twice_are_one_person(deployment: Deployme
     assert deployment.query("SELECT cons_id, member_id, email FROM constituents").rows() == [
         (1, "M-7", "h2@example.org")
     ]
+
+
+def test_a_row_refused_for_its_own_conflict_does_not_take_a_good_row_down(
+    deployment: Deployment,
+):
+    """Line 3 names cons_id 2 with member_id M-1, which is cons_id 1's: refused, for that. Line 2
+    (cons_id 1 keeping its own M-1) is right and applies: the two rows only share a member id
+    because line 3 is wrong."""
+    deployment.drop(
+        "constituents_1.csv",
+        csv("member_id,email,first_name", "M-1,a@example.org,A", "M-2,b@example.org,B"),
+    )
+    deployment.drop(
+        "constituents_2.csv", csv("CONS_ID,MEMBER_ID,FIRST_NAME", "1,M-1,Alice", "2,M-1,Bobby")
+    )
+    deployment.run()
+
+    upload = deployment.upload("constituents_2.csv")
+    assert (upload["rows_applied"], upload["rows_rejected"]) == (1, 1)
+    errors = pl.read_csv(deployment.data.errors_csv(upload["upload_id"]))
+    assert errors["line"].to_list() == [3]
+    assert "name different constituents" in errors["reason"][0]
+    names = deployment.query("SELECT cons_id, first_name FROM constituents ORDER BY 1").rows()
+    assert names == [(1, "Alice"), (2, "B")]

@@ -188,11 +188,17 @@ keyed AS (
     FROM targeted
 ),
 counted AS (
+    -- Among the rows with no conflict of their own: a row refused for its own reason does not
+    -- take a good row of the same member_id or email down with it.
     SELECT *,
-        email IS NOT NULL AND min(person_key) OVER by_email <> max(person_key) OVER by_email
+        email IS NOT NULL
+            AND min(person_key) FILTER (conflict IS NULL) OVER by_email
+                <> max(person_key) FILTER (conflict IS NULL) OVER by_email
             AS email_split,
         member_id IS NOT NULL
-            AND min(person_key) OVER by_member <> max(person_key) OVER by_member AS member_split
+            AND min(person_key) FILTER (conflict IS NULL) OVER by_member
+                <> max(person_key) FILTER (conflict IS NULL) OVER by_member
+            AS member_split
     FROM keyed
     WINDOW by_email AS (PARTITION BY email), by_member AS (PARTITION BY member_id)
 )

@@ -27,6 +27,10 @@ FILES: dict[str, bytes] = {
     "segmentation_sep_line.csv": crlf(
         "sep=;", "email;interest_name;opt", "ana@example.org;Hints, Tips;in"
     ).encode(),
+    # A hint that does not match the file (a pipe file saved with Excel's comma hint).
+    "segmentation_wrong_sep_line.csv": crlf(
+        "sep=,", "email|interest_name|opt", "ana@example.org|Wrong hint|in"
+    ).encode(),
     "segmentation_semicolon.csv": csv(
         "email;interest_name;opt", "ana@example.org;Semicolon;in", "ben@example.org;Semicolon;out"
     ).encode(),
@@ -116,6 +120,16 @@ def test_excels_sep_line_is_honoured(ran):
     metadata = raw_metadata(deployment, "segmentation_sep_line.csv")
     assert (metadata["delimiter"], metadata["excel_sep_line"]) == ("semicolon", "yes")
     assert metadata["line_ending"] == "CRLF"
+
+
+def test_a_sep_line_the_header_contradicts_is_named_as_the_problem(ran):
+    deployment, _ = ran
+    upload = deployment.upload("segmentation_wrong_sep_line.csv")
+    assert (upload["status"], upload["rows_applied"]) == ("rejected", 0)
+    assert upload["error"] == (
+        "line 1 (Excel's sep= line) says the delimiter is comma, but the header on line 2 is "
+        "separated by pipe: remove the sep= line or correct it"
+    )
 
 
 @pytest.mark.parametrize(

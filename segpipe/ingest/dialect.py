@@ -176,11 +176,13 @@ def detect_bytes(file_name: str, head: bytes, whole_file: Path | None = None) ->
     as_stored = whole_file if encoding == Encoding.UTF8 and not sep else None
     delimiter, ending = _sniffed(text, as_stored)
     if sep:
-        delimiter = sep.group(1).decode("utf-8", "replace")
-        if delimiter not in DELIMITERS:
+        hinted = sep.group(1).decode("utf-8", "replace")
+        if hinted not in DELIMITERS:
             raise UploadRejected(
                 file_name, "line 1 (sep=) names a delimiter other than comma, semicolon, tab, pipe"
             )
+        _check_hint(file_name, hinted, delimiter, text)
+        delimiter = hinted
     return Dialect(
         encoding=encoding,
         delimiter=delimiter,
@@ -188,6 +190,20 @@ def detect_bytes(file_name: str, head: bytes, whole_file: Path | None = None) ->
         sep_line=bool(sep),
         gzip=file_name.lower().endswith(".gz"),
     )
+
+
+def _check_hint(file_name: str, hinted: str, sniffed: str, text: bytes) -> None:
+    """UploadRejected when Excel's `sep=` line names a delimiter the header (line 2) does not
+    use while it uses the one the sniffer found: read the hinted way, every row would be one
+    column, and the file rejected for a missing column instead of for its wrong first line."""
+    header = re.split(rb"\r\n|\r|\n", text, maxsplit=1)[0]
+    if hinted != sniffed and hinted.encode() not in header and sniffed.encode() in header:
+        raise UploadRejected(
+            file_name,
+            f"line 1 (Excel's sep= line) says the delimiter is {DELIMITERS[hinted]}, but the "
+            f"header on line 2 is separated by {DELIMITERS.get(sniffed, repr(sniffed))}: remove "
+            "the sep= line or correct it",
+        )
 
 
 def _head_text(file_name: str, head: bytes, encoding: Encoding) -> bytes:

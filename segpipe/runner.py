@@ -76,16 +76,21 @@ def uploads_table(data: DataDir, *, read_only: bool = False) -> pl.DataFrame:
         return frame(con, "SELECT * FROM uploads ORDER BY upload_id")
 
 
-def pending_uploads(data: DataDir, out: TextIO | None = None) -> list[str]:
+def pending_uploads(
+    data: DataDir, out: TextIO | None = None, refused: list[str] | None = None
+) -> list[str]:
     """Files from the inbox, and archived ones never settled (a crash, a lost run) or held by
     the removal guard, in order.
     Files still being written are waited for (up to MAX_SETTLE_WAITS settle intervals, then
-    left for the next run); entries that are not regular files are refused, and said so."""
+    left for the next run); entries that are not regular files are refused, said so, and their
+    names added to `refused` when given."""
     out = out or sys.stdout
     for _ in range(MAX_SETTLE_WAITS):
         look = look_at_inbox(data)
         for name, problem in look.refused:
             print(f"segpipe: refused inbox/{printable(name)}: {problem}", file=out)
+            if refused is not None:
+                refused.append(name)
         if not look.unsettled:
             break
         names = ", ".join(printable(n) for n in look.unsettled)
@@ -155,7 +160,8 @@ def run_pipeline(
             for line in fail_dead_runs(instance):
                 print(f"segpipe: {line}", file=out)
             defs = build_definitions(data)
-            pending = pending_uploads(data, out)
+            refused_entries: list[str] = []
+            pending = pending_uploads(data, out, refused_entries)
             print(f"segpipe: {len(pending)} new file(s) in {data.root}", file=out)
             if pending:
                 tags = register_uploads(instance, pending)
@@ -185,7 +191,13 @@ def run_pipeline(
     if failures:
         return ExitCode.FAILED
     refused = print_refused(this_run, out)
-    return ExitCode.REJECTED if held or refused else ExitCode.OK
+    if refused_entries:  # not files to apply: a link, a folder, a device (exit 2 all the same)
+        print(
+            f"segpipe: {len(refused_entries)} inbox entr(ies) refused, not regular files; "
+            "see above",
+            file=out,
+        )
+    return ExitCode.REJECTED if held or refused or refused_entries else ExitCode.OK
 
 
 def sync_exports(

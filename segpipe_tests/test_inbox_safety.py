@@ -37,7 +37,9 @@ def test_symlinks_fifos_and_folders_are_refused_once_and_never_read(
 
     code, printed = deployment.run()
 
-    assert code == 0, printed
+    # Exit 2, as for a rejected file: a cron job learns that something sent was not taken.
+    assert code == 2, printed
+    assert "segpipe: 4 inbox entr(ies) refused, not regular files; see above" in printed
     for name, what in [
         ("x_subscriber_segment_20261201.csv", "a symbolic link"),
         ("constituents_o.csv", "a symbolic link"),
@@ -57,7 +59,7 @@ def test_symlinks_fifos_and_folders_are_refused_once_and_never_read(
     assert secret.read_text().startswith("email,salary")  # the target is left as it was
 
     code, printed = deployment.run()  # reported once, not at every run
-    assert "refused" not in printed
+    assert "refused" not in printed and code == 0
 
 
 WRITER = """

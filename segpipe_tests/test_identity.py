@@ -3,9 +3,15 @@ headers; through `segpipe run` on a real deployment."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 import pytest
 
+from segpipe import cli
+from segpipe.warehouse.connection import connect
+from segpipe.warehouse.history import members_at
+from segpipe.warehouse.migrate import SEGMENT_HIGH_WATER_KEY
 from segpipe_tests.conftest import Deployment, csv, deployment_at
 
 # Luminate's own export headers; member ids as a CRM (Raiser's Edge) and Customer.io give them.
@@ -185,6 +191,109 @@ def test_a_cons_id_is_never_given_twice(deployment: Deployment):
         (1, None),
         (3, "M-3"),
     ]
+
+
+# Ann and Bob, both with an email for the destination that takes every segment.
+ANN_AND_BOB = csv("member_id,email,email_opt_in", "M-A,a@example.org,y", "M-B,b@example.org,y")
+EVERY_SEGMENT_TO_MAILCHIMP = 'destinations:\n  - {name: mailchimp, key: email, segments: ["*"]}\n'
+
+
+def _history(deployment: Deployment, member_id: str, capsys: pytest.CaptureFixture) -> str:
+    capsys.readouterr()
+    cli.main(["history", "--member-id", member_id, "--data-dir", str(deployment.data.root)])
+    return capsys.readouterr().out
+
+
+def _segment_ids(deployment: Deployment) -> dict[str, int]:
+    return dict(deployment.query("SELECT name, segment_id FROM segments").rows())
+
+
+def test_a_deleted_segments_id_is_never_given_to_a_new_segment(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
+    """A new segment once got the id of the deleted newest one, and with it its history and its
+    destinations' baseline: its first sync removed people it never had."""
+    deployment.data.segments_yaml.write_text(EVERY_SEGMENT_TO_MAILCHIMP)
+    deployment.drop("constituents_a.csv", ANN_AND_BOB)
+    deployment.drop("manual_segment_a.csv", csv("segment,member_id", "Old list,M-A"))
+    deployment.run()
+    old = _segment_ids(deployment)["Old list"]
+    data_dir = ["--data-dir", str(deployment.data.root)]
+    assert cli.main(["segment", "delete", "Old list", *data_dir]) == 0
+    before_new = datetime.now(UTC).replace(tzinfo=None)
+    deployment.drop("manual_segment_b.csv", csv("segment,member_id", "New list,M-B"))
+    deployment.run()
+
+    assert _segment_ids(deployment)["New list"] > old
+    audience = deployment.data.exports / "mailchimp" / "New_list"
+    assert (audience / "adds.csv").read_text().split() == ["email", "b@example.org"]
+    assert (audience / "removes.csv").read_text().split() == ["email"]
+    with connect(deployment.data.warehouse) as con:
+        assert members_at(con, "New list", before_new).is_empty()
+    assert "New list" not in _history(deployment, "M-A", capsys)
+
+
+def test_a_removed_rules_segment_id_is_never_given_to_a_new_rule(deployment: Deployment):
+    deployment.data.segments_yaml.write_text(
+        EVERY_SEGMENT_TO_MAILCHIMP
+        + "segments:\n  - name: Rule A\n    all:\n"
+        + "      - {attribute: member_id, op: eq, value: M-A}\n"
+    )
+    deployment.drop("constituents_a.csv", ANN_AND_BOB)
+    deployment.run()
+    old = _segment_ids(deployment)["Rule A"]
+    deployment.data.segments_yaml.write_text(
+        EVERY_SEGMENT_TO_MAILCHIMP
+        + "segments:\n  - name: Rule B\n    all:\n"
+        + "      - {attribute: member_id, op: eq, value: M-B}\n"
+    )
+    deployment.run()
+
+    assert _segment_ids(deployment)["Rule B"] > old
+    audience = deployment.data.exports / "mailchimp" / "Rule_B"
+    assert (audience / "adds.csv").read_text().split() == ["email", "b@example.org"]
+    assert (audience / "removes.csv").read_text().split() == ["email"]
+
+
+def test_an_undone_interests_ids_are_never_given_again(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
+    """Undoing the upload that created an interest removes it and its two groups (segments):
+    the next interest gets neither its interest id nor its groups' segment ids."""
+    deployment.drop("constituents_a.csv", ANN_AND_BOB)
+    deployment.drop("segmentation_a.csv", csv("member_id,interest_name,opt", "M-A,News,in"))
+    deployment.run()
+    undone = deployment.query("SELECT interest_id FROM interests").rows()
+    undone_groups = set(_segment_ids(deployment).values())
+    upload_id = deployment.upload("segmentation_a.csv")["upload_id"]
+    assert cli.main(["undo", upload_id, "--data-dir", str(deployment.data.root)]) == 0
+    deployment.drop("segmentation_b.csv", csv("member_id,interest_name,opt", "M-B,Gala,in"))
+    deployment.run()
+
+    ((interest_id,),) = deployment.query("SELECT interest_id FROM interests").rows()
+    assert interest_id > undone[0][0]
+    assert min(_segment_ids(deployment).values()) > max(undone_groups)
+    assert "Gala" not in _history(deployment, "M-A", capsys)
+
+
+def test_a_warehouse_older_than_the_mark_gives_no_id_it_deleted_before(deployment: Deployment):
+    """A warehouse made before segment ids had a high-water mark, whose newest segment was
+    already deleted: the mark starts above the ids its history and sync baselines still hold."""
+    deployment.data.segments_yaml.write_text(EVERY_SEGMENT_TO_MAILCHIMP)
+    deployment.drop("constituents_a.csv", ANN_AND_BOB)
+    deployment.drop("manual_segment_a.csv", csv("segment,member_id", "Old list,M-A"))
+    deployment.run()
+    old = _segment_ids(deployment)["Old list"]
+    assert cli.main(["segment", "delete", "Old list", "--data-dir", str(deployment.data.root)]) == 0
+    deployment.query(  # as an older segpipe left it: no mark
+        "DELETE FROM segpipe_meta WHERE key = ? RETURNING key", [SEGMENT_HIGH_WATER_KEY]
+    )
+    deployment.drop("manual_segment_b.csv", csv("segment,member_id", "New list,M-B"))
+    deployment.run()
+
+    assert _segment_ids(deployment)["New list"] > old
+    removes = deployment.data.exports / "mailchimp" / "New_list" / "removes.csv"
+    assert removes.read_text().split() == ["email"]
 
 
 def test_rows_naming_one_new_member_id_twice_are_one_person(deployment: Deployment):

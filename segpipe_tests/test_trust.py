@@ -642,6 +642,25 @@ def test_history_lists_entries_and_exits_with_their_upload(
     assert "left" in lines[1] and "manual_segment_b.csv" in lines[1]
 
 
+def test_history_names_a_deleted_segment_by_its_id(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
+    """The history outlives the segment: once deleted it is named by its id (it once crashed)."""
+    apply_file(deployment, "constituents_a.csv", csv("MEMBER_ID,email", "M-0042,ann@example.org"))
+    apply_file(deployment, "manual_segment_a.csv", csv("segment,member_id", "Board,M-0042"))
+    data_dir = ["--data-dir", str(deployment.data.root)]
+    (board,) = deployment.query("SELECT segment_id FROM segments WHERE name = 'Board'").rows()
+    assert cli.main(["segment", "delete", "Board", *data_dir]) == 0
+    capsys.readouterr()
+
+    code = cli.main(["history", "--member-id", "M-0042", *data_dir])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(lines) == 2
+    deleted = f"segment {board[0]} (deleted)"
+    assert "entered" in lines[0] and deleted in lines[0] and "manual_segment_a.csv" in lines[0]
+    assert "left" in lines[1] and deleted in lines[1]
+
+
 def test_dry_run_leaves_a_warehouse_kept_elsewhere_unchanged(
     deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -64,13 +64,19 @@ _PEOPLE = "SELECT cons_id, member_id, email FROM constituents"
 
 def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFrame:
     """Every entry and exit of the person with this Member ID, oldest first: columns `at`,
-    `change`, `segment` (segment or interest name), `upload_id`, `file_name`, `run_id`."""
+    `change`, `segment` (segment or interest name), `kind`, `upload_id`, `file_name`,
+    `run_id`. The history outlives what it names: a segment or interest since deleted (segment
+    delete, undo, a rule gone from segments.yaml) is named by its id, "segment 7 (deleted)",
+    its kind "-" (unknown once its row is gone)."""
     return frame(
         con,
         f"""
         SELECT h."at", h.change,
-               coalesce(s.name, i.name) AS segment,
-               CASE WHEN h.interest_id IS NOT NULL THEN 'interest' ELSE s.kind END AS kind,
+               coalesce(s.name, i.name, CASE WHEN h.interest_id IS NOT NULL
+                   THEN 'interest ' || h.interest_id ELSE 'segment ' || h.segment_id END
+                   || ' (deleted)') AS segment,
+               CASE WHEN h.interest_id IS NOT NULL THEN 'interest'
+                    ELSE coalesce(s.kind, '-') END AS kind,
                h.upload_id, u.file_name, h.run_id
         FROM membership_history h
         JOIN ({_PEOPLE}) c ON c.cons_id = h.{PERSON}

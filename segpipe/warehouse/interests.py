@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 
 from segpipe.vocabulary import InterestGroupKind, SegmentKind
-from segpipe.warehouse import before_images
+from segpipe.warehouse import before_images, migrate
 from segpipe.warehouse.scratch import scratch
-from segpipe.warehouse.sql import next_id, quote
+from segpipe.warehouse.sql import quote
 from segpipe.warehouse.uploads import UploadContext
 
 UPLOADED_CATEGORY = "Uploaded"
@@ -16,13 +16,13 @@ UPLOADED_CATEGORY = "Uploaded"
 def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext):
     """Create an Email Interest for every `interest_name` in `source` that matches none (case
     aside), with its Opt-In and Opt-Out groups. Returns how many interests were created."""
-    # The next free id is found by the INSERT itself: most uploads create no interest, and
-    # then this is the one statement.
+    # The ids start above every id ever given (migrate.next_interest_id): an undone interest's
+    # id keeps its history.
+    first_id = migrate.next_interest_id(con)
     created = con.execute(
         f"""
         INSERT INTO interests
-        SELECT (SELECT coalesce(max(interest_id), 0) FROM interests)
-                   + row_number() OVER (ORDER BY first_line),
+        SELECT ?::BIGINT - 1 + row_number() OVER (ORDER BY first_line),
                name, ?, 'email', ?, ?
         FROM (
             SELECT arg_min(interest_name, _line) AS name, min(_line) AS first_line
@@ -32,11 +32,10 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
         ) AS named
         WHERE NOT EXISTS (SELECT 1 FROM interests i WHERE lower(i.name) = lower(named.name))
         """,
-        [UPLOADED_CATEGORY, upload.at, upload.upload_id],
+        [first_id, UPLOADED_CATEGORY, upload.at, upload.upload_id],
     ).fetchone()[0]
     if created:
-        # The new ids are the `created` highest ones.
-        first_id = next_id(con, "interests", "interest_id") - created
+        migrate.record_interest_ids(con)
         before_images.keep_created(
             con,
             upload.upload_id,
@@ -50,7 +49,7 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
 def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext) -> None:
     """Every interest has an Opt-In and an Opt-Out group, each also a segment."""
     with scratch(con, "new_groups") as new_groups:
-        first_id = next_id(con, "segments", "segment_id")
+        first_id = migrate.next_segment_id(con)
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {new_groups} AS
@@ -79,6 +78,7 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
         before_images.keep_created(
             con, upload.upload_id, "segments", f"SELECT group_id AS segment_id FROM {new_groups}"
         )
+        migrate.record_segment_ids(con)
 
 
 # Up to this many rows, the lookup reads only the row groups of the people the rows name.

@@ -67,20 +67,23 @@ def ensure_current(con: duckdb.DuckDBPyConnection) -> None:
     upgrade(con)
     ensure_schema(con)
     record_version(con)
+    seed_high_waters(con)
     _set(con, FINGERPRINT_KEY, schema_fingerprint())
 
 
 def is_current(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the warehouse has exactly the layout this segpipe creates (one query, no DDL):
-    stamped by ensure_current with this SCHEMA_VERSION and schema_fingerprint."""
+    stamped by ensure_current with this SCHEMA_VERSION and schema_fingerprint, and its id
+    high-water marks seeded (seed_high_waters)."""
     try:
         stamped = con.execute(
-            "SELECT max(value) FILTER (key = ?), max(value) FILTER (key = ?) FROM segpipe_meta",
-            [VERSION_KEY, FINGERPRINT_KEY],
+            "SELECT max(value) FILTER (key = ?), max(value) FILTER (key = ?), "
+            "count(DISTINCT key) FILTER (key IN ?) FROM segpipe_meta",
+            [VERSION_KEY, FINGERPRINT_KEY, list(_SEEN)],
         ).fetchall()[0]
     except duckdb.CatalogException:  # a new warehouse, or one older than segpipe_meta
         return False
-    return stamped == (str(SCHEMA_VERSION), schema_fingerprint())
+    return stamped == (str(SCHEMA_VERSION), schema_fingerprint(), len(_SEEN))
 
 
 def upgrade(con: duckdb.DuckDBPyConnection) -> None:
@@ -137,18 +140,78 @@ def record_version(con: duckdb.DuckDBPyConnection) -> None:
 
 
 HIGH_WATER_KEY = "cons_id_high_water"
+# The same for segment ids (interest groups are segments too) and interest ids: a deleted
+# segment's id (segment delete, an undo, a rule gone from segments.yaml) keeps its history,
+# its destinations' sync baselines and deliveries; given again, a new segment would inherit them.
+SEGMENT_HIGH_WATER_KEY = "segment_id_high_water"
+INTEREST_HIGH_WATER_KEY = "interest_id_high_water"
+# Where an id may still be seen after its row is gone: the high-water mark of a warehouse made
+# before it starts above all of these (seed_high_waters).
+_SEEN = {
+    SEGMENT_HIGH_WATER_KEY: (
+        ("segments", "segment_id"),
+        ("interest_groups", "group_id"),
+        ("segment_memberships", "segment_id"),
+        ("membership_history", "segment_id"),
+        ("syncs", "segment_id"),
+        ("sync_members", "segment_id"),
+        ("subscriber_deliveries", "segment_id"),
+    ),
+    INTEREST_HIGH_WATER_KEY: (
+        ("interests", "interest_id"),
+        ("interest_groups", "interest_id"),
+        ("interest_xref", "interest_id"),
+        ("interest_memberships", "interest_id"),
+        ("membership_history", "interest_id"),
+    ),
+}
+
+
+def _next(con: duckdb.DuckDBPyConnection, key: str, table: str, column: str) -> int:
+    """The first id never given: above every current one in `table` and the mark `key`."""
+    recorded = scalar(con, "SELECT max(value::BIGINT) FROM segpipe_meta WHERE key = ?", [key])
+    current = scalar(con, f'SELECT max("{column}") FROM "{table}"')
+    return max(recorded or 0, current or 0) + 1
 
 
 def next_cons_id(con: duckdb.DuckDBPyConnection) -> int:
     """The first cons_id never given: above every current one and the recorded high-water mark,
     so deleting (or forgetting) the newest person never frees an id."""
-    recorded = scalar(
-        con, "SELECT max(value::BIGINT) FROM segpipe_meta WHERE key = ?", [HIGH_WATER_KEY]
-    )
-    current = scalar(con, "SELECT max(cons_id) FROM constituents")
-    return max(recorded or 0, current or 0) + 1
+    return _next(con, HIGH_WATER_KEY, "constituents", "cons_id")
 
 
 def record_cons_ids(con: duckdb.DuckDBPyConnection) -> None:
     """Remember the highest cons_id given so far (inside the applying transaction)."""
     _set(con, HIGH_WATER_KEY, next_cons_id(con) - 1)
+
+
+def next_segment_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The first segment_id never given (interest groups included), deleted segments' too."""
+    return _next(con, SEGMENT_HIGH_WATER_KEY, "segments", "segment_id")
+
+
+def record_segment_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Remember the highest segment_id given so far (inside the creating transaction)."""
+    _set(con, SEGMENT_HIGH_WATER_KEY, next_segment_id(con) - 1)
+
+
+def next_interest_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The first interest_id never given, undone interests' too."""
+    return _next(con, INTEREST_HIGH_WATER_KEY, "interests", "interest_id")
+
+
+def record_interest_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Remember the highest interest_id given so far (inside the creating transaction)."""
+    _set(con, INTEREST_HIGH_WATER_KEY, next_interest_id(con) - 1)
+
+
+def seed_high_waters(con: duckdb.DuckDBPyConnection) -> None:
+    """Give a warehouse that has no segment or interest high-water mark yet (new, or made by a
+    segpipe before them) one above every id still seen anywhere, so an id its deletes freed
+    before is not given again either. Once per warehouse: is_current requires the marks."""
+    for key, seen in _SEEN.items():
+        if scalar(con, "SELECT count(*) FROM segpipe_meta WHERE key = ?", [key]):
+            continue
+        # After ensure_schema: every table is there.
+        highest = " UNION ALL ".join(f'SELECT max("{c}") FROM "{t}"' for t, c in seen)
+        _set(con, key, scalar(con, f"SELECT coalesce(max(m), 0) FROM ({highest}) AS t(m)"))

@@ -71,7 +71,8 @@ TABLES = {
     "subscriber_deliveries": """
         domain VARCHAR NOT NULL, delivery_date DATE NOT NULL, part BIGINT NOT NULL,
         upload_id VARCHAR NOT NULL, segment_id BIGINT, cons_id BIGINT""",
-    # segpipe's own facts about the warehouse: the schema version, the highest cons_id ever given.
+    # segpipe's own facts about the warehouse: the schema version, the highest cons_id,
+    # segment_id and interest_id ever given (migrate.py).
     "segpipe_meta": """
         key VARCHAR NOT NULL, value VARCHAR NOT NULL""",
     # Suppression list (SPEC 2, 4): one row per identifier and channel in force now. The

@@ -12,10 +12,10 @@ import duckdb
 import polars as pl
 
 from segpipe.vocabulary import SegmentKind
-from segpipe.warehouse import before_images
+from segpipe.warehouse import before_images, migrate
 from segpipe.warehouse.schema import GROUP_OF_STATUS
 from segpipe.warehouse.scratch import scratches
-from segpipe.warehouse.sql import frame, next_id
+from segpipe.warehouse.sql import frame
 
 # How a person names a segment: its name, and a subscriber segment's domain after it
 # ("VIP Shoppers (sirendenim)"): the same name in two domains is two segments. SQL over the
@@ -109,7 +109,7 @@ def create_missing_segments(
     segment of another domain does not match: the same name in two domains is two segments.
     Returns how many were created."""
     assert kind in SegmentKind.__members__.values(), kind
-    first_id = next_id(con, "segments", "segment_id")
+    first_id = migrate.next_segment_id(con)  # never a deleted segment's: it keeps its history
     created = con.execute(
         f"""
         INSERT INTO segments (segment_id, name, kind, description, created_at, domain)
@@ -124,6 +124,7 @@ def create_missing_segments(
     if created:
         new = f"SELECT segment_id FROM segments WHERE segment_id >= {int(first_id)}"
         before_images.keep_created(con, upload_id, "segments", new)
+        migrate.record_segment_ids(con)
     return created
 
 

@@ -24,10 +24,6 @@ def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = Non
     return rows[0][0] if rows else None
 
 
-def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
-    return scalar(con, f"SELECT coalesce(max({quote(column)}), 0) + 1 FROM {quote(table)}")
-
-
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All or nothing: commit when the block ends, roll back if anything in it raises."""

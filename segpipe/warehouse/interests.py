@@ -17,12 +17,12 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
     """Create an Email Interest for every `interest_name` in `source` that matches none (case
     aside), with its Opt-In and Opt-Out groups. Returns how many interests were created."""
     # The ids start above every id ever given (migrate.next_interest_id): an undone interest's
-    # id keeps its history.
-    first_id = migrate.next_interest_id(con)
+    # id keeps its history. Found by the INSERT itself: most uploads create no interest, and
+    # then this is the one statement.
     created = con.execute(
         f"""
         INSERT INTO interests
-        SELECT ?::BIGINT - 1 + row_number() OVER (ORDER BY first_line),
+        SELECT {migrate.next_interest_id_sql()} - 1 + row_number() OVER (ORDER BY first_line),
                name, ?, 'email', ?, ?
         FROM (
             SELECT arg_min(interest_name, _line) AS name, min(_line) AS first_line
@@ -32,9 +32,11 @@ def create_named_interests(con: duckdb.DuckDBPyConnection, source: str, upload: 
         ) AS named
         WHERE NOT EXISTS (SELECT 1 FROM interests i WHERE lower(i.name) = lower(named.name))
         """,
-        [first_id, UPLOADED_CATEGORY, upload.at, upload.upload_id],
+        [UPLOADED_CATEGORY, upload.at, upload.upload_id],
     ).fetchone()[0]
     if created:
+        # The new ids are the `created` highest ones.
+        first_id = migrate.next_interest_id(con) - created
         migrate.record_interest_ids(con)
         before_images.keep_created(
             con,

@@ -169,9 +169,15 @@ _SEEN = {
 
 def _next(con: duckdb.DuckDBPyConnection, key: str, table: str, column: str) -> int:
     """The first id never given: above every current one in `table` and the mark `key`."""
-    recorded = scalar(con, "SELECT max(value::BIGINT) FROM segpipe_meta WHERE key = ?", [key])
-    current = scalar(con, f'SELECT max("{column}") FROM "{table}"')
-    return max(recorded or 0, current or 0) + 1
+    return scalar(con, f"SELECT {next_id_sql(key, table, column)}")
+
+
+def next_id_sql(key: str, table: str, column: str) -> str:
+    """SQL for _next, to put inside a statement that inserts (one statement, not three)."""
+    return (
+        f"(greatest((SELECT max(value::BIGINT) FROM segpipe_meta WHERE key = '{key}'), "
+        f'(SELECT max("{column}") FROM "{table}"), 0) + 1)'
+    )
 
 
 def next_cons_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -193,6 +199,11 @@ def next_segment_id(con: duckdb.DuckDBPyConnection) -> int:
 def record_segment_ids(con: duckdb.DuckDBPyConnection) -> None:
     """Remember the highest segment_id given so far (inside the creating transaction)."""
     _set(con, SEGMENT_HIGH_WATER_KEY, next_segment_id(con) - 1)
+
+
+def next_interest_id_sql() -> str:
+    """SQL for next_interest_id."""
+    return next_id_sql(INTEREST_HIGH_WATER_KEY, "interests", "interest_id")
 
 
 def next_interest_id(con: duckdb.DuckDBPyConnection) -> int:

@@ -11,6 +11,7 @@ import pytest
 
 from segpipe.config import DataDir
 from segpipe.exports.destinations import (
+    Channel,
     Destination,
     DestinationError,
     audience_of,
@@ -131,6 +132,7 @@ def warehouse(tmp_path: Path) -> Warehouse:
 
 
 SELLIGENT = Destination("selligent", "external_id", ("VIP list",), fields=("email", "first_name"))
+SELLIGENT_ALL = Destination("selligent", "external_id", ("*",))
 
 
 def test_cons_id_and_the_text_member_id_are_matching_keys(warehouse: Warehouse):
@@ -289,6 +291,101 @@ def test_an_unchanged_destination_is_left_alone_and_any_change_syncs_it(warehous
     # A destination's other fields are a different list too.
     wider = Destination("selligent", "external_id", ("VIP list",), fields=("email",))
     assert not _unchanged_now(warehouse, wider)
+
+
+def _sync_configured(warehouse: Warehouse, destination: Destination, **options):
+    """Sync `destination` as a run does: its configured pairs and the retired ones it owes."""
+    warehouse.clock += timedelta(hours=1)
+    with connect(warehouse.data.warehouse) as con:
+        pairs = configured_pairs(con, [destination])
+        return sync_destination(
+            con, warehouse.data, destination, pairs, at=warehouse.clock, **options
+        )
+
+
+def test_a_segment_a_mirror_destination_stops_receiving_is_removed_from_it_once(
+    warehouse: Warehouse,
+):
+    both = Destination("selligent", "external_id", ("VIP list", "Lapsed"))
+    warehouse.members("VIP list", 1)
+    warehouse.members("Lapsed", 2, 3)
+    _sync_configured(warehouse, both)
+    only_vip = Destination("selligent", "external_id", ("VIP list",))
+
+    # Out of the destination's `segments:` (still a segment): its members are removed.
+    synced = _sync_configured(warehouse, only_vip)
+    assert [(p.pair.segment, p.members, p.removes) for p in synced.pairs] == [
+        ("VIP list", 1, 0),
+        ("Lapsed", 0, 2),
+    ]
+    assert warehouse.keys("selligent", "Lapsed", "removes") == ["X2", "X3"]
+    assert warehouse.keys("selligent", "Lapsed", "members") == []
+    assert (
+        warehouse.query(
+            "SELECT count(*) AS n FROM sync_members WHERE destination = 'selligent' "
+            "AND segment_id = (SELECT segment_id FROM segments WHERE name = 'Lapsed')"
+        )["n"][0]
+        == 0
+    )
+    # Sent once: the next sync has nothing of it, and nothing to send at all.
+    assert [p.pair.segment for p in _sync_configured(warehouse, only_vip).pairs] == ["VIP list"]
+    with connect(warehouse.data.warehouse) as con:
+        pairs = configured_pairs(con, [only_vip])
+        assert sync_is_unchanged(con, warehouse.data, only_vip, pairs, at=warehouse.clock)
+
+
+def test_a_deleted_segment_is_removed_from_mirror_destinations_under_the_guard(
+    warehouse: Warehouse,
+):
+    from segpipe.warehouse.guard import RemovalHeld
+    from segpipe.warehouse.segments import delete_segment
+
+    everyone = Destination("crm", "email", ("*",), channel=Channel.NONE)
+    warehouse.people(*({"cons_id": n, "email": f"p{n}@example.org"} for n in range(10, 40)))
+    warehouse.members("Big list", *range(10, 40))
+    warehouse.members("VIP list", 1)
+    _sync_configured(warehouse, everyone)
+    with connect(warehouse.data.warehouse) as con:
+        delete_segment(con, "Big list", warehouse.clock)
+        pairs = configured_pairs(con, [everyone])
+        # A removal is pending: `segpipe run` must not call the exports unchanged.
+        assert not sync_is_unchanged(con, warehouse.data, everyone, pairs, at=warehouse.clock)
+
+    # All 30 leaving is more than the guard lets through: held, nothing written.
+    with pytest.raises(RemovalHeld, match="'Big list' would lose 30 of its 30 members"):
+        _sync_configured(warehouse, everyone)
+    assert warehouse.keys("crm", "Big_list", "members") == [
+        f"p{n}@example.org" for n in range(10, 40)
+    ]
+
+    synced = _sync_configured(warehouse, everyone, removal_limit=None)
+    assert [(p.pair.segment, p.removes) for p in synced.pairs] == [
+        ("VIP list", 0),
+        ("Big list", 30),
+    ]
+    assert len(warehouse.keys("crm", "Big_list", "removes")) == 30
+    assert warehouse.keys("crm", "Big_list", "members") == []
+    assert [p.pair.segment for p in _sync_configured(warehouse, everyone).pairs] == ["VIP list"]
+
+
+def test_a_segment_made_again_under_a_deleted_ones_name_gets_one_diff(warehouse: Warehouse):
+    from segpipe.warehouse.segments import delete_segment
+
+    warehouse.members("Lapsed", 1, 2)
+    _sync_configured(warehouse, SELLIGENT_ALL)
+    with connect(warehouse.data.warehouse) as con:
+        delete_segment(con, "Lapsed", warehouse.clock)
+        con.execute(  # a new segment, a new id, the same name and so the same folder
+            "INSERT INTO segments (segment_id, name, kind, created_at) "
+            "VALUES (99, 'Lapsed', 'manual', ?)",
+            [warehouse.clock],
+        )
+    warehouse.members("Lapsed", 2, 3)
+    synced = _sync_configured(warehouse, SELLIGENT_ALL)
+    assert [(p.pair.segment_id, p.adds, p.removes) for p in synced.pairs] == [(99, 1, 1)]
+    assert warehouse.keys("selligent", "Lapsed", "adds") == ["X3"]
+    assert warehouse.keys("selligent", "Lapsed", "removes") == ["X1"]
+    assert warehouse.query("SELECT DISTINCT segment_id FROM sync_members").rows() == [(99,)]
 
 
 def _snapshot(warehouse: Warehouse, destination: str) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -125,6 +125,12 @@ class Pair:
     segment: str
     audience: str
     domain: str | None = None  # a subscriber segment's Attentive domain
+    # The destination no longer receives this segment (deleted, or out of its `segments:`): a
+    # mirror sync sends it empty, removing everyone it was last sent, once (see retired_pairs).
+    retired: bool = False
+    # Retired segments exported to this pair's folder: their baseline is this pair's too, so
+    # the destination's audience of that name gets one diff.
+    former_ids: tuple[int, ...] = ()
 
     @property
     def partition_key(self) -> str:
@@ -327,8 +333,44 @@ def _exportable(destination: Destination, pairs: list[Pair], warn: Warn) -> list
 def configured_pairs(
     con: duckdb.DuckDBPyConnection, destinations: list[Destination], warn: Warn | None = None
 ) -> list[Pair]:
+    """Every destination's pairs, with the retired ones its next sync still owes a removal."""
     pairs = []
     for destination in destinations:
         check_fields(con, destination)
-        pairs += resolve_pairs(con, destination, warn)
+        pairs += retired_pairs(con, destination, resolve_pairs(con, destination, warn))
     return pairs
+
+
+def retired_pairs(
+    con: duckdb.DuckDBPyConnection, destination: Destination, pairs: list[Pair]
+) -> list[Pair]:
+    """`pairs` plus the segments a mirror `destination` still holds members of (its baseline,
+    sync_members) that are not among them: deleted, or no longer in its `segments:`. Each is
+    named and placed as its latest sync left it, and retired: its next sync removes everyone
+    (Hightouch/Census mirror semantics), after which it has no baseline and is gone. A retired
+    segment whose folder a current pair exports to is folded into that pair (`former_ids`)."""
+    if destination.mode != "mirror":
+        return pairs  # an upsert destination is never told to remove anyone
+    held = con.execute(
+        """
+        SELECT s.segment_id, s.segment, s.path FROM syncs s
+        WHERE s.destination = ? AND s.segment_id IN
+              (SELECT segment_id FROM sync_members WHERE destination = ?)
+        QUALIFY row_number() OVER (PARTITION BY s.segment_id ORDER BY s."at" DESC) = 1
+        ORDER BY s.segment_id
+        """,
+        [destination.name, destination.name],
+    ).fetchall()
+    by_folder = {p.audience.lower(): p for p in pairs}
+    current = {p.segment_id for p in pairs}
+    for segment_id, segment, path in held:
+        if segment_id in current:
+            continue
+        audience = Path(path).name
+        pair = by_folder.get(audience.lower()) or Pair(
+            destination, segment_id, segment, audience, retired=True
+        )
+        if pair.segment_id != segment_id:
+            pair = replace(pair, former_ids=(*pair.former_ids, segment_id))
+        by_folder[audience.lower()] = pair
+    return list(by_folder.values())

@@ -137,16 +137,29 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
             "segment_id": [p.segment_id for p in pairs],
             "segment": [p.segment for p in pairs],
             "attentive_ok": [bool(attentive.SEGMENT_NAME.match(p.segment)) for p in pairs],
+            "retired": [p.retired for p in pairs],
         },
         schema={
             "pair": pl.Int64,
             "segment_id": pl.Int64,
             "segment": pl.String,
             "attentive_ok": pl.Boolean,
+            "retired": pl.Boolean,
         },
+    )
+    # Whose baseline each pair diffs against: its segment's, and those of retired segments
+    # folded into its folder (Pair.former_ids).
+    sources = pl.DataFrame(
+        [(n, sid) for n, p in enumerate(pairs) for sid in (p.segment_id, *p.former_ids)],
+        schema={"pair": pl.Int64, "segment_id": pl.Int64},
+        orient="row",
     )
     with registered(con, "_sync_pairs_frame", pair_rows):
         con.execute("CREATE OR REPLACE TEMP TABLE _sync_pairs AS SELECT * FROM _sync_pairs_frame")
+    with registered(con, "_sync_sources_frame", sources):
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _sync_sources AS SELECT * FROM _sync_sources_frame"
+        )
     key = quote(destination.key)
     con.execute(
         f"""
@@ -155,7 +168,8 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
                {_consent(con, destination)} AS consented
         FROM (SELECT DISTINCT p.pair, s.cons_id
               FROM _sync_pairs p JOIN ({members_of("_sync_pairs")}) s
-                ON s.segment_id = p.segment_id) m
+                ON s.segment_id = p.segment_id
+              WHERE NOT p.retired) m
         JOIN constituents c ON c.cons_id = m.cons_id
         """
     )
@@ -169,9 +183,9 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _sync_baseline AS
-        SELECT p.pair, b.key_value, b.cons_id
-        FROM sync_members b JOIN _sync_pairs p ON p.segment_id = b.segment_id
-        WHERE b.destination = ?
+        SELECT p.pair, b.key_value, min(b.cons_id) AS cons_id
+        FROM sync_members b JOIN _sync_sources p ON p.segment_id = b.segment_id
+        WHERE b.destination = ? GROUP BY p.pair, b.key_value
         """,
         [destination.name],
     )
@@ -331,6 +345,7 @@ def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) ->
                 "path": s.path,
                 "mode": destination.mode,
                 "run_id": run_id,
+                "retired": s.pair.retired,
             }
             for s in pairs
         ]
@@ -338,14 +353,14 @@ def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) ->
     with registered(con, "_sync_rows", rows):
         con.execute(
             'INSERT INTO syncs (destination, segment, segment_id, "at", members, adds, removes, '
-            "skipped_no_key, path, mode, run_id, skipped_no_consent) "
+            "skipped_no_key, path, mode, run_id, skipped_no_consent, retired) "
             'SELECT destination, segment, segment_id, "at", members, adds, removes, '
-            "skipped_no_key, path, mode, run_id, skipped_no_consent FROM _sync_rows"
+            "skipped_no_key, path, mode, run_id, skipped_no_consent, retired FROM _sync_rows"
         )
     if destination.mode == "mirror":
         con.execute(
             "DELETE FROM sync_members WHERE destination = ? "
-            "AND segment_id IN (SELECT segment_id FROM _sync_pairs)",
+            "AND segment_id IN (SELECT segment_id FROM _sync_sources)",
             [destination.name],
         )
         entering = "SELECT * FROM _sync_out WHERE file = 'members'"
@@ -423,7 +438,8 @@ def _latest(con, destination: Destination) -> dict[int, dict]:
         con,
         """
         SELECT segment_id, "at", members, skipped_no_key,
-               coalesce(skipped_no_consent, 0) AS skipped_no_consent, path, mode
+               coalesce(skipped_no_consent, 0) AS skipped_no_consent, path, mode,
+               coalesce(retired, FALSE) AS retired
         FROM syncs WHERE destination = ?
         QUALIFY row_number() OVER (PARTITION BY segment_id ORDER BY "at" DESC) = 1
         """,
@@ -444,7 +460,7 @@ def _unchanged(
     folder = data.exports / destination.name
     for position, pair in enumerate(pairs):
         row, before = counts.row(position, named=True), latest.get(pair.segment_id)
-        if before is None or row["adds"] or row["removes"]:
+        if before is None or before["retired"] or row["adds"] or row["removes"]:
             return False
         path = str((folder / pair.audience).relative_to(data.root))
         if (before["path"], before["mode"]) != (path, destination.mode):
@@ -463,6 +479,7 @@ def _unchanged(
 def _drop_staging_tables(con) -> None:
     for table in (
         "_sync_pairs",
+        "_sync_sources",
         "_sync_people",
         "_sync_current",
         "_sync_baseline",
@@ -566,7 +583,9 @@ def sync_destination(
             names = [attentive.file_name(destination.domain, at, n) for n in range(1, files + 1)]
             result.delivery_files = [str((folder / name).relative_to(data.root)) for name in names]
             result.skipped_segments = [
-                p.segment for p in pairs if not attentive.SEGMENT_NAME.match(p.segment)
+                p.segment
+                for p in pairs
+                if not p.retired and not attentive.SEGMENT_NAME.match(p.segment)
             ]
         if checkpoint:
             checkpoint("staged")

@@ -108,7 +108,9 @@ TABLES = {
 
 # Columns added after a table first shipped: older warehouse files get them on open.
 ADDED_COLUMNS = {
-    "syncs": ["skipped_no_consent BIGINT DEFAULT 0"],
+    # `retired`: the sync that removed every member of a segment the destination no longer
+    # receives (deleted, or out of its `segments:`); status no longer lists the pair.
+    "syncs": ["skipped_no_consent BIGINT DEFAULT 0", "retired BOOLEAN DEFAULT FALSE"],
     # A subscriber segment belongs to its Attentive domain.
     "segments": ["domain VARCHAR"],
 }

@@ -20,7 +20,9 @@ exports_partitions = dg.DynamicPartitionsDefinition(name="exports")
 
 
 def current_pairs(con: duckdb.DuckDBPyConnection, data: DataDir, warn=None) -> list[Pair]:
-    """Every configured destination and segment; DestinationError when segments.yaml is wrong.
+    """Every configured destination and segment, and the retired ones whose removal a mirror
+    destination is still owed (a partition that disappears is synced once more, empty: see
+    exports.destinations.retired_pairs); DestinationError when segments.yaml is wrong.
     `warn(message)` hears of segments left out for their names."""
     return configured_pairs(con, load_destinations(data.segments_yaml), warn)
 

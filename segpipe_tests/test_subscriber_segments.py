@@ -240,3 +240,39 @@ def test_an_unchanged_part_of_a_new_delivery_still_counts(tmp_path: Path):
             "WHERE name = 'VIP' ORDER BY cons_id"
         )
         assert vip["cons_id"].to_list() == [1, 3]
+
+
+def test_an_attentive_destination_is_sent_only_segments_its_account_may_hold(
+    deployment: Deployment,
+):
+    yaml = (
+        "destinations:\n  - {{name: attentive, format: attentive, domain: shop, key: phone, {}}}\n"
+    )
+    deployment.data.segments_yaml.write_text(yaml.format('segments: ["*"]'))
+    deployment.drop("constituents.csv", CONSTITUENTS)
+    deployment.drop("shop_subscriber_segment_20261105.csv", csv("2025550101,VIP"))
+    # dan subscribed to brand's account only: shop's account must never get him
+    deployment.drop(
+        "brand_subscriber_segment_20261106.csv", csv("2025550104,VIP", "2025550106,Fans")
+    )
+    deployment.drop(MANUAL, csv("segment,member_id", "Staff,6"))  # no domain: "*" takes it
+
+    code, printed = deployment.run()
+
+    assert code == 0, printed
+    (sent,) = (deployment.data.exports / "attentive").glob("shop_subscriber_segment_*.csv")
+    assert sorted(sent.read_text().splitlines()) == ["2025550101,VIP", "2025550106,Staff"]
+    assert "attentive / VIP (shop)" in printed and "attentive / Staff" in printed
+    assert "(brand)" not in printed.split("\nExports")[1]
+
+    # Named explicitly, another account's segment is refused, naming it and both domains, and
+    # nothing is sent.
+    before = sent.read_text()
+    deployment.data.segments_yaml.write_text(yaml.format("segments: [VIP, Fans]"))
+    code, printed = deployment.run()
+    assert code == 1
+    assert (
+        "destination 'attentive': segment 'Fans' is a subscriber segment of domain brand, "
+        "not of this destination's domain shop"
+    ) in printed
+    assert sent.read_text() == before

@@ -283,7 +283,8 @@ def resolve_pairs(
     con: duckdb.DuckDBPyConnection, destination: Destination, warn: Warn | None = None
 ) -> list[Pair]:
     """The segments `destination` receives, by name (case aside; a subscriber segment name
-    that two domains carry names both) or all of them for "*".
+    that two domains carry names both) or all of them for "*"; an attentive destination only
+    those its account may hold (`_for_account`).
 
     A segment whose export folder would be another's (`VIP list` and `VIP_list`), or whose name
     is too long for a folder name (over MAX_AUDIENCE_BYTES in UTF-8), is left out and
@@ -295,19 +296,46 @@ def resolve_pairs(
     for segment in segments:
         by_name.setdefault(segment[1].lower(), []).append(segment)
     if destination.all_segments:
-        chosen = segments
+        chosen = _for_account(destination, segments)
     else:
         missing = [s for s in destination.segments if s.lower() not in by_name]
         if missing:
             raise DestinationError(
                 f"destination {destination.name!r}: unknown segment(s) {', '.join(missing)}"
             )
-        chosen = list(dict.fromkeys(s for n in destination.segments for s in by_name[n.lower()]))
+        chosen = []
+        for name in destination.segments:
+            if not (mine := _for_account(destination, by_name[name.lower()])):
+                raise _other_accounts(destination, name, by_name[name.lower()])
+            chosen += mine
+        chosen = list(dict.fromkeys(chosen))
     pairs = [
         Pair(destination, sid, name, audience_of_segment(name, domain), domain)
         for sid, name, domain in chosen
     ]
     return _exportable(destination, pairs, warn or (lambda message: None))
+
+
+def _for_account(destination: Destination, segments: list[tuple]) -> list[tuple]:
+    """The (segment_id, name, domain) rows `destination` may be sent. A subscriber segment is
+    its domain's Attentive account's (SPEC 2, one account per domain): an attentive destination
+    gets its own domain's and the segments of no domain (rules, manual lists, interests), never
+    another account's subscribers, who never subscribed to it. Other formats get every one."""
+    if destination.domain is None:
+        return segments
+    return [s for s in segments if s[2] is None or s[2] == destination.domain]
+
+
+def _other_accounts(destination: Destination, name: str, segments: list[tuple]) -> DestinationError:
+    """Refused rather than skipped: the name asks for people of another Attentive account, a
+    consent breach if sent, and a skip would leave the list silently missing from every sync."""
+    domains = sorted({s[2] for s in segments})
+    return DestinationError(
+        f"destination {destination.name!r}: segment {name!r} is a subscriber segment of "
+        f"domain{'s' * (len(domains) > 1)} {', '.join(domains)}, not of this destination's "
+        f"domain {destination.domain}; "
+        "one Attentive account per domain: remove it from `segments`"
+    )
 
 
 def _exportable(destination: Destination, pairs: list[Pair], warn: Warn) -> list[Pair]:

@@ -127,21 +127,20 @@ def test_a_sync_run_writes_unchanged_destinations_only_when_daily(deployment: De
     assert deployment.query("SELECT count(*) AS n FROM syncs")["n"][0] == 2
 
 
-def test_an_undone_segment_is_removed_from_its_destination_by_the_next_run(
+def test_a_deleted_segment_is_removed_from_its_destination_by_the_next_run(
     applied_sample: Deployment, tmp_path, monkeypatch, capsys
 ):
-    """The README's undo example: the undo deletes "Outlet Newsletter"; the next run sends
+    """The sample's manual "Gala Volunteers", sent to attentive, deleted: the next run sends
     attentive its removal (Hightouch/Census mirror semantics), once, and status drops it."""
     from segpipe import cli
     from segpipe_tests.conftest import copy_of
 
     deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
-    upload = deployment.upload("sirenoutlet_subscriber_segment_20261104.csv")["upload_id"]
-    folder = deployment.data.exports / "attentive" / "sirenoutlet_Outlet_Newsletter"
+    folder = deployment.data.exports / "attentive" / "Gala_Volunteers"
     phones = sorted(pl.read_csv(folder / "members.csv", infer_schema=False)["phone"])
     assert len(phones) == 2
     root = str(deployment.data.root)
-    assert cli.main(["undo", upload, "--data-dir", root]) == 0
+    assert cli.main(["segment", "delete", "Gala Volunteers", "--data-dir", root]) == 0
 
     code, printed = deployment.run()
     assert code == 0, printed
@@ -150,12 +149,12 @@ def test_an_undone_segment_is_removed_from_its_destination_by_the_next_run(
     assert (sorted(removes), pl.read_csv(folder / "members.csv").height) == (phones, 0)
     synced = deployment.query(
         "SELECT members, adds, removes FROM syncs WHERE destination = 'attentive' "
-        "AND segment = 'Outlet Newsletter' ORDER BY \"at\""
+        "AND segment = 'Gala Volunteers' ORDER BY \"at\""
     )
     assert synced.rows() == [(2, 2, 0), (0, 0, 2)]
     capsys.readouterr()
     assert cli.main(["status", "--data-dir", root]) == 0
-    assert "Outlet Newsletter" not in capsys.readouterr().out
+    assert "Gala Volunteers" not in capsys.readouterr().out
 
     code, printed = deployment.run()  # sent once: nothing more to sync
     assert code == 0 and "exports unchanged since their last sync" in printed, printed

@@ -21,10 +21,12 @@ def instance(deployment: Deployment):
 
 
 def tick(deployment: Deployment, instance: dg.DagsterInstance):
-    context = dg.build_sensor_context(
+    # A context with resources holds them (and an instance) until it exits: `with` releases
+    # them here, not whenever the garbage collector runs, on whatever thread it runs.
+    with dg.build_sensor_context(
         instance=instance, resources=build_resources(deployment.data.root)
-    )
-    return receive_inbox_files(context)
+    ) as context:
+        return receive_inbox_files(context)
 
 
 def apply_as_daemon(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:

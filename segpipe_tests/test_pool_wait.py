@@ -123,9 +123,8 @@ def test_the_inbox_sensor_fails_a_killed_run_and_frees_its_slot(tmp_path: Path):
     run_id = _holding_run(instance, holder)
     holder.kill()
     holder.wait()
-    context = dg.build_sensor_context(instance=instance, resources=build_resources(tmp_path))
-
-    result = receive_inbox_files(context)
+    with dg.build_sensor_context(instance=instance, resources=build_resources(tmp_path)) as context:
+        result = receive_inbox_files(context)
 
     assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots == []

@@ -98,8 +98,10 @@ def test_daily_refresh_lets_people_leave_a_time_window_before_each_sync(deployme
     seen = {}
     with deployment.instance() as instance:
         for tick in days:
-            context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-            (request,) = refresh.evaluate_tick(context).run_requests
+            with dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=tick
+            ) as context:
+                (request,) = refresh.evaluate_tick(context).run_requests
             result = defs.resolve_job_def("refresh_segments_job").execute_in_process(
                 instance=instance, tags=request.tags
             )

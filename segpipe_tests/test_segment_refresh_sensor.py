@@ -24,8 +24,8 @@ class Daemon:
         self.defs = runner.build_definitions(deployment.data)
 
     def tick(self) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
-        result = refresh_segments_after_uploads.evaluate_tick(context)
+        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor) as context:
+            result = refresh_segments_after_uploads.evaluate_tick(context)
         self.cursor = result.cursor
         return result.run_requests or []
 

@@ -169,12 +169,14 @@ def test_a_broken_reference_blocks_every_sync(applied: Deployment, tmp_path, mon
 
     definitions = defs()
     schedule = definitions.resolve_schedule_def("daily_destination_sync")
-    with applied.instance() as instance:
-        context = dg.build_schedule_context(
+    with (
+        applied.instance() as instance,
+        dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=datetime(2026, 11, 8, 6, tzinfo=UTC),
             resources=build_resources(applied.data.root),
-        )
+        ) as context,
+    ):
         result = schedule.evaluate_tick(context)
     assert not result.run_requests
     assert "check references_resolve failed" in result.skip_message

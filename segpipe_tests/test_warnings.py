@@ -242,14 +242,14 @@ def test_the_daemon_warns_through_the_run_failure_sensor(deployment: Deployment,
 
     def evaluate(instance, run):
         (failure,) = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
-        context = dg.build_run_status_sensor_context(
+        with dg.build_run_status_sensor_context(
             sensor_name="warn_on_run_failure",
             dagster_event=failure.dagster_event,
             dagster_instance=instance,
             dagster_run=run,
             resources={"data_dir": DataDirResource(root=str(deployment.data.root))},
-        ).for_run_failure()
-        return warn_on_run_failure(context)
+        ) as context:
+            return warn_on_run_failure(context.for_run_failure())
 
     with deployment.instance() as instance:
         (cli_sync,) = instance.get_runs(dg.RunsFilter(job_name="sync_destinations_job"))
@@ -314,14 +314,14 @@ def test_the_daemon_warns_of_a_rejected_file_after_a_successful_upload_run(
         assert raw["status"].value == "rejected"
         assert raw["problem"].value.startswith("missing required column")
         (success,) = instance.all_logs(result.run_id, of_type=DagsterEventType.RUN_SUCCESS)
-        context = dg.build_run_status_sensor_context(
+        with dg.build_run_status_sensor_context(
             sensor_name="warn_on_run_success",
             dagster_event=success.dagster_event,
             dagster_instance=instance,
             dagster_run=instance.get_run_by_id(result.run_id),
             resources={"data_dir": DataDirResource(root=str(deployment.data.root))},
-        )
-        outcome = warn_on_run_success(context)
+        ) as context:
+            outcome = warn_on_run_success(context)
     assert "2 warning message(s) sent" in outcome.skip_message  # one email, one webhook call
     to, body = box.body("1 file(s) rejected")
     assert to == ["data-team@example.org"]

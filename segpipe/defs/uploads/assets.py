@@ -1,5 +1,7 @@
 """The life of received files: raw -> validated -> resolved -> applied, one partition each."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import dagster as dg
 
 from segpipe.console import describe
@@ -108,7 +110,7 @@ def process_uploads(
     # reloads it each time, which is most of a small file's cost. Each file keeps its own
     # transaction, so it still applies fully or not at all.
     try:
-        with warehouse.get_connection() as con:
+        with warehouse.get_connection() as con, _EventWriter(context) as events:
             catalog = con.execute("SELECT current_database()").fetchone()[0]
             for position, upload_id in enumerate(upload_ids, start=1):
                 outcome = process_upload(
@@ -118,7 +120,8 @@ def process_uploads(
                     context.run.run_id,
                     allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
                 )
-                refused += _report(context, outcome, position, len(upload_ids), lines, catalog)
+                events.materialize(outcome, catalog)
+                refused += _report(outcome, position, len(upload_ids), lines)
             checks = batch_checks(con, data_dir.paths, refused)
     finally:
         # One log event for the batch, not one per file: each event is a write to the event
@@ -128,16 +131,35 @@ def process_uploads(
     yield from checks
 
 
-def _report(
-    context: dg.AssetExecutionContext,
-    outcome: UploadReport,
-    position: int,
-    total: int,
-    lines: list[str],
-    catalog: str,
-):
-    """Materializations and a progress line for one file; its rejection, if it was rejected."""
-    _materialize(context, outcome, catalog)
+class _EventWriter:
+    """Writes each file's materializations to the event log on a thread of its own while the
+    next file is processed: storing an event is Python and SQLite work that DuckDB (which
+    releases the GIL while it runs a statement) need not wait for. One thread, so the events
+    keep the files' order; leaving the block waits for every write and raises the first error.
+
+    Dagster only hands a step's logged events on when the step's generator yields, which
+    `process_uploads` does after this block: the thread never races that hand-over."""
+
+    def __init__(self, context: dg.AssetExecutionContext):
+        self._context = context
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="segpipe-events")
+        self._writes: list[Future] = []
+
+    def materialize(self, outcome: UploadReport, catalog: str) -> None:
+        self._writes.append(self._pool.submit(_materialize, self._context, outcome, catalog))
+
+    def __enter__(self) -> "_EventWriter":
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        self._pool.shutdown(wait=True)  # files applied before an error still get their events
+        if error_type is None:
+            for write in self._writes:
+                write.result()
+
+
+def _report(outcome: UploadReport, position: int, total: int, lines: list[str]):
+    """A progress line for one file; its rejection, if it was rejected."""
     line = f"[{position}/{total}] {describe(outcome)}"
     progress.info(line)
     lines.append(line)

@@ -28,11 +28,10 @@ from segpipe.ingest.reader import LINE, read_ahead, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import RULES, UploadContext, rules_for
-from segpipe.kinds.base import RESOLVED_TABLE, VALIDATED_TABLE
 from segpipe.vocabulary import RowOutcome, UploadStatus, sql_list
 from segpipe.warehouse import erasures, uploads
 from segpipe.warehouse.guard import removal_limit
-from segpipe.warehouse.scratch import dropped
+from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.sql import frame, registered, transaction
 
 PREVIEW_ROWS = 5
@@ -109,8 +108,11 @@ def process_upload(
             )
             stages[Stage.RAW] = {**facts, "duplicate_of": original}
             return _report(received, UploadStatus.DUPLICATE, stages, {}, problem)
-        with dropped(con, VALIDATED_TABLE, RESOLVED_TABLE):  # whatever becomes of the file
-            counts = _apply(data, con, received, facts, stages, run_id, allow_large_removals)
+        # The file's validated and resolved rows, dropped whatever becomes of the file.
+        with scratches(con, "validated", "resolved") as tables:
+            counts = _apply(
+                data, con, received, facts, stages, run_id, allow_large_removals, tables
+            )
         return _report(received, UploadStatus.APPLIED, stages, counts)
     except UploadRejected as error:
         status, counts = _reject(data, con, received, sha256, error)
@@ -167,9 +169,11 @@ def _name_that_matters(received: ReceivedFile) -> str | None:
     return received.file_name if rules and rules.full_replace else None
 
 
-def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id, forced):
+def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id, forced, tables):
     """Validate, resolve and apply the file in its one transaction, each stage's metadata put
-    in `stages`; the uploads row's counts. Raises UploadRejected (nothing applied)."""
+    in `stages`, its rows in the temp tables `tables` (validated, resolved); the uploads row's
+    counts. Raises UploadRejected (nothing applied)."""
+    validated, resolved = tables
     rules = rules_for(kind_of(received.file_name), received.file_name, data.segments_yaml)
     # Only full-replace deliveries are guarded (segments.yaml is read for them alone).
     limit = removal_limit(data.segments_yaml) if rules.full_replace and not forced else None
@@ -177,17 +181,17 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
     def on_read(rows_in: int) -> None:
         stages[Stage.RAW] = {**facts, "kind": str(rules.kind), "rows_in": rows_in}
 
-    rows_in, dialect = _guarded_validation(con, received, rules, facts, on_read)
+    rows_in, dialect = _guarded_validation(con, received, rules, facts, on_read, validated)
     # Before anything shows a row: an erased person's rows never reach a preview.
-    erasures.ignore_erased(con, VALIDATED_TABLE)
-    validated_counts, validated_reasons = report.tally(_grouped(con, VALIDATED_TABLE))
+    erasures.ignore_erased(con, validated)
+    validated_counts, validated_reasons = report.tally(_grouped(con, validated))
     refused = rows_in - validated_counts.get(RowOutcome.APPLIED, 0)
     stages[Stage.VALIDATED] = {
         "rows_in": rows_in,
         "rows_valid": rows_in - refused,
         "rows_rejected": refused,
         **validated_reasons,
-        "preview": report.preview(_first_rows(con, VALIDATED_TABLE)),
+        "preview": report.preview(_first_rows(con, validated)),
     }
     upload = UploadContext(
         received.upload_id,
@@ -196,7 +200,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
         run_id,
         removal_limit=limit,
     )
-    resolved = rules.resolve(con, VALIDATED_TABLE, upload)  # consumes VALIDATED_TABLE
+    rules.resolve(con, validated, resolved, upload)  # consumes `validated`
     resolved_counts, reasons = report.tally(_grouped(con, resolved))
     counts = {f"rows_{k}": v for k, v in resolved_counts.items()}
     counts["rows_in"] = rows_in
@@ -238,16 +242,16 @@ def _raw_batches(received: ReceivedFile, rules, dialect, lines: pl.Series | None
     return iter([read_file(received.path, **shape)])
 
 
-def _guarded_validation(con, received: ReceivedFile, rules, facts: dict, on_read):
+def _guarded_validation(con, received: ReceivedFile, rules, facts: dict, on_read, into: str):
     """(rows read, the file's dialect): the dialect detected (added to `facts`, the raw
-    upload's metadata, read or rejected), then `_validate_into_table`. Any unexpected error
+    upload's metadata, read or rejected), then `_validate_into_table` (`into`). Any unexpected error
     reading or validating this one file (a library's parse error, memory) becomes the file's
     rejection: a poison file is set aside with a reason and never blocks the files after it.
     Its message is not passed on: it may quote the file's content."""
     try:
         dialect = dialects.detect(received.path)
         facts.update(dialect.metadata())
-        return _validate_into_table(con, received, rules, dialect, on_read), dialect
+        return _validate_into_table(con, received, rules, dialect, on_read, into), dialect
     except UploadRejected:
         raise
     except Exception as error:
@@ -258,8 +262,8 @@ def _guarded_validation(con, received: ReceivedFile, rules, facts: dict, on_read
         ) from None
 
 
-def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read) -> int:
-    """Validate the file slice by slice into the temp table VALIDATED_TABLE; rows read.
+def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read, into: str) -> int:
+    """Validate the file slice by slice into the temp table `into`; rows read.
     `on_read(rows_in)` is called once the whole file has been read.
 
     The next slice is read and validated (polars) while this one is inserted (DuckDB): the two
@@ -276,10 +280,10 @@ def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read) -
         arrow = validated.to_arrow(compat_level=pl.CompatLevel.newest())
         with registered(con, "_validated_slice", arrow):
             if not created:
-                con.execute(f"CREATE TEMP TABLE {VALIDATED_TABLE} AS FROM _validated_slice")
+                con.execute(f"CREATE TEMP TABLE {into} AS FROM _validated_slice")
                 created = True
             else:
-                con.execute(f"INSERT INTO {VALIDATED_TABLE} BY NAME FROM _validated_slice")
+                con.execute(f"INSERT INTO {into} BY NAME FROM _validated_slice")
     on_read(rows_in)
     if rejected:
         rejected.rows_in = rows_in

@@ -1,8 +1,11 @@
 """The temp tables an upload works in are its own: none outlives its upload, whatever became
-of it (applied, rejected, held, or failed half-way), on the connection that processed it."""
+of it (applied, rejected, held, or failed half-way), on the connection that processed it.
+Its validated and resolved rows and the view of its accepted rows included: rejected after the
+validated table was made, failed while the view is read, failed once the resolved table exists."""
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from segpipe.ingest.receive import receive_inbox
@@ -49,6 +52,8 @@ def test_no_temp_table_survives_an_upload(deployment: Deployment, monkeypatch):
          "rejected"),
         # held: the delivery would empty most of Loyal Fans
         ("acme_subscriber_segment_20261103.csv", _delivery(PHONES[:5]), "held"),
+        # rejected at resolve, its rows validated: older than the applied 20261101 delivery
+        ("acme_subscriber_segment_20261031.csv", _delivery(PHONES), "rejected"),
     ]  # fmt: skip
     with connect(deployment.data.warehouse) as con:
         for name, content, status in files:
@@ -62,4 +67,13 @@ def test_no_temp_table_survives_an_upload(deployment: Deployment, monkeypatch):
         monkeypatch.setattr(manual, "change_members", fail)
         with pytest.raises(RuntimeError, match="disk full"):
             _process(deployment, con, "manual_segment_b.csv", csv("segment,email", "B,p2@ex.org"))
+        assert _temporary(con) == []
+
+        # failed in the statement that reads the accepted rows' view into the resolved table
+        def failing_sql(accepted: str) -> str:
+            return f"SELECT error('disk full') AS x FROM {accepted}"
+
+        monkeypatch.setattr(manual, "_judge_sql", failing_sql)
+        with pytest.raises(duckdb.Error, match="disk full"):
+            _process(deployment, con, "manual_segment_c.csv", csv("segment,email", "C,p3@ex.org"))
         assert _temporary(con) == []

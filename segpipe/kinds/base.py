@@ -1,12 +1,13 @@
 """What every upload kind provides: how to validate its rows, resolve them, and apply them.
 
 validate: raw string frame -> canonical frame with `_outcome`/`_reason` for refused rows (pure).
-resolve: the table of validated rows + warehouse (read only) -> the name of a temp table holding
-    every row with its final outcome.
+resolve: the table of validated rows + warehouse (read only) -> the resolved table, every row
+    with its final outcome.
 apply: that resolved table -> warehouse changes, inside the caller's transaction.
 
 Validated and resolved rows live in DuckDB temp tables on the upload's connection, not in polars:
 a 10M-row file then never sits whole in Python memory, and resolve/apply are SQL over a table.
+The caller names both tables (scratch handles) and drops them whatever becomes of the file.
 """
 
 from __future__ import annotations
@@ -29,17 +30,14 @@ from segpipe.warehouse.scratch import scratch
 from segpipe.warehouse.sql import frame
 from segpipe.warehouse.uploads import UploadContext
 
-# The temp tables an upload's rows pass through, on the upload's own connection.
-VALIDATED_TABLE = "_validated"
-RESOLVED_TABLE = "_resolved"
-
 
 @dataclass(frozen=True)
 class KindRules:
     kind: UploadKind
     header: bool
     validate: Callable[[str, pl.DataFrame], pl.DataFrame]
-    resolve: Callable[[duckdb.DuckDBPyConnection, str, UploadContext], str]
+    # (con, validated table, resolved table to create, upload); consumes the validated table.
+    resolve: Callable[[duckdb.DuckDBPyConnection, str, str, UploadContext], None]
     apply: Callable[[duckdb.DuckDBPyConnection, str, UploadContext], None]
     columns: int | None = None
     # True when validate judges each row on its own (nothing across rows), so a big file can be
@@ -199,30 +197,31 @@ def supersede_earlier_rows(con: duckdb.DuckDBPyConnection, table: str, key: Sequ
 
 
 def resolve_accepted(
-    con: duckdb.DuckDBPyConnection, validated: str, query: str, params: list | dict | None = None
-) -> str:
-    """Run `query` (which reads the accepted rows of the table `validated` as `validated`) and
-    put the rows validation already refused beside its result, in the table RESOLVED_TABLE.
+    con: duckdb.DuckDBPyConnection,
+    validated: str,
+    resolved: str,
+    query: Callable[[str], str],
+    params: list | dict | None = None,
+) -> None:
+    """Create the table `resolved`: the result of `query(accepted)`, SQL that reads the accepted
+    rows of the table `validated` from the view named `accepted`, with the rows validation
+    already refused beside it.
 
     The validated table is dropped once read: on a 10M-row upload it is ~0.9 GB, and keeping
     it while later steps work on the resolved table made DuckDB spill both to disk."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW validated AS "
-        f"SELECT * FROM {validated} WHERE {OUTCOME} IS NULL"
-    )
-    try:
+    with scratch(con, "accepted", view=True) as accepted:
+        con.execute(
+            f"CREATE TEMP VIEW {accepted} AS SELECT * FROM {validated} WHERE {OUTCOME} IS NULL"
+        )
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {RESOLVED_TABLE} AS
+            CREATE OR REPLACE TEMP TABLE {resolved} AS
             SELECT * FROM {validated} WHERE {OUTCOME} IS NOT NULL
-            UNION ALL BY NAME ({query})
+            UNION ALL BY NAME ({query(accepted)})
             """,
             params,
         )
-    finally:
-        con.execute("DROP VIEW validated")
     con.execute(f"DROP TABLE {validated}")
-    return RESOLVED_TABLE
 
 
 def columns_of(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:

@@ -131,11 +131,15 @@ def validate(
 
 
 _EMAIL = normalize.mask_email_sql("email")
+
+
 # Luminate's Standard Constituent Import: a row updates the person with its cons_id (none: the
 # row is refused), else with its member_id (none: a new person, or the person with its email who
 # has no member_id yet), else with its email, else it is a new person. Identifiers that name two
 # different people refuse the row, naming both.
-JUDGE_SQL = f"""
+def _judge_sql(accepted: str) -> str:
+    """Each accepted row (the view `accepted`) with the person it updates, or its conflict."""
+    return f"""
 WITH matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            by_cons.cons_id AS cons_owner,
@@ -143,7 +147,7 @@ WITH matched AS (
            by_email.cons_id AS email_owner,
            by_email.member_id AS email_owner_member_id,
            v.interest_id IS NULL OR i.interest_id IS NOT NULL AS interest_known
-    FROM validated v
+    FROM {accepted} v
     LEFT JOIN constituents by_cons ON by_cons.cons_id = v.cons_id
     LEFT JOIN constituents by_member ON by_member.member_id = v.member_id
     LEFT JOIN constituents by_email ON by_email.email = v.email
@@ -217,16 +221,21 @@ FROM counted
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    query = (
+def _resolved_sql(accepted: str) -> str:
+    """The judged rows without the columns that only served the judging."""
+    return (
         "SELECT * EXCLUDE (cons_owner, member_owner, email_owner, email_owner_member_id, "
-        f"interest_known) FROM ({JUDGE_SQL})"
+        f"interest_known) FROM ({_judge_sql(accepted)})"
     )
-    resolved = resolve_accepted(con, validated, query)
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
+    resolve_accepted(con, validated, resolved, _resolved_sql)
     supersede_earlier_rows(con, resolved, ("person_key",))
     con.execute(f"ALTER TABLE {resolved} DROP COLUMN person_key")
     suppressions.note_overridden_opt_ins(con, resolved, person="target_cons_id")
-    return resolved
 
 
 def _widen_attribute_columns(

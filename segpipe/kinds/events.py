@@ -87,21 +87,26 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
 
 
 _JOINS, _RESOLVED, _NOT_FOUND = person_lookup()
-JUDGE_SQL = f"""
+
+
+def _judge_sql(accepted: str) -> str:
+    """Each accepted row (the view `accepted`) with its person, ignored when it names nobody."""
+    return f"""
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            {_RESOLVED} AS resolved_cons_id,
            CASE WHEN {_RESOLVED} IS NULL THEN '{RowOutcome.IGNORED}' END AS {OUTCOME},
            CASE WHEN {_RESOLVED} IS NULL THEN {_NOT_FOUND} END AS {REASON}
-    FROM validated v {_JOINS}
+    FROM {accepted} v {_JOINS}
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
     # An exact repeat of a row (same person, event, time and properties) is superseded by it.
     properties = map(quote, property_columns(columns_of(con, validated)))
-    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+    resolve_accepted(con, validated, resolved, _judge_sql)
     supersede_earlier_rows(con, resolved, ("resolved_cons_id", "event", "occurred_at", *properties))
-    return resolved
 
 
 def _properties_map(properties: list[str]) -> tuple[str, list[str]]:

@@ -55,23 +55,26 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-JUDGE_SQL = f"""
+def _judge_sql(accepted: str) -> str:
+    """Each accepted row (the view `accepted`) with its interest, refused for an unknown id."""
+    return f"""
 SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
        coalesce(by_name.interest_id, by_id.interest_id) AS resolved_interest_id,
        CASE WHEN v.interest_id IS NOT NULL AND by_id.interest_id IS NULL
             THEN '{RowOutcome.REJECTED}' END AS {OUTCOME},
        CASE WHEN v.interest_id IS NOT NULL AND by_id.interest_id IS NULL
             THEN 'unknown interest_id ' || v.interest_id END AS {REASON}
-FROM validated v
+FROM {accepted} v
 LEFT JOIN interests by_name ON lower(by_name.name) = lower(v.interest_name)
 LEFT JOIN interests by_id ON by_id.interest_id = v.interest_id
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
+    resolve_accepted(con, validated, resolved, _judge_sql)
     supersede_earlier_rows(con, resolved, ("foreign_source", "foreign_value"))
-    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

@@ -66,27 +66,31 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
 _JOINS, _RESOLVED, _ = person_lookup("by_email")
 # Segments whose members a manual file may not edit: their own rules or files own them.
 _NOT_BY_HAND = (SegmentKind.DATA_DRIVEN, SegmentKind.INTEREST_GROUP, SegmentKind.SUBSCRIBER)
-JUDGE_SQL = f"""
+
+
+def _judge_sql(accepted: str) -> str:
+    """Each accepted row (the view `accepted`) with its person and segment, or why it has none."""
+    return f"""
 WITH by_external AS (
     SELECT external_id, min(cons_id) AS cons_id FROM constituents
-    WHERE external_id IN (SELECT external_id FROM validated) GROUP BY external_id
+    WHERE external_id IN (SELECT external_id FROM {accepted}) GROUP BY external_id
 ),
 by_email AS (
     SELECT email, min(cons_id) AS cons_id FROM constituents
-    WHERE email IN (SELECT email FROM validated) GROUP BY email
+    WHERE email IN (SELECT email FROM {accepted}) GROUP BY email
 ),
 named AS (
     SELECT lower(name) AS key, min(segment_id) AS segment_id, arg_min(kind, segment_id) AS kind
     FROM segments GROUP BY lower(name)
 ),
-added AS (SELECT DISTINCT lower(segment) AS key FROM validated WHERE action = 'add'),
+added AS (SELECT DISTINCT lower(segment) AS key FROM {accepted} WHERE action = 'add'),
 matched AS (
     SELECT v.* EXCLUDE ({OUTCOME}, {REASON}),
            s.segment_id, s.kind AS segment_kind,
            -- a segment this file creates (by an add row) may also be removed from in it
            s.segment_id IS NULL AND a.key IS NULL AS segment_unknown,
            coalesce({_RESOLVED}, x.cons_id) AS resolved_cons_id
-    FROM validated v {_JOINS}
+    FROM {accepted} v {_JOINS}
     LEFT JOIN by_external x ON x.external_id = v.external_id
     LEFT JOIN named s ON s.key = lower(v.segment)
     LEFT JOIN added a ON a.key = lower(v.segment)
@@ -117,10 +121,11 @@ FROM matched
 """
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    resolved = resolve_accepted(con, validated, JUDGE_SQL)
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
+    resolve_accepted(con, validated, resolved, _judge_sql)
     supersede_earlier_rows(con, resolved, ("resolved_cons_id", "lower(segment)"))
-    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

@@ -79,8 +79,11 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _judge_sql(people_by_email: str, people_by_member: str, used: set[str] | frozenset[str]) -> str:
-    """Each accepted row's person and interest, and what becomes of the rows that find none."""
+def _judge_sql(
+    accepted: str, people_by_email: str, people_by_member: str, used: set[str] | frozenset[str]
+) -> str:
+    """Each accepted row's (the view `accepted`) person and interest, and what becomes of the
+    rows that find none."""
     joins, person, not_found = person_lookup(people_by_email, people_by_member, used=used)
     return f"""
 WITH matched AS (
@@ -88,7 +91,7 @@ WITH matched AS (
            {person} AS resolved_cons_id,
            {not_found} AS not_found,
            coalesce(by_name.interest_id, by_iid.interest_id, x.interest_id) AS resolved_interest_id
-    FROM validated v {joins}
+    FROM {accepted} v {joins}
     LEFT JOIN interests by_name ON lower(by_name.name) = lower(v.interest_name)
     LEFT JOIN interests by_iid ON by_iid.interest_id = v.interest_id
     LEFT JOIN interest_xref x
@@ -113,7 +116,6 @@ FROM matched
 """
 
 
-JUDGE_SQL = _judge_sql("constituents", "constituents", frozenset(PERSON_IDENTIFIERS))
 # A person's last row for an interest wins; a new interest is keyed by its name until created.
 # Integer columns, not one text key: cheaper to group 10M rows by.
 LATEST_KEY = (
@@ -155,16 +157,22 @@ def _people_by(con: duckdb.DuckDBPyConnection, validated: str, column: str, into
     return into
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
     with scratches(con, "upload_people_email", "upload_people_member_id") as into:
         by_email, by_member = (
             _people_by(con, validated, column, table)
             for column, table in zip(("email", "member_id"), into, strict=True)
         )
         used = identifiers_used(con, validated)
-        resolved = resolve_accepted(con, validated, _judge_sql(by_email, by_member, used))
+        resolve_accepted(
+            con,
+            validated,
+            resolved,
+            lambda accepted: _judge_sql(accepted, by_email, by_member, used),
+        )
     supersede_earlier_rows(con, resolved, LATEST_KEY)
-    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

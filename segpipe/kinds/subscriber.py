@@ -153,16 +153,18 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
 # One person per phone (or email): the lowest cons_id among those opted in, so a row never
 # turns into two. `someone` tells "nobody has it" from "nobody with it opted in". Segments are
 # those of this delivery's domain, or of another kind (which the row may not replace).
-JUDGE_SQL = f"""
+def _judge_sql(accepted: str) -> str:
+    """Each accepted row (the view `accepted`) with its subscriber and segment, or why not."""
+    return f"""
 WITH by_phone AS (
     SELECT phone, min(cons_id) FILTER (WHERE sms_opt_in) AS subscriber,
            min(cons_id) AS someone
-    FROM constituents WHERE phone IN (SELECT phone FROM validated) GROUP BY phone
+    FROM constituents WHERE phone IN (SELECT phone FROM {accepted}) GROUP BY phone
 ),
 by_email AS (
     SELECT email, min(cons_id) FILTER (WHERE email_opt_in) AS subscriber,
            min(cons_id) AS someone
-    FROM constituents WHERE email IN (SELECT email FROM validated) GROUP BY email
+    FROM constituents WHERE email IN (SELECT email FROM {accepted}) GROUP BY email
 ),
 named AS (
     SELECT lower(name) AS key, min(segment_id) AS segment_id, arg_min(kind, segment_id) AS kind
@@ -173,7 +175,7 @@ matched AS (
            s.segment_id, s.kind AS segment_kind,
            coalesce(p.subscriber, e.subscriber) AS resolved_cons_id,
            coalesce(p.someone, e.someone) AS someone
-    FROM validated v
+    FROM {accepted} v
     LEFT JOIN by_phone p ON p.phone = v.phone
     LEFT JOIN by_email e ON e.email = v.email
     LEFT JOIN named s ON s.key = lower(v.segment)
@@ -207,7 +209,9 @@ def latest_delivery(con: duckdb.DuckDBPyConnection, domain: str) -> date | None:
     return rows[0][0]
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
     delivery = delivery_of(upload.file_name)
     latest = latest_delivery(con, delivery.domain)
     if latest is not None and delivery.day < latest:
@@ -217,9 +221,8 @@ def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContex
             f"delivery already applied for domain {delivery.domain}",
             rows_in=row_count(con, validated),
         )
-    resolved = resolve_accepted(con, validated, JUDGE_SQL, {"domain": delivery.domain})
+    resolve_accepted(con, validated, resolved, _judge_sql, {"domain": delivery.domain})
     supersede_earlier_rows(con, resolved, ("resolved_cons_id", "lower(segment)"))
-    return resolved
 
 
 def _record_contribution(con, named_rows: str, delivery: Delivery, upload: UploadContext) -> None:

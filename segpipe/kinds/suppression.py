@@ -82,10 +82,11 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
     return reject_failures(canonical, SCHEMA).drop("names_identifier")
 
 
-def resolve(con: duckdb.DuckDBPyConnection, validated: str, upload: UploadContext) -> str:
-    resolved = resolve_accepted(con, validated, "SELECT * FROM validated")
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
+    resolve_accepted(con, validated, resolved, lambda accepted: f"SELECT * FROM {accepted}")
     supersede_earlier_rows(con, resolved, (*IDENTIFIERS, "channel"))
-    return resolved
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:

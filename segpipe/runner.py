@@ -35,7 +35,7 @@ from segpipe.vocabulary import ProblemKind, UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import ALLOW_TAG, FORCE_FLAG
 from segpipe.warehouse.sql import frame
-from segpipe.warehouse.uploads import recent_uploads
+from segpipe.warehouse.uploads import recent_uploads, upload_count
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 # A `segpipe run` waits at most this many settle intervals for files still being written.
@@ -372,8 +372,11 @@ def _said_as_they_are(failure_data) -> list[RunProblem]:
     ]
 
 
-def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
-    """`segpipe status`: looks only, so it opens the warehouse read-only (no writer's lock)."""
+def print_status(data: DataDir, out: TextIO, recent: int | None = None) -> None:
+    """`segpipe status`: the `recent` uploads settled last (every one when None; the command's
+    default is cli.RECENT_UPLOADS), then segments and exports. Looks only, so it opens the
+    warehouse read-only (no writer's lock)."""
     with connect(data.warehouse, read_only=True) as con:
         recent_ones = recent_uploads(con, recent)
-    print_summary(data, recent_ones, out, ids=True, read_only=True)
+        hidden = upload_count(con) - recent_ones.height
+    print_summary(data, recent_ones, out, ids=True, read_only=True, hidden=hidden)

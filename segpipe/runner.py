@@ -193,9 +193,10 @@ def run_pipeline(
     _print_warnings(*warned, out)
     if problems is not None:
         problems.extend(failures)
-    held = [f for f in failures if f.waits]
+    # Held syncs and missing segments: the run completed, they wait for a person (exit 2).
+    waiting = [f for f in failures if f.waits]
     failures = [f for f in failures if not f.waits]
-    for problem in failures + held:
+    for problem in failures + waiting:
         print(f"segpipe: {problem.line}", file=out)
     if failures:
         return ExitCode.FAILED
@@ -206,7 +207,7 @@ def run_pipeline(
             "see above",
             file=out,
         )
-    return ExitCode.REJECTED if held or refused or refused_entries else ExitCode.OK
+    return ExitCode.REJECTED if waiting or refused or refused_entries else ExitCode.OK
 
 
 def sync_exports(

@@ -16,6 +16,8 @@ from segpipe.exit_codes import ExitCode
 from segpipe.warehouse.migrate import WarehouseVersionError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
+# How many uploads `segpipe status` lists unless `--limit N` says otherwise (0: every one).
+RECENT_UPLOADS = 20
 
 
 def _located(args: argparse.Namespace) -> DataDir:
@@ -81,7 +83,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if (data := _existing_data_dir(args)) is None:
         return ExitCode.FAILED
-    print_status(data, out=sys.stdout)
+    print_status(data, out=sys.stdout, recent=args.limit or None)
     return ExitCode.OK
 
 
@@ -190,6 +192,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _count(text: str) -> int:
+    """A whole number, 0 or more; otherwise a usage error naming the value (exit 2)."""
+    if not text.strip().isdecimal():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
+    return int(text)
+
+
 def _utc(text: str) -> datetime:
     """An ISO 8601 instant as naive UTC (an offset is converted; none means UTC)."""
     value = datetime.fromisoformat(text)
@@ -247,6 +256,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run, usage_error=run.error)
     status = with_data_dir(commands.add_parser("status", help="recent uploads and segment sizes"))
+    status.add_argument(
+        "--limit",
+        type=_count,
+        default=RECENT_UPLOADS,
+        metavar="N",
+        help=f"list the N uploads settled last (default {RECENT_UPLOADS}; 0: all of them)",
+    )
     status.set_defaults(handler=cmd_status)
     segment = commands.add_parser("segment", help="manage segments")
     segment_commands = segment.add_subparsers(dest="segment_command", required=True)

@@ -43,11 +43,22 @@ def describe(report: UploadReport) -> str:
 
 
 def print_summary(
-    data: DataDir, uploads: pl.DataFrame, out: TextIO, ids: bool = False, read_only: bool = False
+    data: DataDir,
+    uploads: pl.DataFrame,
+    out: TextIO,
+    ids: bool = False,
+    read_only: bool = False,
+    hidden: int = 0,
 ) -> None:
     """The uploads (rows of the uploads table), then the segments and the exports; with `ids`,
-    each upload's id (what `segpipe undo` takes); `read_only` opens the warehouse so."""
+    each upload's id (what `segpipe undo` takes); `read_only` opens the warehouse so. `hidden`:
+    how many earlier uploads `segpipe status` leaves out (said first, where they would be)."""
     print("\nUploads", file=out)
+    if hidden:
+        print(
+            f"  ({hidden} earlier upload(s) not shown; `segpipe status --limit 0` lists all)",
+            file=out,
+        )
     if uploads.is_empty():
         print("  (no new files)", file=out)
     for row in uploads.iter_rows(named=True):

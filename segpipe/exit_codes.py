@@ -9,4 +9,6 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the command or a run failed; see its message
-    REJECTED = 2  # ran, and some file was rejected or held (the others were applied)
+    # Ran, and some file was rejected or held (the others were applied), or a sync was held or
+    # names a segment that does not exist (the others synced).
+    REJECTED = 2

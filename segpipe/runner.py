@@ -17,7 +17,7 @@ from segpipe.config import DataDir
 from segpipe.console import print_refused, print_summary
 from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
-from segpipe.defs.exports.assets import DESTINATIONS_HELD
+from segpipe.defs.exports.assets import DESTINATIONS_FAILED, DESTINATIONS_HELD, SEGMENTS_MISSING
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
 from segpipe.defs.instance import ensure_warehouse_pool, prepare_home
 from segpipe.defs.recovery import fail_dead_runs, process_tags, wait_for_pool
@@ -26,7 +26,7 @@ from segpipe.defs.uploads.jobs import range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.exit_codes import ExitCode
 from segpipe.exports.deliver import undelivered_diffs
-from segpipe.exports.destinations import DestinationError
+from segpipe.exports.destinations import DestinationError, MissingSegments
 from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
@@ -35,7 +35,7 @@ from segpipe.vocabulary import ProblemKind, UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import ALLOW_TAG, FORCE_FLAG
 from segpipe.warehouse.sql import frame
-from segpipe.warehouse.uploads import recent_uploads
+from segpipe.warehouse.uploads import recent_uploads, upload_count
 
 # The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 # A `segpipe run` waits at most this many settle intervals for files still being written.
@@ -61,7 +61,16 @@ class RunProblem:
     @property
     def line(self) -> str:
         """What `segpipe run` (and its dry run) prints for it, after "segpipe: "."""
-        return f"Held: {self.text}" if self.kind is ProblemKind.HELD else f"run failed: {self.text}"
+        if self.kind is ProblemKind.HELD:
+            return f"Held: {self.text}"
+        if self.kind is ProblemKind.NOT_SYNCED:
+            return f"warning: {self.text}"
+        return f"run failed: {self.text}"
+
+    @property
+    def waits(self) -> bool:
+        """The run completed and this part of it waits for a person (exit 2, not 1)."""
+        return self.kind in (ProblemKind.HELD, ProblemKind.NOT_SYNCED)
 
 
 def build_definitions(data: DataDir) -> dg.Definitions:
@@ -184,9 +193,10 @@ def run_pipeline(
     _print_warnings(*warned, out)
     if problems is not None:
         problems.extend(failures)
-    held = [f for f in failures if f.kind is ProblemKind.HELD]
-    failures = [f for f in failures if f.kind is not ProblemKind.HELD]
-    for problem in failures + held:
+    # Held syncs and missing segments: the run completed, they wait for a person (exit 2).
+    waiting = [f for f in failures if f.waits]
+    failures = [f for f in failures if not f.waits]
+    for problem in failures + waiting:
         print(f"segpipe: {problem.line}", file=out)
     if failures:
         return ExitCode.FAILED
@@ -197,30 +207,33 @@ def run_pipeline(
             "see above",
             file=out,
         )
-    return ExitCode.REJECTED if held or refused or refused_entries else ExitCode.OK
+    return ExitCode.REJECTED if waiting or refused or refused_entries else ExitCode.OK
 
 
 def sync_exports(
     defs: dg.Definitions, instance: dg.DagsterInstance, data: DataDir, out: TextIO | None = None
 ) -> list[RunProblem]:
     """One run of `sync_destinations_job` over every configured destination and segment; none when
-    no destination would be sent anything new (see _exports_unchanged)."""
+    no destination would be sent anything new (see _exports_unchanged). Segments destinations
+    name that do not exist are said by the run's step, or here when there is no run."""
     warnings: list[str] = []
+    missing: list[MissingSegments] = []
     try:
         with connect(data.warehouse) as con:
-            pairs = current_pairs(con, data, warnings.append)
+            pairs = current_pairs(con, data, warnings.append, missing.append)
             tags = register_pairs(instance, pairs)
             unchanged = tags is not None and _exports_unchanged(con, instance, data, pairs)
     except DestinationError as error:
         return [RunProblem(f"{data.segments_yaml.name}: {error}", ProblemKind.SEGMENTS_YAML)]
+    not_synced = [RunProblem(str(gone), ProblemKind.NOT_SYNCED) for gone in missing]
     if tags is None:
-        return []
+        return not_synced
     if unchanged:
         # What the run's step would have said, then one summary instead of a run (issue 18).
         for message in warnings:
             progress.warning(f"warning: {message}")
         print("segpipe: exports unchanged since their last sync: no sync run", file=out)
-        return []
+        return not_synced
     return run_job(defs, "sync_destinations_job", instance, tags, out=out)
 
 
@@ -327,16 +340,16 @@ def _broken_rules(result: dg.ExecuteInProcessResult) -> list[RunProblem]:
 
 def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[RunProblem]:
     """The run's step failures, or that it did not finish (a rejected file is not one: it is
-    an outcome, in the uploads table); a sync the removal guard held is said as it is."""
+    an outcome, in the uploads table); a sync the removal guard held, or a segment a
+    destination names that does not exist, is said as it is."""
     found = []
     for event in result.all_events:
         if not event.is_step_failure:
             continue
         failure = event.step_failure_data
-        if failure.user_failure_data and DESTINATIONS_HELD in failure.user_failure_data.metadata:
-            # The removal guard's messages, said as they are.
-            held = failure.user_failure_data.metadata[DESTINATIONS_HELD].value
-            found += [RunProblem(message, ProblemKind.HELD) for message in held]
+        said = _said_as_they_are(failure.user_failure_data)
+        found += said
+        if said and DESTINATIONS_FAILED not in failure.user_failure_data.metadata:
             continue
         error = failure.error
         while error and error.cause:
@@ -349,8 +362,22 @@ def _unexpected_failures(result: dg.ExecuteInProcessResult) -> list[RunProblem]:
     return found
 
 
-def print_status(data: DataDir, out: TextIO, recent: int = 20) -> None:
-    """`segpipe status`: looks only, so it opens the warehouse read-only (no writer's lock)."""
+def _said_as_they_are(failure_data) -> list[RunProblem]:
+    """The sync step's problems that are not failures: the removal guard's messages and the
+    missing segments' (exports.assets._fail), each as its own line."""
+    metadata = failure_data.metadata if failure_data else {}
+    held = metadata[DESTINATIONS_HELD].value if DESTINATIONS_HELD in metadata else []
+    missing = metadata[SEGMENTS_MISSING].value if SEGMENTS_MISSING in metadata else {}
+    return [RunProblem(message, ProblemKind.HELD) for message in held] + [
+        RunProblem(message, ProblemKind.NOT_SYNCED) for message in missing.values()
+    ]
+
+
+def print_status(data: DataDir, out: TextIO, recent: int | None = None) -> None:
+    """`segpipe status`: the `recent` uploads settled last (every one when None; the command's
+    default is cli.RECENT_UPLOADS), then segments and exports. Looks only, so it opens the
+    warehouse read-only (no writer's lock)."""
     with connect(data.warehouse, read_only=True) as con:
         recent_ones = recent_uploads(con, recent)
-    print_summary(data, recent_ones, out, ids=True, read_only=True)
+        hidden = upload_count(con) - recent_ones.height
+    print_summary(data, recent_ones, out, ids=True, read_only=True, hidden=hidden)

@@ -32,6 +32,8 @@ class ProblemKind(StrEnum):
 
     FAILED = "failed"  # a step failed: exit 1
     HELD = "held"  # the removal guard held a sync: exit 2, until --allow-large-removals
+    # A destination names a segment that does not exist: that sync alone is not done, exit 2.
+    NOT_SYNCED = "not_synced"
     SEGMENTS_YAML = "segments_yaml"  # segments.yaml stopped the sync before any run: exit 1
 
 

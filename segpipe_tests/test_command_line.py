@@ -15,10 +15,15 @@ from segpipe.config import WAREHOUSE_ENV
 from segpipe_tests.conftest import REPO, Deployment, copy_of, csv
 
 
-def _status(deployment: Deployment, capsys: pytest.CaptureFixture) -> str:
+def _status(deployment: Deployment, capsys: pytest.CaptureFixture, *flags: str) -> str:
     capsys.readouterr()
-    assert cli.main(["status", "--data-dir", str(deployment.data.root)]) == 0
+    assert cli.main(["status", "--data-dir", str(deployment.data.root), *flags]) == 0
     return capsys.readouterr().out
+
+
+def _listed(printed: str) -> list[str]:
+    """The upload ids `segpipe status` printed, in order."""
+    return [line.split("upload_id: ")[1] for line in printed.splitlines() if "upload_id: " in line]
 
 
 def test_status_shows_a_file_with_an_old_mtime_that_was_run_last(
@@ -40,6 +45,33 @@ def test_status_shows_a_file_with_an_old_mtime_that_was_run_last(
     assert old in uploads
     # Listed last: the most recently settled, whatever its mtime says.
     assert uploads.rstrip().splitlines()[-2].strip().startswith(old)
+    # 22 uploads: the 20 settled last by default, said so; `--limit 0` lists every one.
+    assert len(_listed(uploads)) == 20
+    assert "(2 earlier upload(s) not shown; `segpipe status --limit 0` lists all)" in uploads
+    everything = _status(deployment, capsys, "--limit", "0")
+    assert len(_listed(everything)) == 22 and "not shown" not in everything
+    assert _listed(everything)[2:] == _listed(uploads)
+
+
+def test_status_limit_lists_the_uploads_settled_last(
+    applied_sample: Deployment, capsys: pytest.CaptureFixture
+):
+    settled = applied_sample.query(
+        "SELECT upload_id FROM uploads ORDER BY applied_at NULLS FIRST, upload_id"
+    )["upload_id"].to_list()
+    assert len(settled) == 18  # fewer than the default 20: every one, nothing said hidden
+    printed = _status(applied_sample, capsys)
+    assert _listed(printed) == settled and "not shown" not in printed
+
+    printed = _status(applied_sample, capsys, "--limit", "5")
+    assert _listed(printed) == settled[-5:]
+    assert "(13 earlier upload(s) not shown; `segpipe status --limit 0` lists all)" in printed
+    assert "\nSegments" in printed  # segments and exports as always
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["status", "--data-dir", str(applied_sample.data.root), "--limit", "-1"])
+    assert stopped.value.code == 2
+    assert "--limit: expected a whole number, 0 or more, not '-1'" in capsys.readouterr().err
 
 
 def _members(deployment: Deployment, capsys: pytest.CaptureFixture, *args: str):

@@ -161,14 +161,79 @@ def test_a_deleted_segment_is_removed_from_its_destination_by_the_next_run(
     assert deployment.query("SELECT count(*) AS n FROM syncs WHERE removes > 0")["n"][0] == 1
 
 
-def test_a_wrong_destination_fails_the_run_naming_it(deployment: Deployment):
+def test_a_destination_naming_a_deleted_segment_still_syncs_everything_else(
+    applied_sample: Deployment, tmp_path, monkeypatch
+):
+    """selligent names the sample's manual "Gala Volunteers", which is then deleted: the next
+    run still syncs selligent's other segments and attentive, sends both the deleted segment's
+    removal, and says once which destination names which missing segment (exit 2, as a held
+    sync: the run completed, a person must fix segments.yaml)."""
+    from segpipe import cli
+    from segpipe_tests.conftest import copy_of
+
+    deployment = copy_of(applied_sample, tmp_path / "deployment", monkeypatch)
+    yaml = deployment.data.segments_yaml
+    yaml.write_text(
+        yaml.read_text().replace(
+            "segments: [Monthly Newsletter Opt-In, Advocacy Alerts Opt-In]",
+            "segments: [Monthly Newsletter Opt-In, Advocacy Alerts Opt-In, Gala Volunteers]",
+        )
+    )
+    assert deployment.run()[0] == 0
+    selligent = deployment.data.exports / "selligent"
+    gala = pl.read_csv(selligent / "Gala_Volunteers" / "members.csv", infer_schema=False)
+    assert gala.height > 0
+    assert (
+        cli.main(
+            ["segment", "delete", "Gala Volunteers", "--data-dir", str(tmp_path / "deployment")]
+        )
+        == 0
+    )
+    deployment.drop(
+        "constituents_2026-11-20.csv",
+        csv(
+            "member_id,email,external_id,first_name,email_opt_in",
+            "9001,new@example.org,X9001,New,yes",
+        ),
+    )
+    deployment.drop(
+        "segmentation_2026-11-20.csv",
+        csv("email,interest_name,opt", "new@example.org,Monthly Newsletter,in"),
+    )
+
+    code, printed = deployment.run()
+    assert code == 2, printed
+    warning = (
+        "segpipe: warning: destination 'selligent': segment(s) 'Gala Volunteers' not found "
+        "(deleted, or not made yet), not synced"
+    )
+    assert [line for line in printed.splitlines() if "not found" in line] == [
+        line for line in printed.splitlines() if line.startswith(warning)
+    ]
+    assert printed.count(warning) == 1, printed
+    newsletter = selligent / "Monthly_Newsletter_Opt-In"
+    adds = pl.read_csv(newsletter / "adds.csv", infer_schema=False)["external_id"].to_list()
+    assert adds == ["X9001"]
+    removed = pl.read_csv(selligent / "Gala_Volunteers" / "removes.csv", infer_schema=False)
+    assert sorted(removed["external_id"]) == sorted(gala["external_id"])
+    attentive = deployment.data.exports / "attentive" / "Gala_Volunteers"
+    assert pl.read_csv(attentive / "members.csv").height == 0
+    assert pl.read_csv(attentive / "removes.csv").height == 2
+
+    code, printed = deployment.run()  # nothing new: no sync run, the warning all the same
+    assert code == 2 and "exports unchanged since their last sync" in printed, printed
+    assert printed.count(warning) == 1, printed
+
+
+def test_a_destination_naming_an_unknown_segment_is_warned_not_failed(deployment: Deployment):
     (deployment.data.root / "segments.yaml").write_text(
         "destinations:\n  - {name: crm, key: email, segments: [No such segment]}\n"
     )
     deployment.drop("constituents_2026-11-01.csv", PEOPLE)
     code, printed = deployment.run()
-    assert code == 1
-    assert "destination 'crm': unknown segment(s) No such segment" in printed
+    assert code == 2, printed
+    assert "segpipe: warning: destination 'crm': segment(s) 'No such segment' not found" in printed
+    assert "run failed" not in printed
 
 
 def test_the_syncs_run_daily_by_default():

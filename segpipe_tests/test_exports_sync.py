@@ -14,6 +14,7 @@ from segpipe.exports.destinations import (
     Channel,
     Destination,
     DestinationError,
+    MissingSegments,
     audience_of,
     configured_pairs,
     load_destinations,
@@ -528,13 +529,17 @@ def test_bad_destinations_are_refused_naming_the_destination(tmp_path, entry, me
         load_destinations(_yaml(tmp_path, f"destinations:\n  - {entry}\n"))
 
 
-def test_unknown_segments_and_fields_are_refused_once_the_warehouse_is_known(
+def test_unknown_fields_are_refused_and_unknown_segments_left_out_once_the_warehouse_is_known(
     warehouse: Warehouse,
 ):
     warehouse.members("VIP list", 1)
+    missing = []
     with connect(warehouse.data.warehouse) as con:
-        with pytest.raises(DestinationError, match="'s': unknown segment\\(s\\) Nope"):
-            configured_pairs(con, [Destination("s", "email", ("VIP list", "Nope"))])
+        pairs = configured_pairs(
+            con, [Destination("s", "email", ("VIP list", "Nope"))], missing=missing.append
+        )
+        assert [p.segment for p in pairs] == ["VIP list"]  # the known one still syncs
+        assert missing == [MissingSegments("s", ("Nope",))]
         with pytest.raises(DestinationError, match="'s': unknown field\\(s\\) shoe_size"):
             configured_pairs(con, [Destination("s", "email", ("VIP list",), fields=("shoe_size",))])
         pairs = configured_pairs(con, [Destination("s", "email", ("vip LIST",))])

@@ -126,6 +126,30 @@ def test_a_failed_sync_sends_an_email_and_calls_the_webhook(
     _no_people_in(json.dumps(calls))
 
 
+def test_a_destination_naming_a_missing_segment_is_warned_as_its_own_sync_failure(
+    deployment: Deployment, mailbox, webhook
+):
+    """As Census and Hightouch fail only the sync whose model is gone: selligent's recipients
+    hear which segment it names that does not exist, and its existing segment still exports."""
+    box, smtp_port = mailbox
+    calls, hook = webhook
+    _configure(deployment, smtp_port, hook)
+    yaml = deployment.data.segments_yaml
+    yaml.write_text(yaml.read_text().replace("[VIP list]", "[VIP list, Gone list]"))
+    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+    deployment.drop("manual_segment_2026-11-01.csv", VIPS)
+    code, printed = deployment.run()
+    assert code == 2, printed
+
+    to, body = box.body("sync failed for destination selligent")
+    assert sorted(to) == ["crm-owner@example.org", "data-team@example.org"]
+    assert "segment(s) 'Gone list' not found" in body
+    (call,) = [c["json"] for c in calls if c["json"]["kind"] == "sync_failed"]
+    assert call["destination"] == "selligent" and "'Gone list' not found" in call["text"]
+    to, body = box.body("export ready for destination selligent")
+    assert "1 segment(s): 4 member(s), 4 add(s)" in body
+
+
 def test_rejected_files_size_moves_and_ready_exports_are_told_masked(
     deployment: Deployment, mailbox, monkeypatch, webhook
 ):

@@ -47,6 +47,26 @@ MAX_AUDIENCE_BYTES = 200
 Warn = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class MissingSegments:
+    """Segments a destination names in `segments:` that do not exist: that destination's sync
+    of them is not done (exit 2, as a held sync), its other segments are."""
+
+    destination: str
+    segments: tuple[str, ...]
+
+    def __str__(self) -> str:
+        names = ", ".join(repr(s) for s in self.segments)
+        return (
+            f"destination {self.destination!r}: segment(s) {names} not found (deleted, or not "
+            "made yet), not synced; its other segments were: fix or remove the name in "
+            "segments.yaml `segments:`"
+        )
+
+
+Missing = Callable[[MissingSegments], None]
+
+
 class Channel(StrEnum):
     """What a destination contacts people on, and so whose consent it needs (SPEC 6): `email`
     needs `email_opt_in`, `sms` needs `sms_opt_in`, and neither may be suppressed on that
@@ -280,11 +300,18 @@ def audience_of_segment(name: str, domain: str | None) -> str:
 
 
 def resolve_pairs(
-    con: duckdb.DuckDBPyConnection, destination: Destination, warn: Warn | None = None
+    con: duckdb.DuckDBPyConnection,
+    destination: Destination,
+    warn: Warn | None = None,
+    missing: Missing | None = None,
 ) -> list[Pair]:
     """The segments `destination` receives, by name (case aside; a subscriber segment name
     that two domains carry names both) or all of them for "*"; an attentive destination only
     those its account may hold (`_for_account`).
+
+    A name no segment has (deleted, not made yet, mistyped) is left out and `missing` hears of
+    it: as Census and Hightouch fail only the sync whose model is gone, the destination's other
+    segments and the other destinations still sync.
 
     A segment whose export folder would be another's (`VIP list` and `VIP_list`), or whose name
     is too long for a folder name (over MAX_AUDIENCE_BYTES in UTF-8), is left out and
@@ -298,13 +325,13 @@ def resolve_pairs(
     if destination.all_segments:
         chosen = _for_account(destination, segments)
     else:
-        missing = [s for s in destination.segments if s.lower() not in by_name]
-        if missing:
-            raise DestinationError(
-                f"destination {destination.name!r}: unknown segment(s) {', '.join(missing)}"
-            )
+        gone = [s for s in destination.segments if s.lower() not in by_name]
+        if gone:
+            (missing or (lambda found: None))(MissingSegments(destination.name, tuple(gone)))
         chosen = []
         for name in destination.segments:
+            if name in gone:
+                continue
             if not (mine := _for_account(destination, by_name[name.lower()])):
                 raise _other_accounts(destination, name, by_name[name.lower()])
             chosen += mine
@@ -359,13 +386,19 @@ def _exportable(destination: Destination, pairs: list[Pair], warn: Warn) -> list
 
 
 def configured_pairs(
-    con: duckdb.DuckDBPyConnection, destinations: list[Destination], warn: Warn | None = None
+    con: duckdb.DuckDBPyConnection,
+    destinations: list[Destination],
+    warn: Warn | None = None,
+    missing: Missing | None = None,
 ) -> list[Pair]:
-    """Every destination's pairs, with the retired ones its next sync still owes a removal."""
+    """Every destination's pairs, with the retired ones its next sync still owes a removal
+    (a deleted segment a destination still names among them); `missing` hears of the names
+    no segment has (resolve_pairs)."""
     pairs = []
     for destination in destinations:
         check_fields(con, destination)
-        pairs += retired_pairs(con, destination, resolve_pairs(con, destination, warn))
+        found = resolve_pairs(con, destination, warn, missing)
+        pairs += retired_pairs(con, destination, found)
     return pairs
 
 

@@ -33,10 +33,13 @@ def status_of(con: duckdb.DuckDBPyConnection, upload_id: str) -> str | None:
     return scalar(con, "SELECT status FROM uploads WHERE upload_id = ?", [upload_id])
 
 
-def recent_uploads(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
-    """The `limit` uploads settled last (applied, rejected, held...), oldest first. By
-    `applied_at`, not upload_id: the id encodes the file's mtime, so a file written long ago and
-    run just now would sort among the oldest. A row without `applied_at` counts as oldest."""
+def recent_uploads(con: duckdb.DuckDBPyConnection, limit: int | None) -> pl.DataFrame:
+    """The `limit` uploads settled last (applied, rejected, held...), oldest first; every one
+    when `limit` is None. By `applied_at`, not upload_id: the id encodes the file's mtime, so a
+    file written long ago and run just now would sort among the oldest. A row without
+    `applied_at` counts as oldest."""
+    if limit is None:
+        return frame(con, "SELECT * FROM uploads ORDER BY applied_at NULLS FIRST, upload_id")
     return frame(
         con,
         "SELECT * FROM (SELECT * FROM uploads "
@@ -44,6 +47,10 @@ def recent_uploads(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
         "ORDER BY applied_at NULLS FIRST, upload_id",
         [limit],
     )
+
+
+def upload_count(con: duckdb.DuckDBPyConnection) -> int:
+    return scalar(con, "SELECT count(*) FROM uploads")
 
 
 def earlier_upload(

@@ -11,6 +11,7 @@ from segpipe.defs.recovery import mark_run_process
 from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.defs.segments.checks import failed_blocking_checks
 from segpipe.exports.deliver import undelivered_diffs
+from segpipe.exports.destinations import MissingSegments
 from segpipe.exports.sync import sync_destination
 from segpipe.ingest.normalize import mask_text
 from segpipe.pipeline import progress
@@ -19,6 +20,9 @@ from segpipe.warehouse.guard import ALLOW_TAG, RemovalHeld, removal_limit
 DESTINATIONS_FAILED = "destinations_failed"
 # The failure metadata key of a sync the removal guard held: its messages, one per destination.
 DESTINATIONS_HELD = "destinations_held"
+# The failure metadata key of segments destinations name that do not exist: {destination:
+# message}; its other segments and the other destinations synced (exit 2, as a held sync).
+SEGMENTS_MISSING = "segments_missing"
 
 
 def _spec() -> dg.AssetSpec:
@@ -64,14 +68,15 @@ def sync_exports(
     data = data_dir.paths
     requested = set(context.partition_keys)
     at = datetime.now(UTC).replace(tzinfo=None)
-    failed, reasons, held = [], {}, []
+    failed, reasons, held, missing = [], {}, [], []
     forced = context.run.tags.get(ALLOW_TAG) == "true"
     skip_unchanged = context.run.tags.get(SYNC_ALL_TAG) != "true"
     limit = None if forced else removal_limit(data.segments_yaml)
     with warehouse.get_connection() as con:
-        pairs = [
-            p for p in current_pairs(con, data, _warn(context)) if p.partition_key in requested
-        ]
+        configured = current_pairs(con, data, _warn(context), missing.append)
+        pairs = [p for p in configured if p.partition_key in requested]
+        for gone in missing:
+            context.log.warning(str(gone))
         if stale := requested - {p.partition_key for p in pairs}:
             context.log.info(f"{len(stale)} pair(s) no longer configured, not synced")
         destinations = list(dict.fromkeys(p.destination for p in pairs))
@@ -132,19 +137,33 @@ def sync_exports(
                 line += f"; {len(synced.skipped_segments)} segment name(s) attentive cannot carry"
             progress.info(line)
             context.log.info(line)
-    if failed:
-        raise dg.Failure(
-            description=f"sync failed for destination(s): {', '.join(failed)}",
-            # What warnings name (segpipe/defs/warnings): each destination and its reason.
-            metadata={DESTINATIONS_FAILED: dg.MetadataValue.json(reasons)},
-        )
-    if held:
-        raise dg.Failure(
-            description="; ".join(held),
-            metadata={DESTINATIONS_HELD: dg.MetadataValue.json(held)},
-            allow_retries=False,
-        )
+    _fail(reasons, held, missing)
     yield from ()
+
+
+def _fail(reasons: dict[str, str], held: list[str], missing: list[MissingSegments]) -> None:
+    """One step failure carrying every problem of the sync, each under its metadata key, read
+    by `segpipe run` (its lines, its exit code) and by the warnings (each destination and its
+    reason); the others were synced all the same."""
+    metadata = {}
+    if reasons:
+        metadata[DESTINATIONS_FAILED] = dg.MetadataValue.json(reasons)
+    if held:
+        metadata[DESTINATIONS_HELD] = dg.MetadataValue.json(held)
+    if missing:
+        by_destination = {gone.destination: str(gone) for gone in missing}
+        metadata[SEGMENTS_MISSING] = dg.MetadataValue.json(by_destination)
+    if not metadata:
+        return
+    raise dg.Failure(
+        description=f"sync failed for destination(s): {', '.join(reasons)}"
+        if reasons
+        else "; ".join([*held, *(str(gone) for gone in missing)]),
+        metadata=metadata,
+        # Only a failing destination may do better on a retry: held or missing ones wait for
+        # a person.
+        allow_retries=bool(reasons),
+    )
 
 
 def _warn(context: dg.AssetExecutionContext):

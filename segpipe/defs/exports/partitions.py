@@ -19,12 +19,15 @@ from segpipe.exports.destinations import Pair, configured_pairs, load_destinatio
 exports_partitions = dg.DynamicPartitionsDefinition(name="exports")
 
 
-def current_pairs(con: duckdb.DuckDBPyConnection, data: DataDir, warn=None) -> list[Pair]:
+def current_pairs(
+    con: duckdb.DuckDBPyConnection, data: DataDir, warn=None, missing=None
+) -> list[Pair]:
     """Every configured destination and segment, and the retired ones whose removal a mirror
     destination is still owed (a partition that disappears is synced once more, empty: see
     exports.destinations.retired_pairs); DestinationError when segments.yaml is wrong.
-    `warn(message)` hears of segments left out for their names."""
-    return configured_pairs(con, load_destinations(data.segments_yaml), warn)
+    `warn(message)` hears of segments left out for their names, `missing(MissingSegments)` of
+    names no segment has."""
+    return configured_pairs(con, load_destinations(data.segments_yaml), warn, missing)
 
 
 def register_pairs(instance: dg.DagsterInstance, pairs: list[Pair]) -> dict[str, str] | None:

@@ -4,7 +4,8 @@ One home for turning runs into warnings, used by the sensors (the daemon, `dagst
 `segpipe run` (in-process, no daemon), so both send the same messages:
 - `raw_upload` materializations whose `status` is rejected or held -> FILE_REJECTED (a
   rejection is an outcome of a successful run, not a step failure);
-- `sync_exports` / `deliver_exports` failures -> SYNC_FAILED / DELIVERY_FAILED per destination;
+- `sync_exports` / `deliver_exports` failures -> SYNC_FAILED / DELIVERY_FAILED per destination
+  (a destination naming segments that do not exist too), a held sync -> RUN_FAILED;
 - any other step failure, or a run that failed without one -> RUN_FAILED;
 - a failed `segment_sizes_are_steady` check (severity WARN) -> SEGMENT_SIZE_MOVED;
 - `segment_export` materializations -> EXPORT_READY per destination (sent to who asks for it).
@@ -18,7 +19,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from segpipe.defs.common import RAW_UPLOAD, SEGMENT_EXPORT
-from segpipe.defs.exports.assets import DESTINATIONS_FAILED
+from segpipe.defs.exports.assets import DESTINATIONS_FAILED, DESTINATIONS_HELD, SEGMENTS_MISSING
 from segpipe.notify.notices import Notice, NoticeKind
 from segpipe.vocabulary import REFUSED, UploadStatus
 
@@ -55,16 +56,13 @@ def _step_failure(run: dg.DagsterRun, event) -> list[Notice]:
     description = (user.description or "") if user else ""
     metadata = user.metadata if user else {}
     kind = _STEP_KINDS.get(event.step_key)
-    if kind and DESTINATIONS_FAILED in metadata:
-        return [
-            Notice(
-                kind,
-                f"{_VERBS[kind]} failed for destination {name}",
-                (reason, f"run {run.job_name} {run.run_id}"),
-                destination=name,
-            )
-            for name, reason in metadata[DESTINATIONS_FAILED].value.items()
-        ]
+    notices = _per_destination(run, kind, metadata) if kind else []
+    if DESTINATIONS_HELD in metadata:  # the removal guard's messages, as `segpipe run` says them
+        subject = f"run {run.job_name} failed in step {event.step_key}"
+        lines = (*metadata[DESTINATIONS_HELD].value, f"run id {run.run_id}")
+        notices.append(Notice(kind or NoticeKind.RUN_FAILED, subject, lines))
+    if notices:
+        return notices
     error = failure.error
     while error and error.cause:
         error = error.cause
@@ -75,6 +73,25 @@ def _step_failure(run: dg.DagsterRun, event) -> list[Notice]:
             f"run {run.job_name} failed in step {event.step_key}",
             (reason, f"run id {run.run_id}"),
         )
+    ]
+
+
+def _per_destination(run: dg.DagsterRun, kind: NoticeKind, metadata) -> list[Notice]:
+    """One notice per destination whose sync (or delivery) failed, or that names segments that
+    do not exist (a sync error for that destination alone, as Census and Hightouch say a sync
+    whose model is gone), each to that destination's recipients too."""
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for key in (DESTINATIONS_FAILED, SEGMENTS_MISSING):
+        for name, reason in (metadata[key].value if key in metadata else {}).items():
+            reasons[name].append(reason)
+    return [
+        Notice(
+            kind,
+            f"{_VERBS[kind]} failed for destination {name}",
+            (*said, f"run {run.job_name} {run.run_id}"),
+            destination=name,
+        )
+        for name, said in reasons.items()
     ]
 
 

@@ -133,25 +133,50 @@ INDEX_LIST_MAX = 50
 INDEXED_VALUES = 1_000
 
 
-def _people_by(con: duckdb.DuckDBPyConnection, validated: str, column: str, into: str) -> str:
-    """The constituents a row may name by `column` (email or member_id): for an upload with few
-    such values, only theirs, found through the column's index (the join's own filter would
-    still scan a large part of the table); else the whole table, for the join. The few are put
-    in the scratch table `into`."""
-    # One statement for the row count and the values: it reads at most FEW_ROWS + 1 rows, so a
-    # big upload's values are never listed.
-    rows, values = con.execute(
-        f"SELECT count(*), list(DISTINCT {column}) FILTER ({column} IS NOT NULL) "
-        f"FROM (SELECT {column} FROM {validated} LIMIT {interests.FEW_ROWS + 1})"
-    ).fetchall()[0]
-    values = values or []
-    if rows > interests.FEW_ROWS or len(values) > INDEXED_VALUES:
+# The identifiers looked up through the constituents' indexes for a small upload.
+INDEXED_IDENTIFIERS = ("email", "member_id")
+
+
+def _people_found(
+    con: duckdb.DuckDBPyConnection, validated: str, into: tuple[str, ...]
+) -> tuple[dict[str, str], set[str]]:
+    """({identifier: the constituents a row may name by it}, the PERSON_IDENTIFIERS some row
+    fills). For an upload of few rows, one statement counts the identifiers and lists the
+    values of each INDEXED_IDENTIFIERS column (`_people_by` puts their people in the scratch
+    tables `into`, in that order); a big upload's values are never listed (the statement reads
+    at most FEW_ROWS + 1 rows) and it joins the whole table."""
+    counted = ", ".join(f"count({name})" for name in PERSON_IDENTIFIERS)
+    listed = ", ".join(
+        f"list(DISTINCT {name}) FILTER ({name} IS NOT NULL)" for name in INDEXED_IDENTIFIERS
+    )
+    rows, *found = con.execute(
+        f"SELECT count(*), {counted}, {listed} FROM (SELECT {', '.join(PERSON_IDENTIFIERS)} "
+        f"FROM {validated} LIMIT {interests.FEW_ROWS + 1})"
+    ).fetchone()
+    if rows > interests.FEW_ROWS:
+        return dict.fromkeys(INDEXED_IDENTIFIERS, "constituents"), identifiers_used(con, validated)
+    counts, values = found[: len(PERSON_IDENTIFIERS)], found[len(PERSON_IDENTIFIERS) :]
+    used = {name for name, count in zip(PERSON_IDENTIFIERS, counts, strict=True) if count}
+    sources = {
+        name: _people_by(con, name, listed or [], table)
+        for name, listed, table in zip(INDEXED_IDENTIFIERS, values, into, strict=True)
+    }
+    return sources, used
+
+
+def _people_by(con: duckdb.DuckDBPyConnection, column: str, values: list, into: str) -> str:
+    """The constituents a row may name by `column` (email or member_id), given the upload's
+    `values` of it: for a few values, only theirs, found through the column's index (the join's
+    own filter would still scan a large part of the table) and put in the scratch table `into`;
+    else the whole table, for the join. No values: no lookup (no row names anyone by it, so
+    the judge leaves the identifier out)."""
+    if not values or len(values) > INDEXED_VALUES:
         return "constituents"
     # The values as the statement's parameter ($1), sliced in SQL: no SET VARIABLE first.
     lookups = " UNION ALL ".join(
         f"SELECT cons_id, {column} FROM constituents WHERE {column} = "
         f"ANY($1[{first}:{first + INDEX_LIST_MAX - 1}])"
-        for first in range(1, max(len(values), 1) + 1, INDEX_LIST_MAX)
+        for first in range(1, len(values) + 1, INDEX_LIST_MAX)
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {lookups}", [values])
     return into
@@ -161,16 +186,12 @@ def resolve(
     con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
 ) -> None:
     with scratches(con, "upload_people_email", "upload_people_member_id") as into:
-        by_email, by_member = (
-            _people_by(con, validated, column, table)
-            for column, table in zip(("email", "member_id"), into, strict=True)
-        )
-        used = identifiers_used(con, validated)
+        people, used = _people_found(con, validated, into)
         resolve_accepted(
             con,
             validated,
             resolved,
-            lambda accepted: _judge_sql(accepted, by_email, by_member, used),
+            lambda accepted: _judge_sql(accepted, people["email"], people["member_id"], used),
         )
     supersede_earlier_rows(con, resolved, LATEST_KEY)
 

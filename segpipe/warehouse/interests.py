@@ -91,21 +91,36 @@ FEW_ROWS = 100_000
 _LOOKED_UP = "rowid AS row_id, *"
 
 
-def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> str:
-    """The interest_memberships rows the lookup needs, with their row ids.
+def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, bool]:
+    """The interest_memberships rows the lookup needs, with their row ids; and whether the
+    source is small.
 
     For a small source, the list of its people as a constant filter: DuckDB then skips the
     row groups none of them is in (zone maps), so a small file's cost follows the file, not
     the table. A big source joins the whole table, where a list would only cost more."""
     rows = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     if rows > FEW_ROWS:
-        return f"SELECT {_LOOKED_UP} FROM interest_memberships"
+        return f"SELECT {_LOOKED_UP} FROM interest_memberships", False
     con.execute(f"SET VARIABLE _statuses_members = (SELECT list(DISTINCT cons_id) FROM {source})")
     return (
         f"SELECT {_LOOKED_UP} FROM interest_memberships "
         # `= ANY(list)` stays a filter on the scan; `IN (SELECT unnest(list))` became a join.
         "WHERE cons_id = ANY(getvariable('_statuses_members'))"
-    )
+    ), True
+
+
+def _delete_replaced(con: duckdb.DuckDBPyConnection, changes_table: str, few: bool) -> None:
+    """Delete the interest_memberships rows the changes replace, by the row ids the lookup
+    found. A few row ids go as a list parameter, which DuckDB matches against the table's row
+    ids directly; a semi-join with the changes table would read every row id of the table
+    first (README, "Design measurements")."""
+    replaced = f"SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL"
+    if not few:
+        con.execute(f"DELETE FROM interest_memberships WHERE rowid IN ({replaced})")
+        return
+    (row_ids,) = con.execute(f"SELECT list(previous_row) FROM ({replaced})").fetchone()
+    if row_ids:
+        con.execute("DELETE FROM interest_memberships WHERE rowid = ANY(?)", [row_ids])
 
 
 def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext) -> int:
@@ -129,12 +144,13 @@ def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -
     table = "interest_memberships"
     kept = before_images.before_columns(con, table)
     before = ", ".join(f"m.{quote(c)} AS {quote(before_images.BEFORE + c)}" for c in kept)
+    memberships, few = _memberships_of(con, source)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {changes_table} AS
         SELECT s.cons_id, s.interest_id, s.status, m.row_id AS previous_row, {before}
         FROM {source} s
-        LEFT JOIN ({_memberships_of(con, source)}) m
+        LEFT JOIN ({memberships}) m
           ON m.cons_id = s.cons_id AND m.interest_id = s.interest_id
         WHERE m.status IS DISTINCT FROM s.status
         """
@@ -149,12 +165,7 @@ def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -
         """,
         [upload.upload_id, upload.run_id, upload.at],
     ).fetchone()[0]
-    con.execute(
-        f"""
-        DELETE FROM interest_memberships
-        WHERE rowid IN (SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL)
-        """
-    )
+    _delete_replaced(con, changes_table, few)
     con.execute(
         "INSERT INTO interest_memberships SELECT cons_id, interest_id, status, ?, ?, ? "
         f"FROM {changes_table}",

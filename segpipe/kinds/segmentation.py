@@ -158,8 +158,8 @@ def _people_found(
     counts, values = found[: len(PERSON_IDENTIFIERS)], found[len(PERSON_IDENTIFIERS) :]
     used = {name for name, count in zip(PERSON_IDENTIFIERS, counts, strict=True) if count}
     sources = {
-        name: _people_by(con, name, listed or [], table)
-        for name, listed, table in zip(INDEXED_IDENTIFIERS, values, into, strict=True)
+        name: _people_by(con, name, given or [], table)
+        for name, given, table in zip(INDEXED_IDENTIFIERS, values, into, strict=True)
     }
     return sources, used
 

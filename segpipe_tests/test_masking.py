@@ -218,3 +218,56 @@ def test_an_ordinary_file_name_is_shown_as_received(name):
 )
 def test_the_masking_rule(text, shown):
     assert shown in mask(text)
+
+
+def test_undo_history_and_dry_run_show_a_named_file_masked(
+    deployment: Deployment, capsys: pytest.CaptureFixture, tmp_path
+):
+    """What names an upload after it was received, as a user runs it: the dry run (printed and
+    its JSON), `segpipe history`, `segpipe undo` (its summary and refusals) and the Dagster undo
+    job (its log and metadata)."""
+    from segpipe.definitions import defs
+
+    root = str(deployment.data.root)
+    callback = "constituents_callback_2025550123.csv"
+    deployment.drop(callback, csv("member_id,email", "7,cy@example.org"))
+
+    def cli_says(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main([*args, "--data-dir", root])
+        said = capsys.readouterr()
+        return code, said.out + said.err
+
+    effect = tmp_path / "effect.json"
+    said = {"dry run": cli_says("run", "--dry-run", "--json", str(effect))[1]}
+    said["dry run JSON"] = effect.read_text()
+    assert deployment.run()[0] == 0
+    # A later file changed the same person: undo refuses, naming it.
+    later = "manual_segment_for_jane.doe@example.org.csv"
+    deployment.drop(later, csv("segment,email", "VIP,cy@example.org"))
+    assert deployment.run()[0] == 0
+    said["history"] = cli_says("history", "--member-id", "7")[1]
+    first, second = (deployment.upload(name)["upload_id"] for name in (callback, later))
+    code, said["undo refused"] = cli_says("undo", first)
+    assert code == 1
+    job = defs().resolve_job_def("undo_upload_job")
+    config = {"ops": {"undo_upload_op": {"config": {"upload_id": second}}}}
+    with deployment.instance() as instance:
+        assert job.execute_in_process(run_config=config, instance=instance).success
+    said["undo job"] = event_log_text(deployment)
+    code, said["undo"] = cli_says("undo", first)
+    assert code == 0
+    code, said["undo again"] = cli_says("undo", first)
+    assert code == 1
+
+    leaks = {(place, value) for place, text in said.items() for value in IN_NAMES if value in text}
+    assert leaks == set()
+    shown, shown_later = "constituents_callback_***-***-0123.csv", "m***@example.org.csv"
+    assert f"  {shown} " in said["dry run"]
+    assert f'"file": "{shown}"' in said["dry run JSON"]
+    assert f"upload {second} ({shown_later})" in said["history"]
+    assert f"{second} ({shown_later}); undo them first" in said["undo refused"]
+    assert f"undid {second} ({shown_later}): " in said["undo job"]
+    assert f'"{shown_later}"' in said["undo job"]  # the undo op's `file` metadata
+    assert said["undo"].startswith(f"undid {first} ({shown}): ")
+    assert f"upload {first} ({shown}) is undone" in said["undo again"]

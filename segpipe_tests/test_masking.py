@@ -121,6 +121,8 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(
         deployment.drop(name, content)
     deployment.drop(DUPLICATE, FILES["constituents_callback_2025550123.csv"])
     deployment.drop(*LAST)
+    # Not a regular file: refused, and said so by its display name.
+    (deployment.data.inbox / "constituents_link_2025550123.csv").symlink_to("/etc/hostname")
 
     code, printed = deployment.run()
     capsys.readouterr()
@@ -177,6 +179,7 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(
         f"same bytes as upload {callback['upload_id']}",
     )
     assert "-constituents_callback__-_-0123.csv-" in callback["upload_id"]
+    assert "refused inbox/constituents_link_***-***-0123.csv: a symbolic link" in printed
     for output in (printed, status):
         assert "m***@example.org.csv" in output
         assert "constituents_callback_***-***-0123.csv" in output

@@ -168,6 +168,7 @@ def cmd_members(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """A person's segment and interest entries and exits, with the upload or run of each."""
+    from segpipe.ingest.masking import display_name
     from segpipe.warehouse.connection import connect
     from segpipe.warehouse.history import person_history
 
@@ -181,7 +182,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for row in entries.iter_rows(named=True):
         cause = row["run_id"] if str(row["run_id"] or "").startswith("undo:") else None
         cause = cause or (
-            f"upload {row['upload_id']} ({row['file_name']})"
+            f"upload {row['upload_id']} ({display_name(row['file_name'])})"
             if row["upload_id"]
             else f"run {row['run_id']}"
         )

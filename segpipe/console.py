@@ -14,6 +14,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.exports.report import latest_syncs
 from segpipe.ingest.filenames import printable
+from segpipe.ingest.masking import display_name
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import FORCE_FLAG, SETTING
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 def upload_line(file_name: str, status: str, counts: Mapping, error: str | None) -> str:
     """One line a person reads: file, status, the row counts when applied or else the problem.
-    `counts`: rows_in, rows_applied, rows_rejected, rows_ignored, rows_superseded."""
+    `counts`: rows_in, rows_applied, rows_rejected, rows_ignored, rows_superseded. The name as
+    received (`file_name`), shown by its display name."""
     if status == UploadStatus.APPLIED:
         detail = (
             f"in {counts['rows_in']}  applied {counts['rows_applied']}  "
@@ -34,7 +36,7 @@ def upload_line(file_name: str, status: str, counts: Mapping, error: str | None)
         )
     else:
         detail = printable(error or "")
-    return f"{printable(file_name):<48} {status:<9} {detail}"
+    return f"{printable(display_name(file_name)):<48} {status:<9} {detail}"
 
 
 def describe(report: UploadReport) -> str:

@@ -27,6 +27,7 @@ import polars as pl
 from segpipe.config import WAREHOUSE_ENV, WAREHOUSE_FILE, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.exit_codes import ExitCode
+from segpipe.ingest.masking import display_name
 from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import EXISTED, UPLOAD, shadow_of, shadows
 from segpipe.warehouse.connection import connect
@@ -105,7 +106,7 @@ def _file_effect(con, data: DataDir, upload: dict) -> dict:
     counts = ("rows_in", "rows_applied", "rows_rejected", "rows_ignored", "rows_superseded")
     return {
         "upload_id": upload_id,
-        "file": upload["file_name"],
+        "file": display_name(upload["file_name"]),
         "kind": upload["kind"],
         "status": upload["status"],
         "error": upload["error"],

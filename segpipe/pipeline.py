@@ -24,6 +24,7 @@ from segpipe.ingest import report
 from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import kind_of
 from segpipe.ingest.guard import check_cells, inspect_content
+from segpipe.ingest.masking import display_name
 from segpipe.ingest.reader import LINE, read_ahead, read_batches, read_file
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
@@ -83,11 +84,13 @@ def process_upload(
     if uploads.status_of(con, upload_id) in (UploadStatus.APPLIED, UploadStatus.DUPLICATE):
         return UploadReport(upload_id, received.file_name, UploadStatus.SKIPPED)
     sha256 = sha256_of(received.path)
+    # Shown in the Dagster UI: the name masked, and the archive folder, whose one file keeps
+    # the name as received.
     facts = {
-        "file": received.file_name,
+        "file": display_name(received.file_name),
         "sha256": sha256,
         "bytes": received.path.stat().st_size,
-        "archive": str(received.path.relative_to(data.root)),
+        "archive": f"{received.path.parent.relative_to(data.root)}/",
     }
     stages: dict[Stage, dict] = {}
     try:

@@ -29,6 +29,7 @@ from segpipe.exports.deliver import undelivered_diffs
 from segpipe.exports.destinations import DestinationError, MissingSegments
 from segpipe.exports.sync import finish_interrupted_syncs, sync_is_unchanged
 from segpipe.ingest.filenames import printable
+from segpipe.ingest.masking import display_name
 from segpipe.ingest.receive import archived, look_at_inbox, settle_seconds
 from segpipe.pipeline import progress
 from segpipe.vocabulary import ProblemKind, UploadStatus
@@ -97,12 +98,12 @@ def pending_uploads(
     for _ in range(MAX_SETTLE_WAITS):
         look = look_at_inbox(data)
         for name, problem in look.refused:
-            print(f"segpipe: refused inbox/{printable(name)}: {problem}", file=out)
+            print(f"segpipe: refused inbox/{printable(display_name(name))}: {problem}", file=out)
             if refused is not None:
                 refused.append(name)
         if not look.unsettled:
             break
-        names = ", ".join(printable(n) for n in look.unsettled)
+        names = ", ".join(printable(display_name(n)) for n in look.unsettled)
         print(f"segpipe: waiting for file(s) still being written: {names}", file=out)
         time.sleep(settle_seconds())
     else:

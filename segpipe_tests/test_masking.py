@@ -1,14 +1,17 @@
 """No raw email or phone number in any message built from file content (SPEC section 3), through
 `segpipe run`: identifiers are fed into every message path (a whole-file rejection quoting a
-header, row reasons quoting values, previews, a CR-only file), then the Dagster event log of
-every run, `uploads.error` and the printed summary are scanned for them."""
+header, row reasons quoting values, previews, a CR-only file, file names a sender chose), then
+the Dagster event log, run tags and partition keys of every run, `uploads.error`, the upload
+ids and what `segpipe run` and `segpipe status` print are scanned for them."""
 
 import re
 
 import pytest
 from dagster._serdes import serialize_value
 
-from segpipe.ingest.masking import mask
+from segpipe import cli
+from segpipe.defs.uploads.partitions import uploads_partitions
+from segpipe.ingest.masking import display_name, mask
 from segpipe_tests.conftest import Deployment, csv
 
 FILES = {
@@ -37,7 +40,20 @@ FILES = {
     "segmentation_mac.csv": "\r".join(
         ["email,interest_name,opt", "ana@example.org,Mac,in", "ben@example.org,Mac,in", ""]
     ),
+    # Names a sender chose, carrying a person's address or number: the kind is read from the
+    # name as received (these two apply), every place that shows the name masks it.
+    "manual_segment_vip_list_from_jane.doe@example.org.csv": csv(
+        "segment,email", "VIP,ana@example.org", "VIP,ben@example.org"
+    ),
+    "constituents_callback_2025550123.csv": csv("email,first_name", "cy@example.org,Cy"),
 }
+# The callback file's bytes again under a plain name: a duplicate, its error names the first.
+DUPLICATE = "constituents_again.csv"
+# Refused whole (no interest column): its name goes into the check naming refused files; it
+# arrives last, so the run's partition range tags end with its upload id.
+LAST = ("segmentation_for_jane.doe@example.org.csv", csv("email,opt", "ana@example.org,in"))
+# What the names above carry, as the upload ids had it too (`@` slugged away).
+IN_NAMES = {"jane.doe", "2025550123", "5550123"}
 EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 PHONE = r"\+?1?[\s.-]?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}|_\d{3}-\d{3}-\d{4}"
 
@@ -62,18 +78,72 @@ def event_log_text(deployment: Deployment) -> str:
     return "\n".join(serialize_value(entry) for entry in entries)
 
 
-def test_no_raw_identifier_reaches_the_event_log_errors_or_output(deployment: Deployment):
+def dagster_ui_text(deployment: Deployment) -> dict[str, str]:
+    """What the Dagster UI shows of the runs besides their event log: the upload partition
+    keys, the runs' tags, and the uploads' materialization metadata (each value)."""
+    with deployment.instance() as instance:
+        keys = instance.get_dynamic_partitions(uploads_partitions.name)
+        tags = [f"{k}={v}" for run in instance.get_runs() for k, v in run.tags.items()]
+        metadata = [
+            serialize_value(value)
+            for run in instance.get_runs()
+            for entry in instance.all_logs(run.run_id)
+            if (materialized := entry.asset_materialization)
+            and materialized.asset_key.to_user_string() in ("raw_upload", "applied_upload")
+            for value in materialized.metadata.values()
+        ]
+    assert keys and tags and metadata
+    return {
+        "partition keys": "\n".join(keys),
+        "run tags": "\n".join(tags),
+        "upload metadata": "\n".join(metadata),
+    }
+
+
+def raw_upload_metadata(deployment: Deployment, upload_id: str) -> dict:
+    """The `raw_upload` metadata of partition `upload_id`, values as plain values."""
+    with deployment.instance() as instance:
+        (found,) = [
+            materialized.metadata
+            for run in instance.get_runs()
+            for entry in instance.all_logs(run.run_id)
+            if (materialized := entry.asset_materialization)
+            and materialized.asset_key.to_user_string() == "raw_upload"
+            and materialized.partition == upload_id
+        ]
+    return {key: value.value for key, value in found.items()}
+
+
+def test_no_raw_identifier_reaches_the_event_log_errors_or_output(
+    deployment: Deployment, capsys: pytest.CaptureFixture
+):
     for name, content in FILES.items():
         deployment.drop(name, content)
+    deployment.drop(DUPLICATE, FILES["constituents_callback_2025550123.csv"])
+    deployment.drop(*LAST)
+    # Not a regular file: refused, and said so by its display name.
+    (deployment.data.inbox / "constituents_link_2025550123.csv").symlink_to("/etc/hostname")
 
     code, printed = deployment.run()
+    capsys.readouterr()
+    assert cli.main(["status", "--data-dir", str(deployment.data.root)]) == 0
+    status = capsys.readouterr().out
 
     assert code == 2
     log = event_log_text(deployment)
-    errors = "\n".join(deployment.query("SELECT error FROM uploads")["error"].drop_nulls())
-    scanned = {"event log": log, "uploads.error": errors, "segpipe run output": printed}
+    uploads = deployment.query("SELECT upload_id, error FROM uploads")
+    errors = "\n".join(uploads["error"].drop_nulls())
+    scanned = {
+        "event log": log,
+        "uploads.error": errors,
+        "uploads.upload_id": "\n".join(uploads["upload_id"]),
+        "segpipe run output": printed,
+        "segpipe status output": status,
+        **dagster_ui_text(deployment),
+    }
     raw = identifiers()
     assert len(raw) >= 15  # the files do carry identifiers: a scan that finds none proves nothing
+    raw |= IN_NAMES
     leaks = {(place, value) for place, text in scanned.items() for value in raw if value in text}
     assert leaks == set()
     # Each path did carry its identifier, masked: the scan looked where they went.
@@ -91,6 +161,51 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(deployment: De
     mac = deployment.upload("segmentation_mac.csv")
     assert (mac["status"], mac["rows_applied"], mac["error"]) == ("applied", 2, None)
 
+    # The files named with a person's address or number: their kind read from the name as
+    # received, applied as any other; shown everywhere by the masked name.
+    vip = deployment.upload("manual_segment_vip_list_from_jane.doe@example.org.csv")
+    assert (vip["status"], vip["kind"], vip["rows_applied"]) == ("applied", "manual_segment", 2)
+    both = "SELECT cons_id FROM constituents WHERE email IN ('ana@example.org', 'ben@example.org')"
+    assert deployment.members("VIP") == set(deployment.query(both)["cons_id"])
+    callback = deployment.upload("constituents_callback_2025550123.csv")
+    assert (callback["status"], callback["kind"], callback["rows_applied"]) == (
+        "applied",
+        "constituent",
+        1,
+    )
+    again = deployment.upload(DUPLICATE)
+    assert (again["status"], again["error"]) == (
+        "duplicate",
+        f"same bytes as upload {callback['upload_id']}",
+    )
+    assert "-constituents_callback__-_-0123.csv-" in callback["upload_id"]
+    assert "refused inbox/constituents_link_***-***-0123.csv: a symbolic link" in printed
+    for output in (printed, status):
+        assert "m***@example.org.csv" in output
+        assert "constituents_callback_***-***-0123.csv" in output
+    assert "s***@example.org.csv: missing required column" in log  # the files_applied check
+    facts = raw_upload_metadata(deployment, callback["upload_id"])
+    assert facts["file"] == "constituents_callback_***-***-0123.csv"
+    assert facts["archive"] == f"archive/{callback['upload_id']}/"
+    # The archive is the raw record: the file keeps its name as received.
+    archived = deployment.data.archive / callback["upload_id"]
+    assert [p.name for p in archived.iterdir()] == ["constituents_callback_2025550123.csv"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "constituents_2026-11-01.csv",
+        "segmentation_20261130.csv",
+        "attentive_subscribers_example.com_2026-11-30_part1.csv",
+        "acme_subscriber_segment_20261130_2.csv",
+        "manual_segment_VIP list (Nov 2026).csv.gz",
+    ],
+)
+def test_an_ordinary_file_name_is_shown_as_received(name):
+    """Masking a name takes only what is an address or a number: dates and parts stay."""
+    assert display_name(name) == name
+
 
 @pytest.mark.parametrize(
     ("text", "shown"),
@@ -106,3 +221,56 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(deployment: De
 )
 def test_the_masking_rule(text, shown):
     assert shown in mask(text)
+
+
+def test_undo_history_and_dry_run_show_a_named_file_masked(
+    deployment: Deployment, capsys: pytest.CaptureFixture, tmp_path
+):
+    """What names an upload after it was received, as a user runs it: the dry run (printed and
+    its JSON), `segpipe history`, `segpipe undo` (its summary and refusals) and the Dagster undo
+    job (its log and metadata)."""
+    from segpipe.definitions import defs
+
+    root = str(deployment.data.root)
+    callback = "constituents_callback_2025550123.csv"
+    deployment.drop(callback, csv("member_id,email", "7,cy@example.org"))
+
+    def cli_says(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main([*args, "--data-dir", root])
+        said = capsys.readouterr()
+        return code, said.out + said.err
+
+    effect = tmp_path / "effect.json"
+    said = {"dry run": cli_says("run", "--dry-run", "--json", str(effect))[1]}
+    said["dry run JSON"] = effect.read_text()
+    assert deployment.run()[0] == 0
+    # A later file changed the same person: undo refuses, naming it.
+    later = "manual_segment_for_jane.doe@example.org.csv"
+    deployment.drop(later, csv("segment,email", "VIP,cy@example.org"))
+    assert deployment.run()[0] == 0
+    said["history"] = cli_says("history", "--member-id", "7")[1]
+    first, second = (deployment.upload(name)["upload_id"] for name in (callback, later))
+    code, said["undo refused"] = cli_says("undo", first)
+    assert code == 1
+    job = defs().resolve_job_def("undo_upload_job")
+    config = {"ops": {"undo_upload_op": {"config": {"upload_id": second}}}}
+    with deployment.instance() as instance:
+        assert job.execute_in_process(run_config=config, instance=instance).success
+    said["undo job"] = event_log_text(deployment)
+    code, said["undo"] = cli_says("undo", first)
+    assert code == 0
+    code, said["undo again"] = cli_says("undo", first)
+    assert code == 1
+
+    leaks = {(place, value) for place, text in said.items() for value in IN_NAMES if value in text}
+    assert leaks == set()
+    shown, shown_later = "constituents_callback_***-***-0123.csv", "m***@example.org.csv"
+    assert f"  {shown} " in said["dry run"]
+    assert f'"file": "{shown}"' in said["dry run JSON"]
+    assert f"upload {second} ({shown_later})" in said["history"]
+    assert f"{second} ({shown_later}); undo them first" in said["undo refused"]
+    assert f"undid {second} ({shown_later}): " in said["undo job"]
+    assert f'"{shown_later}"' in said["undo job"]  # the undo op's `file` metadata
+    assert said["undo"].startswith(f"undid {first} ({shown}): ")
+    assert f"upload {first} ({shown}) is undone" in said["undo again"]

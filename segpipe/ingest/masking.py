@@ -32,3 +32,17 @@ def mask(text: str) -> str:
     """`text` with every email and phone number masked: mask_expr on one value, so messages
     and metadata columns follow the same rule."""
     return pl.select(mask_expr(pl.lit(text, pl.String))).item()
+
+
+def display_name_expr(file_names: pl.Expr) -> pl.Expr:
+    """`display_name` of a String column of file names."""
+    return mask_expr(file_names)
+
+
+def display_name(file_name: str) -> str:
+    """A received file's name wherever it is shown or becomes an id (upload_id, logs, metadata,
+    `uploads.error`, the terminal): `mask`ed, since a sender chose it and it may carry an
+    address or a number (`vip_list_from_jane.doe@example.org.csv` -> `v***@example.org.csv`).
+    Only the name as received is parsed (kind, Attentive's domain and date, duplicates) and the
+    archive keeps it as received: this is for showing, never for reading back."""
+    return mask(file_name)

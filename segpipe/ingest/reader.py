@@ -36,6 +36,7 @@ from segpipe.ingest import dialect as dialects
 from segpipe.ingest import headers
 from segpipe.ingest.dialect import Dialect, LineEnding
 from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.masking import display_name
 
 LINE = "_line"
 MALFORMED = "_malformed"
@@ -384,7 +385,9 @@ class _Reading:
         # k+1 of a record of k fields: where it lands says the record's count, in one parse.
         parsed = _parse(_joined(good[_TEXT] + f"{d}\x00"), d, width=header.width + 1)
         if parsed.height != good.height:  # the automaton and polars must agree on records
-            raise RuntimeError(f"{self.file_name}: {parsed.height} rows for {good.height} records")
+            raise RuntimeError(
+                f"{display_name(self.file_name)}: {parsed.height} rows for {good.height} records"
+            )
         cells = [f"column_{i + 1}" for i in range(header.width)]
         counted = pl.any_horizontal(
             pl.col(f"column_{fields + 1}") == "\x00"

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from segpipe.config import DataDir
+from segpipe.ingest.masking import display_name
 
 # What SFTP clients and editors write while a file is still arriving.
 _IN_PROGRESS = re.compile(r"^\.|(\.(part|tmp|filepart|crdownload)|~)$", re.I)
@@ -62,9 +63,11 @@ def sha256_of(path: Path) -> str:
 
 
 def upload_id_for(path: Path) -> str:
-    """Sorts in arrival order (modification time, then name) and reads well in the Dagster UI."""
+    """Sorts in arrival order (modification time, then name) and reads well in the Dagster UI,
+    where it is the partition key: so it is made from the display name (masked before it is
+    cut, or a cut number would escape the mask)."""
     stamp = datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, UTC)
-    slug = re.sub(r"[^a-z0-9._-]+", "_", path.name.lower())[:60]
+    slug = re.sub(r"[^a-z0-9._-]+", "_", display_name(path.name).lower())[:60]
     return f"{stamp:%Y%m%d-%H%M%S-%f}-{slug}-{sha256_of(path)[:8]}"
 
 
@@ -127,7 +130,9 @@ def move_verified(path: Path, target: Path) -> None:
         os.fsync(copy.fileno())
     if sha256_of(partial) != sha256_of(path):
         partial.unlink()
-        raise OSError(errno.EIO, f"the archived copy of {path.name} differs from the original")
+        raise OSError(
+            errno.EIO, f"the archived copy of {display_name(path.name)} differs from the original"
+        )
     mtime = path.stat().st_mtime_ns
     os.utime(partial, ns=(mtime, mtime))
     os.replace(partial, target)

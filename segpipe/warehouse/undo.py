@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import duckdb
 
+from segpipe.ingest.masking import display_name
 from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import (
     EXISTED,
@@ -146,19 +147,20 @@ def _refuse_unless_undoable(con: duckdb.DuckDBPyConnection, upload_id: str) -> s
     if not found:
         raise UndoRefused(f"no upload {upload_id!r} (see `segpipe status`)")
     file_name, status = found[0]
+    shown = display_name(file_name)  # the messages reach the terminal and the event log
     if status != UploadStatus.APPLIED:
-        raise UndoRefused(f"upload {upload_id} ({file_name}) is {status}; only applied uploads")
+        raise UndoRefused(f"upload {upload_id} ({shown}) is {status}; only applied uploads")
     # An upload applied before segpipe kept before-images (of its kind) has none: undo would
     # say it undid it and change nothing.
     if not _kept_anything(con, upload_id):
         raise UndoRefused(
-            f"upload {upload_id} ({file_name}) has no record of what it changed (applied "
+            f"upload {upload_id} ({shown}) has no record of what it changed (applied "
             "before segpipe kept one, or it changed nothing), so undo cannot put anything back; "
             "correct it with a new file instead"
         )
     later = later_uploads(con, upload_id)
     if later:
-        names = ", ".join(f"{uid} ({name})" for uid, name in later)
+        names = ", ".join(f"{uid} ({display_name(name)})" for uid, name in later)
         raise UndoRefused(
             f"later uploads changed the same rows: {names}; undo them first, newest first"
         )
@@ -325,4 +327,4 @@ def undo_summary(result: Undone) -> str:
         parts.append(
             f"{result.suppression_history_rows} suppression change(s) in suppression_history"
         )
-    return f"undid {result.upload_id} ({result.file_name}): " + "; ".join(parts)
+    return f"undid {result.upload_id} ({display_name(result.file_name)}): " + "; ".join(parts)

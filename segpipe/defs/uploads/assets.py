@@ -11,6 +11,7 @@ from segpipe.defs.resources import DataDirResource, Warehouse
 from segpipe.defs.uploads.checks import batch_checks, upload_check_specs
 from segpipe.defs.uploads.metadata import standard_metadata
 from segpipe.defs.uploads.partitions import uploads_partitions
+from segpipe.ingest.masking import display_name
 from segpipe.ingest.receive import archived_file, arrival_key
 from segpipe.ingest.report import Markdown
 from segpipe.pipeline import Stage, UploadReport, process_upload, progress
@@ -164,4 +165,4 @@ def _report(outcome: UploadReport, position: int, total: int, lines: list[str]):
     progress.info(line)
     lines.append(line)
     refused = outcome.status in REFUSED
-    return [f"{outcome.file_name}: {outcome.error}"] if refused else []
+    return [f"{display_name(outcome.file_name)}: {outcome.error}"] if refused else []

@@ -10,9 +10,11 @@ ever applied. None of them is blocking: nothing downstream runs in the upload jo
 """
 
 import dagster as dg
+import polars as pl
 
 from segpipe.config import DataDir
 from segpipe.defs.common import APPLIED_UPLOAD
+from segpipe.ingest.masking import display_name, display_name_expr
 from segpipe.ingest.receive import archived_file
 from segpipe.ingest.report import markdown_table
 from segpipe.kinds.subscriber import identifier_kinds
@@ -75,6 +77,7 @@ def files_applied(refused: list[str]) -> dg.AssetCheckResult:
 
 def upload_counts_add_up(con) -> dg.AssetCheckResult:
     unbalanced = frame(con, UNBALANCED_UPLOADS)
+    unbalanced = unbalanced.with_columns(display_name_expr(pl.col("file_name")))
     return dg.AssetCheckResult(
         check_name=COUNTS_ADD_UP,
         asset_key=APPLIED_UPLOAD,
@@ -96,7 +99,7 @@ def subscriber_files_are_never_mixed(con, data: DataDir) -> dg.AssetCheckResult:
     )
     # One vectorized read per file; the archive keeps each file's bytes as received.
     mixed = [
-        name
+        display_name(name)
         for upload_id, name in applied.iter_rows()
         if identifier_kinds(archived_file(data, upload_id).path) == {"phone", "email"}
     ]

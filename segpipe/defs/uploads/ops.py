@@ -6,6 +6,7 @@ import dagster as dg
 
 from segpipe.defs.common import WAREHOUSE_POOL
 from segpipe.defs.resources import Warehouse
+from segpipe.ingest.masking import display_name
 from segpipe.warehouse.undo import UndoRefused, undo_summary, undo_upload
 
 
@@ -32,7 +33,7 @@ def undo_upload_op(context: dg.OpExecutionContext, config: UndoUploadConfig, war
         None,
         metadata={
             "upload_id": result.upload_id,
-            "file": result.file_name,
+            "file": display_name(result.file_name),
             "history_rows": result.history_rows,
             **{f"restored_{t}": n for t, n in result.rows_restored.items() if n},
             **{f"removed_{t}": n for t, n in result.rows_removed.items() if n},

@@ -11,6 +11,7 @@ from segpipe.defs.segments.jobs import refresh_segments_job
 from segpipe.defs.uploads.jobs import process_upload_job, range_tags
 from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.filenames import printable
+from segpipe.ingest.masking import display_name
 from segpipe.ingest.receive import archived, look_at_inbox
 
 
@@ -21,7 +22,9 @@ def unregistered_uploads(
     arrival order (this also recovers files archived by a tick that died before registering)."""
     look = look_at_inbox(data_dir.paths)
     for name, problem in look.refused:
-        (log or logging.getLogger(__name__)).warning(f"refused inbox/{printable(name)}: {problem}")
+        (log or logging.getLogger(__name__)).warning(
+            f"refused inbox/{printable(display_name(name))}: {problem}"
+        )
     return [f.upload_id for f in archived(data_dir.paths) if f.upload_id not in registered]
 
 

@@ -32,6 +32,7 @@ from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
 from segpipe.exports.destinations import Channel, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
+from segpipe.vocabulary import SyncMode
 from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.guard import (
     DEFAULT_LIMIT,
@@ -211,7 +212,7 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair], tables: _Tab
         [destination.name],
     )
     # Upsert destinations are never told to remove anyone.
-    removes = "TRUE" if destination.mode == "mirror" else "FALSE"
+    removes = "TRUE" if destination.mode == SyncMode.MIRROR else "FALSE"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {tables.out} AS
@@ -267,7 +268,7 @@ def _guard_removals(
 ) -> None:
     """Raise RemovalHeld when a mirror sync would remove more than the limit of a segment the
     destination holds: a destination mirrors removes, so a wiped segment would wipe its list."""
-    if destination.mode != "mirror":
+    if destination.mode != SyncMode.MIRROR:
         return
     held = too_many_removals(con, _removal_counts(tables), limit)
     if held:
@@ -398,7 +399,7 @@ def _record(
             'SELECT destination, segment, segment_id, "at", members, adds, removes, '
             f"skipped_no_key, path, mode, run_id, skipped_no_consent, retired FROM {sync_rows}"
         )
-    if destination.mode == "mirror":
+    if destination.mode == SyncMode.MIRROR:
         con.execute(
             "DELETE FROM sync_members WHERE destination = ? "
             f"AND segment_id IN (SELECT segment_id FROM {tables.sources})",

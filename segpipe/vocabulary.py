@@ -57,6 +57,13 @@ class SegmentKind(StrEnum):
     INTEREST_GROUP = "interest_group"
 
 
+class SyncMode(StrEnum):
+    """A destination's `mode:` in segments.yaml (SPEC section 6), and `syncs.mode`."""
+
+    MIRROR = "mirror"  # adds and removes: the destination holds the segment as it is (default)
+    UPSERT = "upsert"  # adds only: the destination is never told to remove anyone
+
+
 class InterestStatus(StrEnum):
     """`interest_memberships.status` and segments.yaml's `status:` (SPEC sections 4, 5). A file's
     opt column keeps its own words ("Subscribe", "opt-out", ...; `normalize.opt_status`)."""

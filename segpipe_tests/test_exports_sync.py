@@ -25,6 +25,7 @@ from segpipe.ingest.filenames import delivery_of
 from segpipe.ingest.reader import read_file
 from segpipe.ingest.validate import REASON
 from segpipe.kinds import subscriber
+from segpipe.vocabulary import SyncMode
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.segments import replace_members
 from segpipe.warehouse.sql import frame, registered
@@ -209,7 +210,7 @@ def test_a_changed_key_is_a_remove_of_the_old_value_and_an_add_of_the_new(wareho
 
 
 def test_upsert_destinations_only_ever_add(warehouse: Warehouse):
-    upsert = Destination("crm", "email", ("VIP list",), mode="upsert")
+    upsert = Destination("crm", "email", ("VIP list",), mode=SyncMode.UPSERT)
     warehouse.members("VIP list", 1, 2)
     warehouse.sync(upsert), warehouse.sync(SELLIGENT)
     warehouse.members("VIP list", 2)
@@ -222,6 +223,9 @@ def test_upsert_destinations_only_ever_add(warehouse: Warehouse):
     warehouse.sync(upsert), warehouse.sync(SELLIGENT)
     assert warehouse.keys("crm", "VIP_list", "adds") == []
     assert warehouse.keys("selligent", "VIP_list", "adds") == ["X1"]
+    # Each sync's row says its mode in the words of segments.yaml.
+    modes = warehouse.query("SELECT DISTINCT destination, mode FROM syncs ORDER BY 1")
+    assert modes.rows() == [("crm", "upsert"), ("selligent", "mirror")]
 
 
 def test_spreadsheet_formulas_are_neutralized_but_e164_phones_are_not(warehouse: Warehouse):
@@ -502,11 +506,14 @@ segments:
 destinations:
   - {name: selligent, format: csv, key: external_id, fields: [email, first_name], segments: [A]}
   - {name: attentive, format: attentive, domain: sirendenim, key: phone, segments: ["*"]}
+  - {name: crm, key: email, mode: upsert, segments: [A]}
 """,
     )
-    selligent, attentive = load_destinations(path)
+    selligent, attentive, crm = load_destinations(path)
     assert selligent.columns == ("external_id", "email", "first_name")
-    assert selligent.mode == "mirror"
+    # Read once into the vocabulary: mirror unless segments.yaml says otherwise.
+    assert (selligent.mode, crm.mode) == (SyncMode.MIRROR, SyncMode.UPSERT)
+    assert isinstance(selligent.mode, SyncMode) and isinstance(crm.mode, SyncMode)
     assert attentive.all_segments and attentive.domain == "sirendenim"
     assert load_destinations(tmp_path / "missing.yaml") == []
 
@@ -516,7 +523,12 @@ destinations:
     [
         ("{name: s, key: fax, segments: [A]}", "destination 's': unknown key 'fax'"),
         ("{name: s, key: email, format: xml, segments: [A]}", "unknown format 'xml'"),
-        ("{name: s, key: email, mode: sync, segments: [A]}", "unknown mode 'sync'"),
+        (
+            "{name: s, key: email, mode: sync, segments: [A]}",
+            "destination 's': unknown mode 'sync'; one of mirror, upsert",
+        ),
+        ("{name: s, key: email, mode: Mirror, segments: [A]}", "unknown mode 'Mirror'"),
+        ("{name: s, key: email, mode: [mirror], segments: [A]}", "unknown mode ['mirror']"),
         ("{name: s, key: email}", "`segments` must list"),
         ("{name: s, key: email, format: attentive, segments: [A]}", "attentive needs a `domain`"),
         ("{name: s, key: member_id, format: attentive, domain: d, segments: [A]}", "phone or an"),

@@ -19,11 +19,11 @@ import yaml
 from segpipe import attentive
 from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
 from segpipe.safe_yaml import load_yaml
+from segpipe.vocabulary import SyncMode
 from segpipe.warehouse.catalog import constituent_columns
 
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
 FORMATS = ("csv", "attentive")
-MODES = ("mirror", "upsert")
 ALL_SEGMENTS = "*"
 # Destination names and Attentive domains become folder and file names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -121,7 +121,7 @@ class Destination:
     format: str = "csv"
     fields: tuple[str, ...] = ()
     domain: str | None = None
-    mode: str = "mirror"
+    mode: SyncMode = SyncMode.MIRROR
     channel: Channel = Channel.EMAIL
     deliver: SftpDelivery | None = None
     warnings: WarningSettings | None = None
@@ -204,9 +204,9 @@ def _destination(position: int, entry) -> Destination:
     form = entry.get("format", "csv")
     if form not in FORMATS:
         fail(f"unknown format {form!r}; one of {', '.join(FORMATS)}")
-    mode = entry.get("mode", "mirror")
-    if mode not in MODES:
-        fail(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    mode = entry.get("mode", SyncMode.MIRROR)
+    if mode not in tuple(SyncMode):
+        fail(f"unknown mode {mode!r}; one of {', '.join(SyncMode)}")
     segments = entry.get("segments")
     if isinstance(segments, str):
         segments = [segments]
@@ -239,7 +239,7 @@ def _destination(position: int, entry) -> Destination:
         format=form,
         fields=tuple(fields),
         domain=domain,
-        mode=mode,
+        mode=SyncMode(mode),
         channel=Channel(channel),
         deliver=_sftp(entry.get("deliver"), fail),
         warnings=warnings,
@@ -410,7 +410,7 @@ def retired_pairs(
     named and placed as its latest sync left it, and retired: its next sync removes everyone
     (Hightouch/Census mirror semantics), after which it has no baseline and is gone. A retired
     segment whose folder a current pair exports to is folded into that pair (`former_ids`)."""
-    if destination.mode != "mirror":
+    if destination.mode != SyncMode.MIRROR:
         return pairs  # an upsert destination is never told to remove anyone
     held = con.execute(
         """

@@ -18,8 +18,9 @@ import filecmp
 import math
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
 from segpipe.exports.destinations import Channel, Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
+from segpipe.vocabulary import SyncMode
 from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.guard import (
     DEFAULT_LIMIT,
@@ -39,6 +41,7 @@ from segpipe.warehouse.guard import (
     held_message,
     too_many_removals,
 )
+from segpipe.warehouse.scratch import name_for, scratch, scratches
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote, registered, transaction
 from segpipe.warehouse.suppressions import (
@@ -86,6 +89,28 @@ class DestinationSync:
     unchanged: bool = False
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """The scratch tables one sync (or check) of a destination computes in, by handle: each
+    field a name from scratch.py, made by _stage_tables and read by the steps after it."""
+
+    pairs: str  # pair number, segment id and name, attentive_ok, retired
+    sources: str  # (pair, segment_id): whose baseline each pair diffs against
+    suppressed: str  # the people suppressed on the destination's channel
+    people: str  # each pair's members, their key value and consent
+    current: str  # (pair, key_value, cons_id) the destination should hold now
+    baseline: str  # (pair, key_value, cons_id) it was last sent
+    out: str  # (pair, file, key_value, cons_id): the members, adds and removes files' rows
+
+
+@contextmanager
+def _scratch_tables(con: duckdb.DuckDBPyConnection) -> Iterator[_Tables]:
+    """A sync's scratch tables for the block, all dropped in one statement when it ends."""
+    purposes = [f"sync_{table.name}" for table in fields(_Tables)]
+    with scratches(con, *purposes) as names:
+        yield _Tables(*names)
+
+
 def sync_stamp(at: datetime) -> str:
     return at.strftime("%Y%m%dT%H%M%S%fZ")
 
@@ -110,25 +135,25 @@ def _output_columns(con: duckdb.DuckDBPyConnection, destination: Destination) ->
 OPT_IN = {Channel.EMAIL: "email_opt_in", Channel.SMS: "sms_opt_in"}
 
 
-def _consent(con, destination: Destination) -> str:
+def _consent(con, destination: Destination, suppressed: str) -> str:
     """SQL over constituents `c`: may the destination contact this person on its channel?
     Opted in and not suppressed on that channel (or on all); always for channel none. The
-    suppressed people are put in the temp table _sync_suppressed first."""
+    suppressed people are put in the scratch table `suppressed` first."""
     if destination.channel == Channel.NONE:
         return "TRUE"
     channels = channels_suppressing(destination.channel)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _sync_suppressed AS "
+        f"CREATE OR REPLACE TEMP TABLE {suppressed} AS "
         f"SELECT DISTINCT person FROM ({suppressed_people(channels)})"
     )
     return (
         f"coalesce(c.{OPT_IN[destination.channel]}, FALSE) "
-        f"AND c.{PERSON_KEY} NOT IN (SELECT person FROM _sync_suppressed)"
+        f"AND c.{PERSON_KEY} NOT IN (SELECT person FROM {suppressed})"
     )
 
 
-def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
-    """Temp tables _sync_pairs, _sync_people, _sync_current, _sync_out for these pairs.
+def _stage_tables(con, destination: Destination, pairs: list[Pair], tables: _Tables) -> None:
+    """The scratch `tables` for these pairs, up to `out`.
     A person without consent for the destination's channel is not current, so a baseline
     holding them makes a remove (SPEC 6)."""
     pair_rows = pl.DataFrame(
@@ -154,128 +179,116 @@ def _stage_tables(con, destination: Destination, pairs: list[Pair]) -> None:
         schema={"pair": pl.Int64, "segment_id": pl.Int64},
         orient="row",
     )
-    with registered(con, "_sync_pairs_frame", pair_rows):
-        con.execute("CREATE OR REPLACE TEMP TABLE _sync_pairs AS SELECT * FROM _sync_pairs_frame")
-    with registered(con, "_sync_sources_frame", sources):
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _sync_sources AS SELECT * FROM _sync_sources_frame"
-        )
+    for table, rows in ((tables.pairs, pair_rows), (tables.sources, sources)):
+        with registered(con, name_for("sync_frame"), rows) as registered_rows:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {registered_rows}")
     key = quote(destination.key)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _sync_people AS
+        CREATE OR REPLACE TEMP TABLE {tables.people} AS
         SELECT m.pair, c.cons_id, nullif(trim(CAST(c.{key} AS VARCHAR)), '') AS key_value,
-               {_consent(con, destination)} AS consented
+               {_consent(con, destination, tables.suppressed)} AS consented
         FROM (SELECT DISTINCT p.pair, s.cons_id
-              FROM _sync_pairs p JOIN ({members_of("_sync_pairs")}) s
+              FROM {tables.pairs} p JOIN ({members_of(tables.pairs)}) s
                 ON s.segment_id = p.segment_id
               WHERE NOT p.retired) m
         JOIN constituents c ON c.cons_id = m.cons_id
         """
     )
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _sync_current AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE {tables.current} AS
         SELECT pair, key_value, min(cons_id) AS cons_id
-        FROM _sync_people WHERE key_value IS NOT NULL AND consented GROUP BY pair, key_value
+        FROM {tables.people} WHERE key_value IS NOT NULL AND consented GROUP BY pair, key_value
         """
     )
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _sync_baseline AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE {tables.baseline} AS
         SELECT p.pair, b.key_value, min(b.cons_id) AS cons_id
-        FROM sync_members b JOIN _sync_sources p ON p.segment_id = b.segment_id
+        FROM sync_members b JOIN {tables.sources} p ON p.segment_id = b.segment_id
         WHERE b.destination = ? GROUP BY p.pair, b.key_value
         """,
         [destination.name],
     )
     # Upsert destinations are never told to remove anyone.
-    removes = "TRUE" if destination.mode == "mirror" else "FALSE"
+    removes = "TRUE" if destination.mode == SyncMode.MIRROR else "FALSE"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _sync_out AS
-        SELECT pair, 'members' AS file, key_value, cons_id FROM _sync_current
+        CREATE OR REPLACE TEMP TABLE {tables.out} AS
+        SELECT pair, 'members' AS file, key_value, cons_id FROM {tables.current}
         UNION ALL
-        SELECT pair, 'adds', key_value, cons_id FROM _sync_current c
-        WHERE NOT EXISTS (SELECT 1 FROM _sync_baseline b
+        SELECT pair, 'adds', key_value, cons_id FROM {tables.current} c
+        WHERE NOT EXISTS (SELECT 1 FROM {tables.baseline} b
                           WHERE b.pair = c.pair AND b.key_value = c.key_value)
         UNION ALL
-        SELECT pair, 'removes', key_value, cons_id FROM _sync_baseline b
-        WHERE {removes} AND NOT EXISTS (SELECT 1 FROM _sync_current c
+        SELECT pair, 'removes', key_value, cons_id FROM {tables.baseline} b
+        WHERE {removes} AND NOT EXISTS (SELECT 1 FROM {tables.current} c
                                          WHERE c.pair = b.pair AND c.key_value = b.key_value)
         """
     )
 
 
-def _counts(con) -> pl.DataFrame:
+def _counts(con, tables: _Tables) -> pl.DataFrame:
+    out, people = tables.out, tables.people
     return frame(
         con,
-        """
+        f"""
         SELECT p.pair,
-               (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'members')
+               (SELECT count(*) FROM {out} o WHERE o.pair = p.pair AND o.file = 'members')
                    AS members,
-               (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'adds')
+               (SELECT count(*) FROM {out} o WHERE o.pair = p.pair AND o.file = 'adds')
                    AS adds,
-               (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'removes')
+               (SELECT count(*) FROM {out} o WHERE o.pair = p.pair AND o.file = 'removes')
                    AS removes,
-               (SELECT count(*) FROM _sync_people s WHERE s.pair = p.pair AND s.key_value IS NULL)
+               (SELECT count(*) FROM {people} s WHERE s.pair = p.pair AND s.key_value IS NULL)
                    AS skipped_no_key,
-               (SELECT count(*) FROM _sync_people s
+               (SELECT count(*) FROM {people} s
                 WHERE s.pair = p.pair AND s.key_value IS NOT NULL AND NOT s.consented)
                    AS skipped_no_consent
-        FROM _sync_pairs p ORDER BY p.pair
+        FROM {tables.pairs} p ORDER BY p.pair
         """,
     )
 
 
-# Per pair: the members the destination holds now (the baseline) and the removes of this sync.
-_REMOVAL_COUNTS = """
-    SELECT p.segment,
-           (SELECT count(*) FROM _sync_baseline b WHERE b.pair = p.pair) AS members,
-           (SELECT count(*) FROM _sync_out o WHERE o.pair = p.pair AND o.file = 'removes')
-               AS removes
-    FROM _sync_pairs p
-"""
+def _removal_counts(tables: _Tables) -> str:
+    """Per pair: the members the destination holds now (the baseline) and the removes of this
+    sync."""
+    return f"""
+        SELECT p.segment,
+               (SELECT count(*) FROM {tables.baseline} b WHERE b.pair = p.pair) AS members,
+               (SELECT count(*) FROM {tables.out} o WHERE o.pair = p.pair AND o.file = 'removes')
+                   AS removes
+        FROM {tables.pairs} p
+    """
 
 
-def _guard_removals(con, destination: Destination, limit: RemovalLimit | None) -> None:
+def _guard_removals(
+    con, destination: Destination, limit: RemovalLimit | None, tables: _Tables
+) -> None:
     """Raise RemovalHeld when a mirror sync would remove more than the limit of a segment the
     destination holds: a destination mirrors removes, so a wiped segment would wipe its list."""
-    if destination.mode != "mirror":
+    if destination.mode != SyncMode.MIRROR:
         return
-    held = too_many_removals(con, _REMOVAL_COUNTS, limit)
+    held = too_many_removals(con, _removal_counts(tables), limit)
     if held:
         raise RemovalHeld(held_message(f"sync to destination {destination.name!r}", held, limit))
 
 
 def _write_lists(
-    con, destination: Destination, stage: Path, count: int, files: tuple[str, ...] = FILES
+    con,
+    destination: Destination,
+    stage: Path,
+    tables: _Tables,
+    count: int,
+    files: tuple[str, ...] = FILES,
 ) -> None:
     """Every pair's `files` (members, adds and removes) in one partitioned COPY, then one file
     each."""
     parts = stage / "parts"
-    wanted = ", ".join(f"'{name}'" for name in files)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _sync_lines AS
-        SELECT o.pair, o.file, {_output_columns(con, destination)}
-        FROM _sync_out o LEFT JOIN constituents c ON c.cons_id = o.cons_id
-        WHERE o.file IN ({wanted})
-        ORDER BY o.pair, o.file, o.key_value
-        """
-    )
-    # A partitioned COPY written by several threads interleaves their rows: with one thread it
-    # keeps the table's order, so every file is sorted by key (stable from sync to sync).
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    con.execute("SET threads = 1")
-    try:
-        con.execute(
-            f"COPY _sync_lines TO {_literal(parts)} "
-            "(FORMAT csv, HEADER true, PARTITION_BY (pair, file))"
-        )
-    finally:
-        con.execute(f"SET threads = {int(threads)}")
-        con.execute("DROP TABLE _sync_lines")
+    # The lines table goes as soon as it is written (it holds every output row).
+    with scratch(con, "sync_lines") as lines:
+        _copy_lines(con, destination, parts, tables.out, lines, files)
     header = header_line(destination.columns)
     for pair in range(count):
         for name in files:
@@ -286,15 +299,42 @@ def _write_lists(
             )
 
 
-def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) -> int:
+def _copy_lines(con, destination: Destination, parts: Path, out: str, lines: str, files) -> None:
+    """The rows of `out` in `files`, in the destination's columns, into the scratch table
+    `lines`, then to `parts` by one partitioned COPY."""
+    wanted = ", ".join(f"'{name}'" for name in files)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {lines} AS
+        SELECT o.pair, o.file, {_output_columns(con, destination)}
+        FROM {out} o LEFT JOIN constituents c ON c.cons_id = o.cons_id
+        WHERE o.file IN ({wanted})
+        ORDER BY o.pair, o.file, o.key_value
+        """
+    )
+    # A partitioned COPY written by several threads interleaves their rows: with one thread it
+    # keeps the table's order, so every file is sorted by key (stable from sync to sync).
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        con.execute(
+            f"COPY {lines} TO {_literal(parts)} "
+            "(FORMAT csv, HEADER true, PARTITION_BY (pair, file))"
+        )
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+
+
+def _write_attentive(
+    con, destination: Destination, stage: Path, tables: _Tables, max_rows: int
+) -> int:
     """Headerless `key,segment name` rows of every segment, split at `max_rows` a file;
     returns how many files. US phones go as their 10 national digits, as Attentive takes them."""
     key = "o.key_value"
     if destination.key == "phone":
         key = attentive.phone_sql(key)
-    rows = con.execute(
-        "SELECT count(*) FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok"
-    ).fetchall()[0][0]
+    attentive_rows = f"{tables.current} o JOIN {tables.pairs} p USING (pair) WHERE p.attentive_ok"
+    rows = con.execute(f"SELECT count(*) FROM {attentive_rows}").fetchall()[0][0]
     if rows == 0:
         return 0
     files = math.ceil(rows / max_rows)
@@ -307,7 +347,7 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
             f"""
             COPY (
                 SELECT {neutralized_sql(key)} AS key, {neutralized_sql("p.segment")} AS segment
-                FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok
+                FROM {attentive_rows}
                 ORDER BY p.segment, o.key_value
             ) TO {_literal(stage / "delivery" / "1")} (FORMAT csv, HEADER false)
             """
@@ -319,7 +359,7 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
             SELECT (row_number() OVER (ORDER BY p.segment, o.key_value) - 1) // {int(max_rows)} + 1
                        AS file_n,
                    {neutralized_sql(key)} AS key, {neutralized_sql("p.segment")} AS segment
-            FROM _sync_current o JOIN _sync_pairs p USING (pair) WHERE p.attentive_ok
+            FROM {attentive_rows}
         ) TO {_literal(stage / "attentive")} (FORMAT csv, HEADER false, PARTITION_BY (file_n))
         """
     )
@@ -328,7 +368,9 @@ def _write_attentive(con, destination: Destination, stage: Path, max_rows: int) 
     return files
 
 
-def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) -> None:
+def _record(
+    con, destination: Destination, pairs: list[PairSync], tables: _Tables, at, run_id
+) -> None:
     """The syncs rows, and the new baseline: what the destination now has."""
     rows = pl.DataFrame(
         [
@@ -350,27 +392,27 @@ def _record(con, destination: Destination, pairs: list[PairSync], at, run_id) ->
             for s in pairs
         ]
     )
-    with registered(con, "_sync_rows", rows):
+    with registered(con, name_for("sync_rows"), rows) as sync_rows:
         con.execute(
             'INSERT INTO syncs (destination, segment, segment_id, "at", members, adds, removes, '
             "skipped_no_key, path, mode, run_id, skipped_no_consent, retired) "
             'SELECT destination, segment, segment_id, "at", members, adds, removes, '
-            "skipped_no_key, path, mode, run_id, skipped_no_consent, retired FROM _sync_rows"
+            f"skipped_no_key, path, mode, run_id, skipped_no_consent, retired FROM {sync_rows}"
         )
-    if destination.mode == "mirror":
+    if destination.mode == SyncMode.MIRROR:
         con.execute(
             "DELETE FROM sync_members WHERE destination = ? "
-            "AND segment_id IN (SELECT segment_id FROM _sync_sources)",
+            f"AND segment_id IN (SELECT segment_id FROM {tables.sources})",
             [destination.name],
         )
-        entering = "SELECT * FROM _sync_out WHERE file = 'members'"
+        entering = f"SELECT * FROM {tables.out} WHERE file = 'members'"
     else:
-        entering = "SELECT * FROM _sync_out WHERE file = 'adds'"
+        entering = f"SELECT * FROM {tables.out} WHERE file = 'adds'"
     con.execute(
         f"""
         INSERT INTO sync_members (destination, segment_id, key_value, cons_id, since)
         SELECT ?, p.segment_id, o.key_value, o.cons_id, ?
-        FROM ({entering}) o JOIN _sync_pairs p USING (pair)
+        FROM ({entering}) o JOIN {tables.pairs} p USING (pair)
         """,
         [destination.name, at],
     )
@@ -476,19 +518,6 @@ def _unchanged(
     return True
 
 
-def _drop_staging_tables(con) -> None:
-    for table in (
-        "_sync_pairs",
-        "_sync_sources",
-        "_sync_people",
-        "_sync_current",
-        "_sync_baseline",
-        "_sync_out",
-        "_sync_suppressed",
-    ):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-
-
 def sync_is_unchanged(
     con: duckdb.DuckDBPyConnection,
     data: DataDir,
@@ -509,13 +538,14 @@ def sync_is_unchanged(
     # start does not clear (no swap journal in it, so nothing is put back).
     stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + "check-", dir=folder))
     try:
-        _stage_tables(con, destination, pairs)
-        # Only the full lists: no adds or removes is read from the counts.
-        _write_lists(con, destination, stage, len(pairs), files=("members",))
-        return _unchanged(con, data, destination, pairs, stage, at, _counts(con))
+        with _scratch_tables(con) as tables:
+            _stage_tables(con, destination, pairs, tables)
+            # Only the full lists: no adds or removes is read from the counts.
+            _write_lists(con, destination, stage, tables, len(pairs), files=("members",))
+            counts = _counts(con, tables)
+            return _unchanged(con, data, destination, pairs, stage, at, counts)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        _drop_staging_tables(con)
 
 
 def sync_destination(
@@ -552,53 +582,75 @@ def sync_destination(
     swap = Swap(stage / "backup")
     try:
         stage.mkdir()
-        _stage_tables(con, destination, pairs)
-        _guard_removals(con, destination, removal_limit)
-        counts = _counts(con)
-        _write_lists(con, destination, stage, len(pairs))
-        if skip_unchanged and _unchanged(con, data, destination, pairs, stage, at, counts):
-            result.unchanged = True
-            return result
-        for position, pair in enumerate(pairs):
-            row = counts.row(position, named=True)
-            for name in FILES:
-                link_or_copy(
-                    stage / "pairs" / str(position) / f"{name}.csv",
-                    stage / "pairs" / str(position) / "history" / f"{name}.csv",
-                )
-            path = (folder / pair.audience).relative_to(data.root)
-            result.pairs.append(
-                PairSync(
-                    pair,
-                    row["members"],
-                    row["adds"],
-                    row["removes"],
-                    row["skipped_no_key"],
-                    str(path),
-                    row["skipped_no_consent"],
-                )
-            )
-        if destination.format == "attentive":
-            files = _write_attentive(con, destination, stage, attentive_max_rows)
-            names = [attentive.file_name(destination.domain, at, n) for n in range(1, files + 1)]
-            result.delivery_files = [str((folder / name).relative_to(data.root)) for name in names]
-            result.skipped_segments = [
-                p.segment
-                for p in pairs
-                if not p.retired and not attentive.SEGMENT_NAME.match(p.segment)
-            ]
-        if checkpoint:
-            checkpoint("staged")
-        try:
-            with transaction(con):
-                _record(con, destination, result.pairs, at, run_id)
-                _swap_in(swap, data, result, stage, at)
-                if checkpoint:
-                    checkpoint("swapped")
-        except BaseException:
-            swap.undo()
-            raise
+        with _scratch_tables(con) as tables:
+            _stage_tables(con, destination, pairs, tables)
+            _guard_removals(con, destination, removal_limit, tables)
+            counts = _counts(con, tables)
+            _write_lists(con, destination, stage, tables, len(pairs))
+            if skip_unchanged and _unchanged(con, data, destination, pairs, stage, at, counts):
+                result.unchanged = True
+                return result
+            result.pairs = _pair_syncs(data, folder, pairs, stage, counts)
+            if destination.format == "attentive":
+                _stage_delivery(con, data, result, pairs, stage, tables, at, attentive_max_rows)
+            if checkpoint:
+                checkpoint("staged")
+            try:
+                with transaction(con):
+                    _record(con, destination, result.pairs, tables, at, run_id)
+                    _swap_in(swap, data, result, stage, at)
+                    if checkpoint:
+                        checkpoint("swapped")
+            except BaseException:
+                swap.undo()
+                raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        _drop_staging_tables(con)
     return result
+
+
+def _pair_syncs(
+    data: DataDir, folder: Path, pairs: list[Pair], stage: Path, counts: pl.DataFrame
+) -> list[PairSync]:
+    """Each pair's counts and folder; its three staged files also linked into its history."""
+    synced = []
+    for position, pair in enumerate(pairs):
+        row = counts.row(position, named=True)
+        for name in FILES:
+            link_or_copy(
+                stage / "pairs" / str(position) / f"{name}.csv",
+                stage / "pairs" / str(position) / "history" / f"{name}.csv",
+            )
+        path = (folder / pair.audience).relative_to(data.root)
+        synced.append(
+            PairSync(
+                pair,
+                row["members"],
+                row["adds"],
+                row["removes"],
+                row["skipped_no_key"],
+                str(path),
+                row["skipped_no_consent"],
+            )
+        )
+    return synced
+
+
+def _stage_delivery(
+    con,
+    data: DataDir,
+    result: DestinationSync,
+    pairs: list[Pair],
+    stage: Path,
+    tables: _Tables,
+    at: datetime,
+    max_rows: int,
+) -> None:
+    """An attentive destination's delivery files, staged; the segments it cannot carry."""
+    destination, folder = result.destination, data.exports / result.destination.name
+    files = _write_attentive(con, destination, stage, tables, max_rows)
+    names = [attentive.file_name(destination.domain, at, n) for n in range(1, files + 1)]
+    result.delivery_files = [str((folder / name).relative_to(data.root)) for name in names]
+    result.skipped_segments = [
+        p.segment for p in pairs if not p.retired and not attentive.SEGMENT_NAME.match(p.segment)
+    ]

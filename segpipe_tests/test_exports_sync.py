@@ -529,6 +529,8 @@ destinations:
         ),
         ("{name: s, key: email, mode: Mirror, segments: [A]}", "unknown mode 'Mirror'"),
         ("{name: s, key: email, mode: [mirror], segments: [A]}", "unknown mode ['mirror']"),
+        ("{name: s, key: email, channel: [sms], segments: [A]}", "unknown channel ['sms']"),
+        ("{name: s, key: email, format: [csv], segments: [A]}", "unknown format ['csv']"),
         ("{name: s, key: email}", "`segments` must list"),
         ("{name: s, key: email, format: attentive, segments: [A]}", "attentive needs a `domain`"),
         ("{name: s, key: member_id, format: attentive, domain: d, segments: [A]}", "phone or an"),

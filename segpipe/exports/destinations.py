@@ -216,7 +216,7 @@ def _destination(position: int, entry) -> Destination:
     if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
         fail("`fields` must be a list of constituent column names")
     channel = entry.get("channel", default_channel(key))
-    if channel not in set(Channel):
+    if channel not in tuple(Channel):  # a tuple: a YAML list is refused, not unhashable
         fail(f"unknown channel {channel!r}; one of {', '.join(Channel)}")
     domain = entry.get("domain")
     if form == "attentive":

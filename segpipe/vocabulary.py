@@ -64,6 +64,23 @@ class SyncMode(StrEnum):
     UPSERT = "upsert"  # adds only: the destination is never told to remove anyone
 
 
+class ExportFormat(StrEnum):
+    """A destination's `format:` in segments.yaml (SPEC section 6): its export files' shape."""
+
+    CSV = "csv"  # members.csv, adds.csv, removes.csv with the key and the chosen fields (default)
+    ATTENTIVE = "attentive"  # headerless `phone,segment` / `email,segment` files, one domain
+
+
+class Channel(StrEnum):
+    """What a destination contacts people on, and so whose consent it needs (SPEC 6): `email`
+    needs `email_opt_in`, `sms` needs `sms_opt_in`, and neither may be suppressed on that
+    channel; `none` (a warehouse or ad-audience copy that contacts nobody) needs no consent."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    NONE = "none"
+
+
 class InterestStatus(StrEnum):
     """`interest_memberships.status` and segments.yaml's `status:` (SPEC sections 4, 5). A file's
     opt column keeps its own words ("Subscribe", "opt-out", ...; `normalize.opt_status`)."""

@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from segpipe.exports.destinations import Channel, DestinationError, load_destinations
+from segpipe.exports.destinations import DestinationError, load_destinations
 from segpipe.runner import print_status
+from segpipe.vocabulary import Channel
 from segpipe_tests.conftest import Deployment, csv
 
 SEGMENTS_YAML = """

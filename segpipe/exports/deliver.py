@@ -40,6 +40,7 @@ from segpipe.exports.destinations import Destination, SftpDelivery
 from segpipe.exports.sync import FILES
 from segpipe.ingest.normalize import mask_text
 from segpipe.ingest.receive import sha256_of
+from segpipe.vocabulary import ExportFormat
 from segpipe.warehouse.sql import frame, registered
 
 if TYPE_CHECKING:  # imported where a delivery connects: most runs deliver nothing
@@ -115,7 +116,7 @@ def latest_sync_files(
         return []
     target = destination.deliver.path
     pairs: list[tuple[Path, str]] = []
-    if destination.format == "attentive":
+    if destination.format == ExportFormat.ATTENTIVE:
         at: datetime = rows["at"][0]
         first = attentive.file_name(destination.domain, at, 1)
         pattern = first.removesuffix("1.csv") + "*.csv"
@@ -153,7 +154,7 @@ def undelivered_diffs(con: duckdb.DuckDBPyConnection, destination: Destination) 
     without `deliver`). Its sync waits for them: adds and removes are diffs against what the
     receiver was last sent, so a new sync would replace diffs the receiver never got. An
     attentive file is a full list; a new one supersedes the one that failed."""
-    if destination.deliver is None or destination.format != "csv":
+    if destination.deliver is None or destination.format != ExportFormat.CSV:
         return 0
     # fetchall, not fetchone: duckdb 2.x keeps a half-fetched result open on the connection.
     return con.execute(

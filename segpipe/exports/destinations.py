@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from pathlib import Path
 
 import duckdb
@@ -19,11 +18,10 @@ import yaml
 from segpipe import attentive
 from segpipe.notify.settings import WarningsError, WarningSettings, parse_warnings
 from segpipe.safe_yaml import load_yaml
-from segpipe.vocabulary import SyncMode
+from segpipe.vocabulary import Channel, ExportFormat, SyncMode
 from segpipe.warehouse.catalog import constituent_columns
 
 KEYS = ("email", "cons_id", "member_id", "external_id", "phone")
-FORMATS = ("csv", "attentive")
 ALL_SEGMENTS = "*"
 # Destination names and Attentive domains become folder and file names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -67,16 +65,6 @@ class MissingSegments:
 Missing = Callable[[MissingSegments], None]
 
 
-class Channel(StrEnum):
-    """What a destination contacts people on, and so whose consent it needs (SPEC 6): `email`
-    needs `email_opt_in`, `sms` needs `sms_opt_in`, and neither may be suppressed on that
-    channel; `none` (a warehouse or ad-audience copy that contacts nobody) needs no consent."""
-
-    EMAIL = "email"
-    SMS = "sms"
-    NONE = "none"
-
-
 def default_channel(key: str) -> Channel:
     """`sms` for destinations keyed on phone, `email` for every other key (emails and ids:
     a list keyed on an id is a mailing list in the anchors' ESPs). An attentive destination
@@ -118,7 +106,7 @@ class Destination:
     name: str
     key: str
     segments: tuple[str, ...]
-    format: str = "csv"
+    format: ExportFormat = ExportFormat.CSV
     fields: tuple[str, ...] = ()
     domain: str | None = None
     mode: SyncMode = SyncMode.MIRROR
@@ -201,9 +189,9 @@ def _destination(position: int, entry) -> Destination:
     key = entry.get("key")
     if key not in KEYS:
         fail(f"unknown key {key!r}; one of {', '.join(KEYS)}")
-    form = entry.get("format", "csv")
-    if form not in FORMATS:
-        fail(f"unknown format {form!r}; one of {', '.join(FORMATS)}")
+    form = entry.get("format", ExportFormat.CSV)
+    if form not in tuple(ExportFormat):
+        fail(f"unknown format {form!r}; one of {', '.join(ExportFormat)}")
     mode = entry.get("mode", SyncMode.MIRROR)
     if mode not in tuple(SyncMode):
         fail(f"unknown mode {mode!r}; one of {', '.join(SyncMode)}")
@@ -219,7 +207,7 @@ def _destination(position: int, entry) -> Destination:
     if channel not in tuple(Channel):  # a tuple: a YAML list is refused, not unhashable
         fail(f"unknown channel {channel!r}; one of {', '.join(Channel)}")
     domain = entry.get("domain")
-    if form == "attentive":
+    if form == ExportFormat.ATTENTIVE:
         if key not in ("phone", "email"):
             fail(f"attentive files carry a phone or an email, not {key!r}")
         if fields:
@@ -236,7 +224,7 @@ def _destination(position: int, entry) -> Destination:
         name=name,
         key=key,
         segments=tuple(s.strip() for s in segments),
-        format=form,
+        format=ExportFormat(form),
         fields=tuple(fields),
         domain=domain,
         mode=SyncMode(mode),

@@ -30,9 +30,9 @@ import polars as pl
 from segpipe import attentive
 from segpipe.config import DataDir
 from segpipe.exports.cells import neutralized_sql
-from segpipe.exports.destinations import Channel, Destination, Pair
+from segpipe.exports.destinations import Destination, Pair
 from segpipe.exports.files import Swap, gather_parts, header_line, link_or_copy, undo_journal
-from segpipe.vocabulary import SyncMode
+from segpipe.vocabulary import Channel, ExportFormat, SyncMode
 from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.guard import (
     DEFAULT_LIMIT,
@@ -426,7 +426,7 @@ def _swap_in(swap: Swap, data: DataDir, result: DestinationSync, stage: Path, at
         swap.put(staged / "history", target / "history" / result.stamp)
         for name in FILES:
             swap.put(staged / f"{name}.csv", target / f"{name}.csv")
-    if result.destination.format == "attentive":
+    if result.destination.format == ExportFormat.ATTENTIVE:
         # The last sync of a day is that day's delivery: earlier files of the day go, so a
         # delivery never mixes two syncs' lists.
         today = f"{result.destination.domain}_subscriber_segment_{at:%Y%m%d}_"
@@ -509,7 +509,7 @@ def _unchanged(
             return False
         if any(row[k] != before[k] for k in ("members", "skipped_no_key", "skipped_no_consent")):
             return False
-        if destination.format == "attentive" and before["at"].date() != at.date():
+        if destination.format == ExportFormat.ATTENTIVE and before["at"].date() != at.date():
             return False
         current = folder / pair.audience / "members.csv"
         staged = stage / "pairs" / str(position) / "members.csv"
@@ -591,7 +591,7 @@ def sync_destination(
                 result.unchanged = True
                 return result
             result.pairs = _pair_syncs(data, folder, pairs, stage, counts)
-            if destination.format == "attentive":
+            if destination.format == ExportFormat.ATTENTIVE:
                 _stage_delivery(con, data, result, pairs, stage, tables, at, attentive_max_rows)
             if checkpoint:
                 checkpoint("staged")

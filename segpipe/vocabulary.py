@@ -64,6 +64,13 @@ class SyncMode(StrEnum):
     UPSERT = "upsert"  # adds only: the destination is never told to remove anyone
 
 
+class GroupMode(StrEnum):
+    """How a segment rule's group joins its conditions (segments.yaml `all:` / `any:`)."""
+
+    ALL = "all"  # every condition holds
+    ANY = "any"  # at least one holds
+
+
 class ExportFormat(StrEnum):
     """A destination's `format:` in segments.yaml (SPEC section 6): its export files' shape."""
 

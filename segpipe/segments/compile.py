@@ -28,7 +28,7 @@ from segpipe.segments.rules import (
     SegmentDefinition,
     SegmentDefinitionError,
 )
-from segpipe.vocabulary import SegmentKind
+from segpipe.vocabulary import GroupMode, SegmentKind
 from segpipe.warehouse.catalog import constituent_columns
 from segpipe.warehouse.segments import members_of
 from segpipe.warehouse.sql import frame, quote
@@ -121,7 +121,7 @@ class _Compiler:
 
     def condition(self, condition: Condition) -> str:
         if isinstance(condition, Group):
-            joiner = " AND " if condition.mode == "all" else " OR "
+            joiner = " AND " if condition.mode == GroupMode.ALL else " OR "
             return "(" + joiner.join(self.condition(c) for c in condition.conditions) + ")"
         if isinstance(condition, AttributeCondition):
             return self.attribute(condition)

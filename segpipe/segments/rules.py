@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from segpipe.safe_yaml import load_yaml
-from segpipe.vocabulary import InterestStatus
+from segpipe.vocabulary import GroupMode, InterestStatus
 
 ATTRIBUTE_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "contains", "exists", "not_exists")
 VALUELESS_OPS = ("exists", "not_exists")
@@ -75,7 +75,7 @@ class SegmentCondition:
 
 @dataclass(frozen=True)
 class Group:
-    mode: str  # "all" or "any"
+    mode: GroupMode
     conditions: tuple[Condition, ...]
 
 
@@ -132,8 +132,8 @@ def _segment(entry: object, position: int) -> SegmentDefinition:
     name = entry["name"].strip()
     if not name:
         raise SegmentDefinitionError(None, f"segment #{position} has an empty name", entry)
-    modes = [mode for mode in ("all", "any") if mode in entry]
-    unknown = set(entry) - {"name", "description", "all", "any"}
+    modes = [mode for mode in GroupMode if mode in entry]
+    unknown = set(entry) - {"name", "description", *GroupMode}
     if unknown:
         raise SegmentDefinitionError(name, f"unknown key(s) {', '.join(sorted(unknown))}")
     if len(modes) != 1:
@@ -141,7 +141,7 @@ def _segment(entry: object, position: int) -> SegmentDefinition:
     return SegmentDefinition(name, entry.get("description"), _group(name, modes[0], entry))
 
 
-def _group(segment: str, mode: str, entry: dict) -> Group:
+def _group(segment: str, mode: GroupMode, entry: dict) -> Group:
     items = entry[mode]
     if not isinstance(items, list) or not items:
         raise SegmentDefinitionError(segment, f"'{mode}' must be a non-empty list", entry)
@@ -151,7 +151,7 @@ def _group(segment: str, mode: str, entry: dict) -> Group:
 def _condition(segment: str, item: object) -> Condition:
     if not isinstance(item, dict):
         raise SegmentDefinitionError(segment, "a condition must be a mapping", item)
-    for mode in ("all", "any"):
+    for mode in GroupMode:
         if mode in item:
             if len(item) != 1:
                 raise SegmentDefinitionError(segment, f"'{mode}' stands alone in a group", item)

@@ -223,6 +223,25 @@ def test_the_masking_rule(text, shown):
     assert shown in mask(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # A date and a phone side by side: the number starts where its run of digits starts, and
+        # the digits after it go with it (matched inside the run, "261130_4155" was masked and
+        # "4155550155" stayed whole in the text around it).
+        ("constituents_20261130_4155550155.csv", "constituents_20261130_***-***-0155.csv"),
+        ("segmentation_2026113041555501.csv", "segmentation_***-***-3041.csv"),
+        ("sent 202611304155550155 twice", "sent ***-***-3041 twice"),
+        ("2025550123,2025550124", "***-***-0123,***-***-0124"),
+    ],
+)
+def test_no_phone_survives_beside_other_digits(text, shown):
+    masked = mask(text)
+    assert masked == shown
+    for digits in ("4155550155", "5550155", "2025550123", "2025550124"):
+        assert digits not in masked
+
+
 def test_undo_history_and_dry_run_show_a_named_file_masked(
     deployment: Deployment, capsys: pytest.CaptureFixture, tmp_path
 ):

@@ -13,19 +13,24 @@ _NOT_IN_ADDRESS = r"\s@,;:'\"<>()\[\]|"
 EMAIL_IN_TEXT = rf"([^{_NOT_IN_ADDRESS}]?)[^{_NOT_IN_ADDRESS}]*@([^{_NOT_IN_ADDRESS}]+)"
 # E.164 (a `+`, then 8 to 15 digits with separators) or North American 3-3-4 digits with an
 # optional leading 1; separators: spaces, dots, hyphens, parentheses, and the underscores a
-# normalized header name has in their place.
+# normalized header name has in their place. A number starts where a run of digits starts
+# (`before`: the start or a non-digit, put back), and the digits that run on after it are
+# masked with it: a match inside a longer run (a date and a phone written together,
+# `20261130_4155550155` or `202611304155550155`) would otherwise leave the phone's digits side
+# by side in what is shown.
 _SEPARATOR = r"[\s().\-_]"
 PHONE_IN_TEXT = (
+    r"(?P<before>^|\D)"
     rf"(?:\+\d(?:{_SEPARATOR}*\d){{3,10}}{_SEPARATOR}*"
     rf"|(?:1{_SEPARATOR}?)?\(?\d{{3}}\)?{_SEPARATOR}?\d{{3}}{_SEPARATOR}?)"
-    r"(?P<last4>\d{4})"
+    r"(?P<last4>\d{4})\d*"
 )
 
 
 def mask_expr(text: pl.Expr) -> pl.Expr:
     """A String expression with every email and phone number in it masked."""
     emails_masked = text.str.replace_all(EMAIL_IN_TEXT, "${1}***@${2}")
-    return emails_masked.str.replace_all(PHONE_IN_TEXT, "***-***-${last4}")
+    return emails_masked.str.replace_all(PHONE_IN_TEXT, "${before}***-***-${last4}")
 
 
 def mask(text: str) -> str:

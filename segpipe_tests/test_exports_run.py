@@ -228,11 +228,14 @@ def test_a_destination_naming_a_deleted_segment_still_syncs_everything_else(
 def test_a_destination_naming_an_unknown_segment_is_warned_not_failed(deployment: Deployment):
     (deployment.data.root / "segments.yaml").write_text(
         "destinations:\n  - {name: crm, key: email, segments: [No such segment]}\n"
+        # A misspelled name beside "*" adds nothing, but is said all the same.
+        '  - {name: everything, key: email, segments: [Nope, "*"]}\n'
     )
     deployment.drop("constituents_2026-11-01.csv", PEOPLE)
     code, printed = deployment.run()
     assert code == 2, printed
     assert "segpipe: warning: destination 'crm': segment(s) 'No such segment' not found" in printed
+    assert "segpipe: warning: destination 'everything': segment(s) 'Nope' not found" in printed
     assert "run failed" not in printed
 
 

@@ -57,8 +57,8 @@ class MissingSegments:
         names = ", ".join(repr(s) for s in self.segments)
         return (
             f"destination {self.destination!r}: segment(s) {names} not found (deleted, or not "
-            "made yet), not synced; its other segments were: fix or remove the name in "
-            "segments.yaml `segments:`"
+            "made yet), not synced (any other segments it names were): fix or remove the name "
+            "in segments.yaml `segments:`"
         )
 
 
@@ -310,12 +310,13 @@ def resolve_pairs(
     by_name: dict[str, list[tuple]] = {}
     for segment in segments:
         by_name.setdefault(segment[1].lower(), []).append(segment)
+    named = [s for s in destination.segments if s != ALL_SEGMENTS]
+    # A name beside "*" adds nothing, but a misspelled one is still said (not silently ignored).
+    if gone := [s for s in named if s.lower() not in by_name]:
+        (missing or (lambda found: None))(MissingSegments(destination.name, tuple(gone)))
     if destination.all_segments:
         chosen = _for_account(destination, segments)
     else:
-        gone = [s for s in destination.segments if s.lower() not in by_name]
-        if gone:
-            (missing or (lambda found: None))(MissingSegments(destination.name, tuple(gone)))
         chosen = []
         for name in destination.segments:
             if name in gone:

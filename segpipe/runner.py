@@ -82,8 +82,10 @@ def build_definitions(data: DataDir) -> dg.Definitions:
 
 
 def uploads_table(data: DataDir, *, read_only: bool = False) -> pl.DataFrame:
+    """Every uploads row, in the order the files were settled (`applied_at`): the upload id
+    holds the shown (masked) name, which need not sort as the names the files arrived under."""
     with connect(data.warehouse, read_only=read_only) as con:
-        return frame(con, "SELECT * FROM uploads ORDER BY upload_id")
+        return frame(con, "SELECT * FROM uploads ORDER BY applied_at NULLS FIRST, upload_id")
 
 
 def pending_uploads(

@@ -294,3 +294,23 @@ def test_status_into_a_pipe_closed_early_stops_without_a_traceback(applied_sampl
     _, err = status.communicate(timeout=120)
     assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
     assert status.returncode == 1
+
+
+def test_run_lists_its_files_in_the_order_they_applied(deployment: Deployment):
+    """Files of one modification time apply in name order as received; the closing list follows
+    that order, not the upload ids', which hold the masked names (`c***@example.org.csv` sorted
+    first, and read as if it had applied first and lost)."""
+    names = ["constituents_1.csv", "constituents_5.csv", "constituents_9_from_z@example.org.csv"]
+    for n, name in enumerate(names):
+        deployment.drop(name, csv("member_id,first_name", f"T-1,From{n}"), arrival=0)
+
+    code, printed = deployment.run()
+
+    assert code == 0, printed
+    summary = printed.split("\nUploads", 1)[1].split("\nSegments", 1)[0]
+    shown = ["constituents_1.csv", "constituents_5.csv", "c***@example.org.csv"]
+    assert all(s in summary for s in shown), summary
+    assert sorted(shown, key=summary.index) == shown, summary
+    assert deployment.query("SELECT first_name FROM constituents")["first_name"].to_list() == [
+        "From2"
+    ]

@@ -56,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # --json is the dry run's effect; a real run ignoring it would leave a script waiting
         # for a file that never comes. A usage error, as argparse gives: exit 2, nothing run.
         args.usage_error("--json only goes with --dry-run (it writes the dry run's effect)")
-    data = _data_dir(args)
+    # A dry run leaves the deployment as it was, empty folders included: it works on a copy.
+    data = _located(args) if args.dry_run else _data_dir(args)
     if RETIRED_ALLOW_ENV in os.environ:  # it once lifted the guard for good: say it no longer does
         print(
             f"segpipe: {RETIRED_ALLOW_ENV} is set and ignored: the removal guard is lifted for "

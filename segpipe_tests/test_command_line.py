@@ -314,3 +314,18 @@ def test_run_lists_its_files_in_the_order_they_applied(deployment: Deployment):
     assert deployment.query("SELECT first_name FROM constituents")["first_name"].to_list() == [
         "From2"
     ]
+
+
+def test_a_dry_run_on_a_new_deployment_creates_nothing(tmp_path: Path, capsys):
+    """`segpipe run --dry-run` where nothing has run yet: the effect is shown and the folder
+    holds only what the user put there (no archive/, exports/, rejected/ or staging/ made)."""
+    root = tmp_path / "new"
+    (root / "inbox").mkdir(parents=True)
+    (root / "inbox" / "constituents_a.csv").write_text(csv("member_id,first_name", "N-1,Nia"))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+
+    code = cli.main(["run", "--dry-run", "--data-dir", str(root)])
+
+    assert code == 0
+    assert "dry run of 1 new file(s)" in capsys.readouterr().out
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before

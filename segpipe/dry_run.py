@@ -245,8 +245,9 @@ def print_effect(effect: dict, out: TextIO) -> None:
         print(f"  export {destination}: {'; '.join(lines) or 'no change'}", file=out)
     total = effect["total"]
     by_status = ", ".join(f"{n} {status}" for status, n in total["files_by_status"].items())
+    by_status = f" ({by_status})" if by_status else ""
     print(
-        f"\nTotal: {total['files']} file(s) ({by_status}); people created "
+        f"\nTotal: {total['files']} file(s){by_status}; people created "
         f"{total.get('people_created', 0)}, updated {total.get('people_updated', 0)}; rows "
         f"rejected {total.get('rows_rejected', 0)}, ignored {total.get('rows_ignored', 0)}",
         file=out,

@@ -329,3 +329,6 @@ def test_a_dry_run_on_a_new_deployment_creates_nothing(tmp_path: Path, capsys):
     assert code == 0
     assert "dry run of 1 new file(s)" in capsys.readouterr().out
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    (root / "inbox" / "constituents_a.csv").unlink()
+    assert cli.main(["run", "--dry-run", "--data-dir", str(root)]) == 0
+    assert "Total: 0 file(s); people created 0" in capsys.readouterr().out  # no "()"

@@ -236,3 +236,20 @@ def test_undo_refuses_a_suppression_file_applied_before_its_changes_were_kept(
     )
     assert suppressed.query("SELECT * FROM suppressions ORDER BY ALL").equals(before)
     assert suppressed.upload(name)["status"] == "applied"
+
+
+def test_a_bad_phone_is_refused_with_the_reason_a_constituent_file_gives():
+    """One phone rule, one set of reasons (normalize.phone_problem) for every kind."""
+    from segpipe.ingest import normalize
+    from segpipe.ingest.reader import LINE
+    from segpipe.kinds import suppression
+
+    raw = pl.DataFrame({LINE: [2, 3, 4], "phone": ["012-345-6789", "call me", "(415) 555-0109"]})
+
+    checked = suppression.validate("suppression_2026-11-05.csv", raw)
+
+    assert checked["_reason"].to_list() == [
+        normalize.PHONE_NOT_NANP,
+        normalize.PHONE_NOT_A_NUMBER,
+        None,
+    ]

@@ -73,13 +73,15 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
         LINE,
         normalize.email(present("email")).alias("email"),
         normalize.phone_e164(present("phone")).alias("phone"),
+        columns.phone_problem(present("phone")),
         present("member_id").str.strip_chars().alias("member_id"),
         present("cons_id").str.strip_chars().alias("cons_id"),
         present("channel").str.strip_chars().str.to_lowercase().fill_null("all").alias("channel"),
         present("reason").str.strip_chars().alias("reason"),
         present("action").str.strip_chars().str.to_lowercase().fill_null("add").alias("action"),
     ).with_columns(pl.any_horizontal(pl.col(IDENTIFIERS).is_not_null()).alias("names_identifier"))
-    return reject_failures(canonical, SCHEMA).drop("names_identifier")
+    # A phone's own reason (its country, NANP's 2-9 rule) as constituent files give it.
+    return reject_failures(canonical, SCHEMA, [columns.PHONE_PROBLEM]).drop("names_identifier")
 
 
 def resolve(

@@ -177,9 +177,15 @@ def cmd_history(args: argparse.Namespace) -> int:
         return ExitCode.FAILED
     with connect(data.warehouse, read_only=True) as con:
         entries = person_history(con, args.member_id)
+        known = con.execute(
+            "SELECT count(*) FROM constituents WHERE member_id = ?", [args.member_id]
+        ).fetchone()[0]
     if entries.is_empty():
-        print(f"segpipe: no history for member_id {args.member_id!r}", file=sys.stderr)
-        return ExitCode.FAILED
+        # Two answers: nobody has the id (exit 1, a typo?), or someone has it and has not yet
+        # entered or left any segment or interest (exit 0: an empty history is an answer).
+        said = "has no segment or interest entries yet" if known else "is no constituent's"
+        print(f"segpipe: member_id {args.member_id!r} {said}", file=sys.stderr)
+        return ExitCode.OK if known else ExitCode.FAILED
     for row in entries.iter_rows(named=True):
         cause = row["run_id"] if str(row["run_id"] or "").startswith("undo:") else None
         cause = cause or (

@@ -332,3 +332,17 @@ def test_a_dry_run_on_a_new_deployment_creates_nothing(tmp_path: Path, capsys):
     (root / "inbox" / "constituents_a.csv").unlink()
     assert cli.main(["run", "--dry-run", "--data-dir", str(root)]) == 0
     assert "Total: 0 file(s); people created 0" in capsys.readouterr().out  # no "()"
+
+
+def test_history_tells_an_unknown_member_id_from_one_without_entries(
+    deployment: Deployment, capsys
+):
+    deployment.drop("constituents_a.csv", csv("member_id,first_name", "M-4,Mo"))
+    assert deployment.run()[0] == 0
+    capsys.readouterr()
+
+    history = ["history", "--data-dir", str(deployment.data.root), "--member-id"]
+    assert cli.main([*history, "M-4"]) == 0
+    assert "member_id 'M-4' has no segment or interest entries yet" in capsys.readouterr().err
+    assert cli.main([*history, "NOPE"]) == 1
+    assert "member_id 'NOPE' is no constituent's" in capsys.readouterr().err

@@ -346,3 +346,20 @@ def test_history_tells_an_unknown_member_id_from_one_without_entries(
     assert "member_id 'M-4' has no segment or interest entries yet" in capsys.readouterr().err
     assert cli.main([*history, "NOPE"]) == 1
     assert "member_id 'NOPE' is no constituent's" in capsys.readouterr().err
+
+
+def test_history_labels_a_subscriber_segment_with_its_domain_as_status_does(
+    applied_sample: Deployment, capsys
+):
+    (member_id, label), *_ = applied_sample.query(
+        "SELECT c.member_id, s.name || ' (' || s.domain || ')' FROM membership_history h "
+        "JOIN constituents c USING (cons_id) JOIN segments s USING (segment_id) "
+        "WHERE s.domain IS NOT NULL AND c.member_id IS NOT NULL ORDER BY ALL"
+    ).rows()
+    capsys.readouterr()
+    root = str(applied_sample.data.root)
+
+    assert cli.main(["history", "--data-dir", root, "--member-id", member_id]) == 0
+    assert f" {label} " in capsys.readouterr().out
+    assert cli.main(["status", "--data-dir", root]) == 0
+    assert label in capsys.readouterr().out

@@ -17,7 +17,7 @@ import polars as pl
 from segpipe.ingest.normalize import mask_email
 from segpipe.vocabulary import InterestGroupKind, InterestStatus, SegmentKind
 from segpipe.warehouse.before_images import PERSON
-from segpipe.warehouse.segments import find_segment
+from segpipe.warehouse.segments import LABEL, find_segment
 from segpipe.warehouse.sql import frame
 
 # The latest change of each person at or before $as_of, for one segment or one interest.
@@ -64,7 +64,8 @@ _PEOPLE = "SELECT cons_id, member_id, email FROM constituents"
 
 def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFrame:
     """Every entry and exit of the person with this Member ID, oldest first: columns `at`,
-    `change`, `segment` (segment or interest name), `kind`, `upload_id`, `file_name`,
+    `change`, `segment` (the segment's label as `segpipe status` shows it, "VIP (acme)" for a
+    subscriber segment, or the interest's name), `kind`, `upload_id`, `file_name`,
     `run_id`. The history outlives what it names: a segment or interest since deleted (segment
     delete, undo, a rule gone from segments.yaml) is named by its id, "segment 7 (deleted)",
     its kind "-" (unknown once its row is gone)."""
@@ -72,7 +73,7 @@ def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFra
         con,
         f"""
         SELECT h."at", h.change,
-               coalesce(s.name, i.name, CASE WHEN h.interest_id IS NOT NULL
+               coalesce(s.label, i.name, CASE WHEN h.interest_id IS NOT NULL
                    THEN 'interest ' || h.interest_id ELSE 'segment ' || h.segment_id END
                    || ' (deleted)') AS segment,
                CASE WHEN h.interest_id IS NOT NULL THEN 'interest'
@@ -80,7 +81,7 @@ def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFra
                h.upload_id, u.file_name, h.run_id
         FROM membership_history h
         JOIN ({_PEOPLE}) c ON c.cons_id = h.{PERSON}
-        LEFT JOIN segments s ON s.segment_id = h.segment_id
+        LEFT JOIN (SELECT *, {LABEL} AS label FROM segments) s ON s.segment_id = h.segment_id
         LEFT JOIN interests i ON i.interest_id = h.interest_id
         LEFT JOIN uploads u ON u.upload_id = h.upload_id
         WHERE c.member_id = $member_id

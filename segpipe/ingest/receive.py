@@ -63,9 +63,10 @@ def sha256_of(path: Path) -> str:
 
 
 def upload_id_for(path: Path) -> str:
-    """Sorts in arrival order (modification time, then name) and reads well in the Dagster UI,
-    where it is the partition key: so it is made from the display name (masked before it is
-    cut, or a cut number would escape the mask)."""
+    """Sorts by modification time, then the shown name, and reads well in the Dagster UI, where
+    it is the partition key: so it is made from the display name (masked before it is cut, or
+    a cut number would escape the mask). Files are applied by `arrival_key` (the name as
+    received breaks a tie), which these ids follow except among names that mask alike."""
     stamp = datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, UTC)
     slug = re.sub(r"[^a-z0-9._-]+", "_", display_name(path.name).lower())[:60]
     return f"{stamp:%Y%m%d-%H%M%S-%f}-{slug}-{sha256_of(path)[:8]}"

@@ -85,7 +85,7 @@ def uploads_table(data: DataDir, *, read_only: bool = False) -> pl.DataFrame:
     """Every uploads row, in the order the files were settled (`applied_at`): the upload id
     holds the shown (masked) name, which need not sort as the names the files arrived under."""
     with connect(data.warehouse, read_only=read_only) as con:
-        return frame(con, "SELECT * FROM uploads ORDER BY applied_at NULLS FIRST, upload_id")
+        return recent_uploads(con, None)
 
 
 def pending_uploads(

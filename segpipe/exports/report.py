@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from segpipe.warehouse.segments import LABEL
+from segpipe.warehouse.segments import LABELED_SEGMENTS
 from segpipe.warehouse.sql import frame
 
 
@@ -23,7 +23,7 @@ def latest_syncs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                    y.adds, y.removes, y.skipped_no_key, y.path,
                    coalesce(y.skipped_no_consent, 0) AS skipped_no_consent,
                    coalesce(y.retired, FALSE) AS retired
-            FROM syncs y LEFT JOIN (SELECT segment_id, name, {LABEL} AS label FROM segments) s
+            FROM syncs y LEFT JOIN {LABELED_SEGMENTS} s
                 ON s.segment_id = y.segment_id AND s.name = y.segment
             QUALIFY row_number() OVER (
                 PARTITION BY y.destination, y.segment_id ORDER BY y."at" DESC

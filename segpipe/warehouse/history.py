@@ -17,7 +17,7 @@ import polars as pl
 from segpipe.ingest.normalize import mask_email
 from segpipe.vocabulary import InterestGroupKind, InterestStatus, SegmentKind
 from segpipe.warehouse.before_images import PERSON
-from segpipe.warehouse.segments import LABEL, find_segment
+from segpipe.warehouse.segments import LABELED_SEGMENTS, find_segment
 from segpipe.warehouse.sql import frame
 
 # The latest change of each person at or before $as_of, for one segment or one interest.
@@ -81,7 +81,7 @@ def person_history(con: duckdb.DuckDBPyConnection, member_id: str) -> pl.DataFra
                h.upload_id, u.file_name, h.run_id
         FROM membership_history h
         JOIN ({_PEOPLE}) c ON c.cons_id = h.{PERSON}
-        LEFT JOIN (SELECT *, {LABEL} AS label FROM segments) s ON s.segment_id = h.segment_id
+        LEFT JOIN {LABELED_SEGMENTS} s ON s.segment_id = h.segment_id
         LEFT JOIN interests i ON i.interest_id = h.interest_id
         LEFT JOIN uploads u ON u.upload_id = h.upload_id
         WHERE c.member_id = $member_id

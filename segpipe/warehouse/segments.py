@@ -21,6 +21,8 @@ from segpipe.warehouse.sql import frame
 # ("VIP Shoppers (sirendenim)"): the same name in two domains is two segments. SQL over the
 # `segments` columns name and domain: `segpipe status` prints it, `segpipe members` takes it.
 LABEL = "CASE WHEN domain IS NULL THEN name ELSE name || ' (' || domain || ')' END"
+# The segments table with each segment's LABEL as the column `label`, to select from or join.
+LABELED_SEGMENTS = f"(SELECT *, {LABEL} AS label FROM segments)"
 
 
 class UnknownSegment(LookupError):
@@ -34,7 +36,7 @@ def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str, 
     found = con.execute(
         f"""
         SELECT segment_id, kind, label, lower(label) = lower($named) AS by_label
-        FROM (SELECT *, {LABEL} AS label FROM segments)
+        FROM {LABELED_SEGMENTS}
         WHERE lower(label) = lower($named) OR lower(name) = lower($named)
         ORDER BY segment_id
         """,
@@ -70,7 +72,7 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         )
         SELECT s.segment_id, s.name, s.kind, coalesce(sum(c.members), 0)::BIGINT AS members,
                s.domain, s.label
-        FROM (SELECT *, {LABEL} AS label FROM segments) s LEFT JOIN counted c USING (segment_id)
+        FROM {LABELED_SEGMENTS} s LEFT JOIN counted c USING (segment_id)
         GROUP BY ALL ORDER BY s.kind, s.name
         """,
     )

@@ -64,7 +64,8 @@ class UploadReport:
     stages: Mapping[Stage, Mapping] = field(default_factory=dict)
 
 
-def _now() -> datetime:
+def now() -> datetime:
+    """The applying instant: naive UTC, as the warehouse stores it."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
@@ -84,19 +85,12 @@ def process_upload(
     if uploads.status_of(con, upload_id) in (UploadStatus.APPLIED, UploadStatus.DUPLICATE):
         return UploadReport(upload_id, received.file_name, UploadStatus.SKIPPED)
     sha256 = sha256_of(received.path)
-    # Shown in the Dagster UI: the name masked, and the archive folder, whose one file keeps
-    # the name as received.
-    facts = {
-        "file": display_name(received.file_name),
-        "sha256": sha256,
-        "bytes": received.path.stat().st_size,
-        "archive": f"{received.path.parent.relative_to(data.root)}/",
-    }
+    facts = received_facts(data, received, sha256)
     stages: dict[Stage, dict] = {}
     try:
         content = inspect_content(received.path, sha256)
         facts["content_sha256"] = content.sha256
-        original, how = _earlier(con, received, sha256, content.sha256)
+        original, how = earlier(con, received, sha256, content.sha256)
         if original:
             problem = f"same {how} as upload {original}"
             _record(
@@ -110,20 +104,31 @@ def process_upload(
                 duplicate_of=original,
             )
             stages[Stage.RAW] = {**facts, "duplicate_of": original}
-            return _report(received, UploadStatus.DUPLICATE, stages, {}, problem)
+            return report_of(received, UploadStatus.DUPLICATE, stages, {}, problem)
         # The file's validated and resolved rows, dropped whatever becomes of the file.
         with scratches(con, "validated", "resolved") as tables:
             counts = _apply(
                 data, con, received, facts, stages, run_id, allow_large_removals, tables
             )
-        return _report(received, UploadStatus.APPLIED, stages, counts)
+        return report_of(received, UploadStatus.APPLIED, stages, counts)
     except UploadRejected as error:
         status, counts = _reject(data, con, received, sha256, error)
         stages.setdefault(Stage.RAW, facts)
-        return _report(received, status, stages, counts, error.problem)
+        return report_of(received, status, stages, counts, error.problem)
 
 
-def _report(
+def received_facts(data: DataDir, received: ReceivedFile, sha256: str) -> dict:
+    """What the raw upload's metadata says of the file before it is read. Shown in the Dagster
+    UI: the name masked, and the archive folder, whose one file keeps the name as received."""
+    return {
+        "file": display_name(received.file_name),
+        "sha256": sha256,
+        "bytes": received.path.stat().st_size,
+        "archive": f"{received.path.parent.relative_to(data.root)}/",
+    }
+
+
+def report_of(
     received: ReceivedFile,
     status: str,
     stages: dict[Stage, dict],
@@ -147,7 +152,7 @@ def _report(
     )
 
 
-def _earlier(con, received: ReceivedFile, sha256: str, content_sha256: str):
+def earlier(con, received: ReceivedFile, sha256: str, content_sha256: str):
     """(the applied upload these bytes, or else this decoded content, repeat; "bytes" or
     "content"), or (None, None) (SPEC 3: a repeat changes nothing)."""
     name = _name_that_matters(received)
@@ -187,52 +192,68 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
     rows_in, dialect = _guarded_validation(con, received, rules, facts, on_read, validated)
     # Before anything shows a row: an erased person's rows never reach a preview.
     erasures.ignore_erased(con, validated)
-    validated_counts, validated_reasons = report.tally(_grouped(con, validated))
-    refused = rows_in - validated_counts.get(RowOutcome.APPLIED, 0)
-    stages[Stage.VALIDATED] = {
-        "rows_in": rows_in,
-        "rows_valid": rows_in - refused,
-        "rows_rejected": refused,
-        **validated_reasons,
-        "preview": report.preview(_first_rows(con, validated)),
-    }
+    stages[Stage.VALIDATED] = validated_stage(
+        rows_in, _grouped(con, validated), _first_rows(con, validated)
+    )
     upload = UploadContext(
         received.upload_id,
         received.file_name,
-        _now(),
+        now(),
         run_id,
         removal_limit=limit,
     )
     rules.resolve(con, validated, resolved, upload)  # consumes `validated`
-    resolved_counts, reasons = report.tally(_grouped(con, resolved))
-    counts = {f"rows_{k}": v for k, v in resolved_counts.items()}
-    counts["rows_in"] = rows_in
+    counts, reasons = resolved_counts(rows_in, _grouped(con, resolved))
     stages[Stage.RESOLVED] = {**counts, **reasons}
-    refused = _refused_lines(con, resolved)
+    refused = refused_lines(con, resolved)
     # The errors file is written (polars, re-reading the file) while the warehouse changes
     # (DuckDB), each on its own core, and is on disk before the upload commits: a refused row
     # is never lost, even if writing its report fails.
     with ThreadPoolExecutor(1, thread_name_prefix="segpipe-errors") as pool:
-        report_written = pool.submit(_write_error_report, data, received, rules, dialect, refused)
+        report_written = pool.submit(write_error_report, data, received, rules, dialect, refused)
         with transaction(con):
             rules.apply(con, resolved, upload)
-            _record(
-                con,
-                received,
-                facts["sha256"],
-                kind=str(rules.kind),
-                status=UploadStatus.APPLIED,
-                counts=counts,
-            )
-            uploads.record_content(con, received.upload_id, facts["content_sha256"])
+            record_applied(con, received, facts, str(rules.kind), counts)
             errors_csv = report_written.result()
-    stages[Stage.APPLIED] = {
+    stages[Stage.APPLIED] = applied_stage(counts, reasons, errors_csv, _first_rows(con, resolved))
+    return counts
+
+
+def validated_stage(rows_in: int, grouped: pl.DataFrame, first_rows: pl.DataFrame) -> dict:
+    """The validated upload's metadata: rows in, valid and rejected, the reasons and a preview
+    of `first_rows`, from `grouped` (`_outcome`, `_reason`, `len`)."""
+    counts, reasons = report.tally(grouped)
+    refused = rows_in - counts.get(RowOutcome.APPLIED, 0)
+    return {
+        "rows_in": rows_in,
+        "rows_valid": rows_in - refused,
+        "rows_rejected": refused,
+        **reasons,
+        "preview": report.preview(first_rows),
+    }
+
+
+def resolved_counts(rows_in: int, grouped: pl.DataFrame) -> tuple[dict[str, int], dict]:
+    """(the uploads row's counts `rows_<outcome>` and `rows_in`, the reasons) from `grouped`."""
+    tallied, reasons = report.tally(grouped)
+    counts = {f"rows_{k}": v for k, v in tallied.items()}
+    counts["rows_in"] = rows_in
+    return counts, reasons
+
+
+def applied_stage(counts, reasons, errors_csv: str | None, first_rows: pl.DataFrame) -> dict:
+    return {
         **counts,
         **reasons,
         "errors_file": errors_csv or "",
-        "preview": report.preview(_first_rows(con, resolved)),
+        "preview": report.preview(first_rows),
     }
-    return counts
+
+
+def record_applied(con, received: ReceivedFile, facts: dict, kind: str, counts) -> None:
+    """The applied upload's uploads row and content fingerprint, inside its transaction."""
+    _record(con, received, facts["sha256"], kind=kind, status=UploadStatus.APPLIED, counts=counts)
+    uploads.record_content(con, received.upload_id, facts["content_sha256"])
 
 
 def _raw_batches(received: ReceivedFile, rules, dialect, lines: pl.Series | None = None):
@@ -294,6 +315,22 @@ def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read, i
     return rows_in
 
 
+def validated_frame(received: ReceivedFile, rules, dialect) -> tuple[int, pl.DataFrame]:
+    """(rows read, the validated rows) of a small file in one frame, for a batch; raises
+    UploadRejected as validating it into a table would."""
+    rows_in, frames, rejection = 0, [], None
+    for height, validated in _validated_slices(received, rules, dialect):
+        rows_in += height
+        if isinstance(validated, UploadRejected):
+            rejection = validated
+        else:
+            frames.append(validated)
+    if rejection:
+        rejection.rows_in = rows_in
+        raise rejection
+    return rows_in, pl.concat(frames)
+
+
 def _validated_slices(
     received: ReceivedFile, rules, dialect
 ) -> Iterator[tuple[int, pl.DataFrame | UploadRejected]]:
@@ -311,20 +348,22 @@ def _validated_slices(
         yield raw.height, rejection
 
 
-def _refused_lines(con, resolved: str) -> pl.DataFrame:
+def refused_lines(con, resolved: str, by: str | None = None) -> pl.DataFrame:
     """`_line`, `_outcome`, `_reason` of the rows rejected or ignored, in line order, and of
     the rows applied with a note a person must read (outcome `applied`, e.g. an opt-in that a
-    suppression overrides)."""
+    suppression overrides); with the column `by` first, and ordered by it, when given."""
     noted = f"{OUTCOME} IS NULL AND {REASON} IS NOT NULL"
     refused = sql_list((RowOutcome.REJECTED, RowOutcome.IGNORED))
+    first = f"{by}, " if by else ""
     return frame(
         con,
-        f"SELECT {LINE}, coalesce({OUTCOME}, '{RowOutcome.APPLIED}') AS {OUTCOME}, {REASON} "
-        f"FROM {resolved} WHERE {OUTCOME} IN {refused} OR ({noted}) ORDER BY {LINE}",
+        f"SELECT {first}{LINE}, coalesce({OUTCOME}, '{RowOutcome.APPLIED}') AS {OUTCOME}, "
+        f"{REASON} FROM {resolved} WHERE {OUTCOME} IN {refused} OR ({noted}) "
+        f"ORDER BY {first}{LINE}",
     )
 
 
-def _write_error_report(
+def write_error_report(
     data: DataDir, received: ReceivedFile, rules, dialect, refused: pl.DataFrame
 ):
     """The errors file of `refused` rows, each with the row as received; its path or None."""
@@ -359,7 +398,7 @@ def _record(con, received: ReceivedFile, sha256: str, **fields) -> None:
         sha256=sha256,
         size=received.path.stat().st_size,
         received_at=received.received_at,
-        applied_at=_now(),
+        applied_at=now(),
         **fields,
     )
 

@@ -84,13 +84,18 @@ def test_a_failure_while_applying_leaves_every_table_unchanged(
     deployment.drop("constituents_a.csv", PEOPLE)
     deployment.run()
     before = snapshot(deployment)
-    real_set_statuses = interests.set_statuses
+    real_set_statuses, real_batch = interests.set_statuses, interests.set_statuses_batch
 
-    def fail_half_way(con, source, upload):
-        real_set_statuses(con, source, upload)  # interests, groups, memberships, history written
-        raise RuntimeError("injected failure after the writes")
+    def fail_half_way(real):
+        def failing(con, source, upload):
+            real(con, source, upload)  # interests, groups, memberships, history written
+            raise RuntimeError("injected failure after the writes")
 
-    monkeypatch.setattr(interests, "set_statuses", fail_half_way)
+        return failing
+
+    # Applied in a batch first (batch.py), then, when the batch fails, on its own.
+    monkeypatch.setattr(interests, "set_statuses_batch", fail_half_way(real_batch))
+    monkeypatch.setattr(interests, "set_statuses", fail_half_way(real_set_statuses))
     deployment.drop("segmentation_a.csv", OPT_INS)
     code, printed = deployment.run()
 
@@ -102,10 +107,44 @@ def test_a_failure_while_applying_leaves_every_table_unchanged(
     ).is_empty()
 
     monkeypatch.setattr(interests, "set_statuses", real_set_statuses)
+    monkeypatch.setattr(interests, "set_statuses_batch", real_batch)
     code, printed = deployment.run()  # the archived, unsettled file is picked up again
 
     assert code == 0, printed
     assert deployment.upload("segmentation_a.csv")["rows_applied"] == 2
+
+
+def test_a_batch_that_fails_is_applied_one_file_at_a_time(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+):
+    from segpipe.warehouse import interests
+
+    deployment.drop("constituents_a.csv", PEOPLE)
+    deployment.run()
+    real_batch = interests.set_statuses_batch
+
+    def fail_half_way(con, source, batch):
+        real_batch(con, source, batch)
+        raise RuntimeError("injected failure after the writes")
+
+    monkeypatch.setattr(interests, "set_statuses_batch", fail_half_way)
+    deployment.drop("segmentation_a.csv", OPT_INS)
+    deployment.drop(
+        "segmentation_b.csv", csv("email,interest_name,opt", "ben@example.org,Weekly Digest,in")
+    )
+    code, printed = deployment.run()
+
+    assert code == 0, printed
+    assert deployment.upload("segmentation_a.csv")["rows_applied"] == 2
+    assert deployment.upload("segmentation_b.csv")["rows_applied"] == 1
+    history = deployment.query(
+        "SELECT u.file_name, h.change FROM membership_history h JOIN uploads u USING (upload_id) "
+        "JOIN constituents c USING (cons_id) WHERE c.first_name = 'Ben' ORDER BY h.at"
+    )
+    assert history.rows() == [
+        ("segmentation_a.csv", "opted_out"),
+        ("segmentation_b.csv", "opted_in"),
+    ]
 
 
 def test_whole_file_problems_reject_only_that_file(deployment: Deployment):

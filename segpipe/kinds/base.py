@@ -32,6 +32,21 @@ from segpipe.warehouse.uploads import UploadContext
 
 
 @dataclass(frozen=True)
+class BatchRules:
+    """How a kind resolves and applies the rows of many small files at once (segpipe/batch.py).
+    The rows carry BATCH_FILE, the file's position in the batch; the warehouse must end exactly
+    as if each file had been applied in turn, each change recorded under its own upload."""
+
+    # (con, validated table, resolved table to create); consumes the validated table.
+    resolve: Callable[[duckdb.DuckDBPyConnection, str, str], None]
+    # (con, resolved table, the batch's uploads in BATCH_FILE order), inside one transaction.
+    apply: Callable[[duckdb.DuckDBPyConnection, str, Sequence[UploadContext]], None]
+    # (con, resolved table) -> the first file that creates something a later file could name
+    # (the batch ends with it: the later files are resolved again after it), or None.
+    first_creating: Callable[[duckdb.DuckDBPyConnection, str], int | None]
+
+
+@dataclass(frozen=True)
 class KindRules:
     kind: UploadKind
     header: bool
@@ -47,6 +62,8 @@ class KindRules:
     # domain, date, part): the removal guard holds it, and its name is part of what makes it a
     # repeat (SPEC 3).
     full_replace: bool = False
+    # Set for kinds whose small files may be resolved and applied many at a time.
+    batch: BatchRules | None = None
 
 
 def require_columns(

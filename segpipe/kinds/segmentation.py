@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 import pandera.polars as pa
 import polars as pl
@@ -13,6 +15,7 @@ from segpipe.ingest.validate import OUTCOME, REASON, reject_failures
 from segpipe.kinds import columns
 from segpipe.kinds.base import (
     PERSON_IDENTIFIERS,
+    BatchRules,
     KindRules,
     UploadContext,
     applied_rows,
@@ -30,6 +33,8 @@ from segpipe.kinds.base import (
 from segpipe.vocabulary import InterestStatus, RowOutcome
 from segpipe.warehouse import interests
 from segpipe.warehouse.scratch import scratch, scratches
+from segpipe.warehouse.sql import scalar
+from segpipe.warehouse.uploads import BATCH_FILE
 
 INTEREST_COLUMNS = ("interest_name", "interest_id", "foreign_interest")
 OPT_VALUES_HINT = "use in/out, yes/no, y/n, true/false, 1/0, add/remove or subscribe/unsubscribe"
@@ -182,8 +187,8 @@ def _people_by(con: duckdb.DuckDBPyConnection, column: str, values: list, into: 
     return into
 
 
-def resolve(
-    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+def _resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, latest_key: tuple[str, ...]
 ) -> None:
     with scratches(con, "upload_people_email", "upload_people_member_id") as into:
         people, used = _people_found(con, validated, into)
@@ -193,25 +198,73 @@ def resolve(
             resolved,
             lambda accepted: _judge_sql(accepted, people["email"], people["member_id"], used),
         )
-    supersede_earlier_rows(con, resolved, LATEST_KEY)
+    supersede_earlier_rows(con, resolved, latest_key)
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection, validated: str, resolved: str, upload: UploadContext
+) -> None:
+    _resolve(con, validated, resolved, LATEST_KEY)
+
+
+def resolve_batch(con: duckdb.DuckDBPyConnection, validated: str, resolved: str) -> None:
+    """resolve for the rows of a batch: a row supersedes only rows of its own file."""
+    _resolve(con, validated, resolved, (*LATEST_KEY, BATCH_FILE))
+
+
+# The applied rows naming an interest no interest has: the upload creates it.
+_CREATES = "resolved_interest_id IS NULL AND interest_name IS NOT NULL"
+
+
+def _statuses_sql(applied: str, carried: str = "") -> str:
+    """(cons_id, interest_id, status) of the applied rows `applied`, an interest named by a new
+    name found by it (created just before), with the columns `carried` (SQL) first."""
+    return f"""
+        SELECT {carried} r.resolved_cons_id AS cons_id,
+               coalesce(r.resolved_interest_id, i.interest_id) AS interest_id,
+               r.opt AS status
+        FROM {applied} r
+        LEFT JOIN interests i
+          ON r.resolved_interest_id IS NULL AND lower(i.name) = lower(r.interest_name)
+        """
 
 
 def apply(con: duckdb.DuckDBPyConnection, resolved: str, upload: UploadContext) -> None:
     with scratch(con, "statuses") as statuses:
         with applied_rows(con, resolved) as applied:
             interests.create_named_interests(con, applied, upload)
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {statuses} AS
-                SELECT r.resolved_cons_id AS cons_id,
-                       coalesce(r.resolved_interest_id, i.interest_id) AS interest_id,
-                       r.opt AS status
-                FROM {applied} r
-                LEFT JOIN interests i
-                  ON r.resolved_interest_id IS NULL AND lower(i.name) = lower(r.interest_name)
-                """
-            )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {statuses} AS {_statuses_sql(applied)}")
         interests.set_statuses(con, statuses, upload)
+
+
+def first_creating(con: duckdb.DuckDBPyConnection, resolved: str) -> int | None:
+    """The first file of a batch whose rows name a new interest (which it creates)."""
+    return scalar(
+        con, f"SELECT min({BATCH_FILE}) FROM {resolved} WHERE {OUTCOME} IS NULL AND {_CREATES}"
+    )
+
+
+def apply_batch(
+    con: duckdb.DuckDBPyConnection, resolved: str, batch: Sequence[UploadContext]
+) -> None:
+    """apply for a batch's rows. Only its last file may create interests (first_creating
+    ends the batch there), so they get the ids and the before-images they would in turn."""
+    last = len(batch) - 1
+    with scratch(con, "statuses") as statuses:
+        with (
+            applied_rows(con, resolved) as applied,
+            scratch(con, "last_file_rows", view=True) as last_rows,
+        ):
+            con.execute(
+                f"CREATE TEMP VIEW {last_rows} AS "
+                f"SELECT * FROM {applied} WHERE {BATCH_FILE} = {last}"
+            )
+            interests.create_named_interests(con, last_rows, batch[last])
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {statuses} AS "
+                f"{_statuses_sql(applied, f'r.{BATCH_FILE},')}"
+            )
+        interests.set_statuses_batch(con, statuses, list(batch))
 
 
 RULES = KindRules(
@@ -221,4 +274,5 @@ RULES = KindRules(
     resolve=resolve,
     apply=apply,
     row_by_row=True,
+    batch=BatchRules(resolve_batch, apply_batch, first_creating),
 )

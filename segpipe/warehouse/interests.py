@@ -6,9 +6,9 @@ import duckdb
 
 from segpipe.vocabulary import InterestGroupKind, SegmentKind
 from segpipe.warehouse import before_images, migrate
-from segpipe.warehouse.scratch import scratch
+from segpipe.warehouse.scratch import scratch, scratches
 from segpipe.warehouse.sql import quote
-from segpipe.warehouse.uploads import UploadContext
+from segpipe.warehouse.uploads import BATCH_FILE, UploadContext, contexts_table
 
 UPLOADED_CATEGORY = "Uploaded"
 
@@ -109,12 +109,12 @@ def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, b
     ), True
 
 
-def _delete_replaced(con: duckdb.DuckDBPyConnection, changes_table: str, few: bool) -> None:
+def _delete_replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> None:
     """Delete the interest_memberships rows the changes replace, by the row ids the lookup
-    found. A few row ids go as a list parameter, which DuckDB matches against the table's row
-    ids directly; a semi-join with the changes table would read every row id of the table
-    first (README, "Design measurements")."""
-    replaced = f"SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL"
+    found (`replaced`: SQL selecting them as `previous_row`, no NULLs). A few row ids go as a
+    list parameter, which DuckDB matches against the table's row ids directly; a semi-join
+    with the changes table would read every row id of the table first (README, "Design
+    measurements")."""
     if not few:
         con.execute(f"DELETE FROM interest_memberships WHERE rowid IN ({replaced})")
         return
@@ -165,10 +165,117 @@ def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -
         """,
         [upload.upload_id, upload.run_id, upload.at],
     ).fetchone()[0]
-    _delete_replaced(con, changes_table, few)
+    _delete_replaced(
+        con, f"SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL", few
+    )
     con.execute(
         "INSERT INTO interest_memberships SELECT cons_id, interest_id, status, ?, ?, ? "
         f"FROM {changes_table}",
         [upload.at, upload.upload_id, upload.at],
     )
     return changes
+
+
+# The columns a membership row's upload sets (see _set_statuses' INSERT): a change made earlier
+# in the same batch is the before-image of the next one, built from these.
+_WRITTEN = ["status", "since", "upload_id", "updated_at"]
+
+
+def set_statuses_batch(
+    con: duckdb.DuckDBPyConnection, source: str, batch: list[UploadContext]
+) -> int:
+    """set_statuses for the files of a batch at once: `source` has (BATCH_FILE, cons_id,
+    interest_id, status), BATCH_FILE the position of the row's upload in `batch`. The warehouse
+    ends as if each file had been applied in turn: a person's status for an interest goes
+    through each file's row in file order, every change is written to membership_history and
+    to its own upload's before-images (the state the earlier file left, or the row as it was),
+    and the membership left is the last change's. One lookup of the big table for the batch.
+    Returns the number of changes."""
+    if before_images.before_columns(con, "interest_memberships") != _WRITTEN:
+        raise RuntimeError("interest_memberships has columns a batch does not write")
+    with (
+        contexts_table(con, batch) as files,
+        scratches(con, "steps", "batch_changes") as (steps, changes),
+    ):
+        memberships, few = _memberships_of(con, source)
+        originals = ", ".join(f"m.{c} AS original_{c}" for c in _WRITTEN)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {steps} AS
+            SELECT s.{BATCH_FILE}, s.cons_id, s.interest_id, s.status,
+                   m.row_id AS original_row, {originals},
+                   CASE WHEN row_number() OVER turns = 1 THEN m.status
+                        ELSE lag(s.status) OVER turns END AS status_before
+            FROM {source} s
+            LEFT JOIN ({memberships}) m
+              ON m.cons_id = s.cons_id AND m.interest_id = s.interest_id
+            WINDOW turns AS (PARTITION BY s.cons_id, s.interest_id ORDER BY s.{BATCH_FILE})
+            """
+        )
+        _batch_changes(con, steps, files, changes)
+        return _write_batch_changes(con, changes, files, few)
+
+
+def _batch_changes(con, steps: str, files: str, changes: str) -> None:
+    """The steps that change a status, each with the row it replaces: the one an earlier
+    file of the batch wrote (`earlier_file`), else the row as it was before the batch."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {changes} AS
+        SELECT c.*, f.upload_id AS by_upload, f.run_id AS by_run, f."at" AS by_at,
+               e.upload_id AS earlier_upload, e."at" AS earlier_at
+        FROM (
+            SELECT *, lag({BATCH_FILE}) OVER keyed AS earlier_file,
+                   lag(status) OVER keyed AS earlier_status
+            FROM {steps} WHERE status IS DISTINCT FROM status_before
+            WINDOW keyed AS (PARTITION BY cons_id, interest_id ORDER BY {BATCH_FILE})
+        ) c
+        JOIN {files} f ON f.{BATCH_FILE} = c.{BATCH_FILE}
+        LEFT JOIN {files} e ON e.{BATCH_FILE} = c.earlier_file
+        """
+    )
+
+
+def _write_batch_changes(con, changes: str, files: str, few: bool) -> int:
+    """Before-images, history, the replaced rows deleted and each key's last change inserted."""
+    table = "interest_memberships"
+    con.execute(
+        f"""
+        INSERT INTO {quote(before_images.shadow_of(table))} BY NAME
+        SELECT by_upload AS {before_images.UPLOAD}, cons_id, interest_id,
+               CASE WHEN earlier_file IS NULL THEN original_row IS NOT NULL ELSE true END
+                   AS {before_images.EXISTED},
+               CASE WHEN earlier_file IS NULL THEN original_status ELSE earlier_status END
+                   AS status,
+               CASE WHEN earlier_file IS NULL THEN original_since ELSE earlier_at END AS since,
+               CASE WHEN earlier_file IS NULL THEN original_upload_id ELSE earlier_upload END
+                   AS upload_id,
+               CASE WHEN earlier_file IS NULL THEN original_updated_at ELSE earlier_at END
+                   AS updated_at
+        FROM {changes}
+        """
+    )
+    count = con.execute(
+        f"""
+        INSERT INTO membership_history
+        SELECT by_upload, by_run, cons_id, interest_id, NULL, status, by_at
+        FROM {changes} ORDER BY {BATCH_FILE}
+        """
+    ).fetchone()[0]
+    # A key's row as it was before the batch goes; the rows earlier files wrote were never
+    # inserted (only each key's last change is).
+    _delete_replaced(
+        con,
+        f"SELECT original_row AS previous_row FROM {changes} "
+        "WHERE earlier_file IS NULL AND original_row IS NOT NULL",
+        few,
+    )
+    con.execute(
+        f"""
+        INSERT INTO interest_memberships
+        SELECT cons_id, interest_id, status, by_at, by_upload, by_at FROM {changes}
+        QUALIFY row_number() OVER (PARTITION BY cons_id, interest_id
+                                   ORDER BY {BATCH_FILE} DESC) = 1
+        """
+    )
+    return count

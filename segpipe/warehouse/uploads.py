@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +12,8 @@ import polars as pl
 
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.guard import DEFAULT_LIMIT, RemovalLimit
-from segpipe.warehouse.sql import frame, scalar
+from segpipe.warehouse.scratch import scratch
+from segpipe.warehouse.sql import frame, registered, scalar
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,34 @@ class UploadContext:
     run_id: str | None = None
     # The removal guard for full-replace kinds; None when the run forces large removals.
     removal_limit: RemovalLimit | None = DEFAULT_LIMIT
+
+
+# The column that numbers the files of a batch (0, 1, ... in the order they apply) on the rows
+# of small files resolved and applied together (segpipe/batch.py).
+BATCH_FILE = "_file"
+
+
+@contextmanager
+def contexts_table(con: duckdb.DuckDBPyConnection, batch: Sequence[UploadContext]) -> Iterator[str]:
+    """The uploads of a batch as a scratch table (BATCH_FILE, upload_id, run_id, "at"), for
+    SQL that writes each row with its own upload's id, run and instant."""
+    files = pl.DataFrame(
+        {
+            BATCH_FILE: range(len(batch)),
+            "upload_id": [upload.upload_id for upload in batch],
+            "run_id": [upload.run_id for upload in batch],
+            "at": [upload.at for upload in batch],
+        },
+        schema={
+            BATCH_FILE: pl.Int64,
+            "upload_id": pl.String,
+            "run_id": pl.String,
+            "at": pl.Datetime("us"),
+        },
+    )
+    with scratch(con, "batch_files") as name, registered(con, f"{name}_frame", files):
+        con.execute(f"CREATE TEMP TABLE {name} AS FROM {name}_frame")
+        yield name
 
 
 COUNT_COLUMNS = ["rows_in", "rows_applied", "rows_rejected", "rows_ignored", "rows_superseded"]

@@ -4,6 +4,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 
+from segpipe import batch
 from segpipe.console import describe
 from segpipe.defs.common import OWNERS, WAREHOUSE_POOL
 from segpipe.defs.recovery import mark_run_process
@@ -14,7 +15,7 @@ from segpipe.defs.uploads.partitions import uploads_partitions
 from segpipe.ingest.masking import display_name
 from segpipe.ingest.receive import archived_file, arrival_key
 from segpipe.ingest.report import Markdown
-from segpipe.pipeline import Stage, UploadReport, process_upload, progress
+from segpipe.pipeline import Stage, UploadReport, progress
 from segpipe.vocabulary import REFUSED
 from segpipe.warehouse.guard import ALLOW_TAG
 
@@ -107,20 +108,20 @@ def process_uploads(
         key=lambda upload_id: arrival_key(archived_file(data_dir.paths, upload_id).path),
     )
     refused, lines = [], []
-    # One connection for the whole batch: reopening the DuckDB file per upload checkpoints and
-    # reloads it each time, which is most of a small file's cost. Each file keeps its own
-    # transaction, so it still applies fully or not at all.
+    # One connection for the whole run: reopening the DuckDB file per upload checkpoints and
+    # reloads it each time, which is most of a small file's cost. Each file applies fully or
+    # not at all: in its own transaction, or with the small files batched beside it (batch.py).
     try:
         with warehouse.get_connection() as con, _EventWriter(context) as events:
             catalog = con.execute("SELECT current_database()").fetchone()[0]
-            for position, upload_id in enumerate(upload_ids, start=1):
-                outcome = process_upload(
-                    data_dir.paths,
-                    con,
-                    upload_id,
-                    context.run.run_id,
-                    allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
-                )
+            outcomes = batch.process_uploads(
+                data_dir.paths,
+                con,
+                upload_ids,
+                context.run.run_id,
+                allow_large_removals=context.run.tags.get(ALLOW_TAG) == "true",
+            )
+            for position, outcome in enumerate(outcomes, start=1):
                 events.materialize(outcome, catalog)
                 refused += _report(outcome, position, len(upload_ids), lines)
             checks = batch_checks(con, data_dir.paths, refused)

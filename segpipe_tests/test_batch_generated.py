@@ -7,6 +7,7 @@ rejected whole, exact and content duplicates), compared report by report and tab
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -14,10 +15,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from segpipe import batch
+from segpipe.erasure.forget import forget
 from segpipe.ingest.receive import receive_inbox
 from segpipe.pipeline import process_upload
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
+from segpipe.warehouse.suppressions import IdentifierKind
 from segpipe_tests.conftest import Deployment, copy_of
 from segpipe_tests.test_batch import INSTANTS, TABLES
 
@@ -30,6 +33,15 @@ UNKNOWN_PEOPLE = [
     ("cons_id", "99999"),
 ]
 INVALID_EMAILS = ["not-an-email", "maria.alvarez@", "@example.org"]
+# (foreign_source, foreign_interest): the sample's cross-references, and one it lacks.
+FOREIGN = [
+    ("eventbrite", "NEWS-MONTHLY"),
+    ("eventbrite", "ADV-ALERT"),
+    ("mailchimp", "tag:gala"),
+    ("eventbrite", "NO-SUCH-CODE"),
+]
+# Erased before the files arrive: their rows are ignored, and never shown.
+ERASED = "kwame.mensah@example.org"
 
 
 class _Sequence:
@@ -55,9 +67,9 @@ class _Sequence:
         contents: list[bytes] = []
         for number in range(count):
             roll = rng.random()
-            how = special.get(number) or (
-                "same" if roll < 0.05 else "content" if roll < 0.1 else ""
-            )
+            how = special.get(number)
+            if how is None and contents:
+                how = "same" if roll < 0.05 else "content" if roll < 0.1 else None
             if how == "same":
                 contents.append(rng.choice(contents))
             elif how == "content":
@@ -99,7 +111,9 @@ class _Sequence:
             name = rng.choice(NEW_NAMES)
             return "interest_name", rng.choice([name, name.lower(), name.upper()])
         if roll < 0.2:
-            return "interest_id", str(rng.choice([*self.future_ids, 999]))
+            return "interest_id", str(rng.choice([*self.future_ids, 999, "abc"]))
+        if roll < 0.27:
+            return "foreign_interest", "|".join(rng.choice(FOREIGN))
         interest = rng.choice(self.interests)
         if rng.random() < 0.5:
             return "interest_id", str(interest["interest_id"])
@@ -109,11 +123,14 @@ class _Sequence:
     def _file(self) -> bytes:
         rng = self.rng
         people = rng.sample(["email", "member_id", "cons_id"], rng.randint(1, 3))
-        named = rng.sample(["interest_name", "interest_id"], rng.randint(1, 2))
+        named = rng.sample(["interest_name", "interest_id", "foreign_interest"], rng.randint(1, 3))
         opt = rng.choice(["opt", "opt_in"])
         header = [*people, *named, opt]
+        if "foreign_interest" in named:
+            header.insert(header.index("foreign_interest"), "foreign_source")
         rows = []
-        for _ in range(rng.randint(1, 8)):
+        # Now and then a file of a header alone.
+        for _ in range(0 if rng.random() < 0.05 else rng.randint(1, 8)):
             (person, who), (interest, which) = (
                 rng.choice(self.hot) if rng.random() < 0.4 else (self._person(), self._interest())
             )
@@ -125,6 +142,8 @@ class _Sequence:
             if rng.random() < 0.03:
                 status = "maybe"  # no opt value: the row is refused
             cells = {person: who, interest: which, opt: status}
+            if interest == "foreign_interest":
+                cells["foreign_source"], cells[interest] = which.split("|")
             rows.append([cells.get(column, "") for column in header])
             if rng.random() < 0.15:  # the key again, later in the file: it supersedes
                 again = list(rows[-1])
@@ -145,7 +164,23 @@ class _Sequence:
             found, value = self._interest()
             if found == column:
                 return value
-        return "999" if column == "interest_id" else NEW_NAMES[0]
+        return {"interest_id": "999", "interest_name": NEW_NAMES[0]}.get(column, "eventbrite|X")
+
+
+@pytest.fixture(scope="module")
+def erased_sample(applied_sample, tmp_path_factory) -> Deployment:
+    """The applied sample with ERASED forgotten, copied once for every sequence."""
+    with pytest.MonkeyPatch.context() as patch:
+        root = tmp_path_factory.mktemp("erased_sample") / "deployment"
+        deployment = copy_of(applied_sample, root, patch)
+        forget(
+            deployment.data,
+            IdentifierKind.EMAIL,
+            ERASED,
+            at=datetime(2026, 11, 20),
+            dagster_home=None,
+        )
+    return deployment
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +192,10 @@ def sample_facts(applied_sample):
     return people, interests, next_id
 
 
-def _run(applied_sample, root: Path, files, batched: bool):
-    """(reports, tables, errors files) of `files` applied to a copy of the sample."""
+def _run(sample: Deployment, root: Path, files, batched: bool):
+    """(reports, tables, errors files) of `files` applied to a copy of `sample`."""
     with pytest.MonkeyPatch.context() as patch:
-        deployment = copy_of(applied_sample, root, patch)
+        deployment = copy_of(sample, root, patch)
         for name, content in files:
             deployment.drop(name, content)
         upload_ids = [file.upload_id for file in receive_inbox(deployment.data, settle=0)]
@@ -210,11 +245,11 @@ def _tables(deployment: Deployment) -> dict[str, pl.DataFrame]:
     }
 
 
-def _compare(applied_sample, tmp_path: Path, files) -> None:
+def _compare(sample: Deployment, tmp_path: Path, files) -> None:
     batched_reports, batched, batched_errors = _run(
-        applied_sample, tmp_path / "batched", files, batched=True
+        sample, tmp_path / "batched", files, batched=True
     )
-    reports, alone, errors = _run(applied_sample, tmp_path / "alone", files, batched=False)
+    reports, alone, errors = _run(sample, tmp_path / "alone", files, batched=False)
     assert {"applied", "duplicate", "rejected"} <= {r.status for r in reports}
     assert [(r.file_name, r.status, dict(r.counts), r.error) for r in batched_reports] == [
         (r.file_name, r.status, dict(r.counts), r.error) for r in reports
@@ -238,13 +273,13 @@ def _sequence(seed: int, sample_facts) -> list[tuple[str, bytes]]:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_a_generated_sequence_ends_as_if_each_file_applied_in_turn(
-    seed, applied_sample, sample_facts, tmp_path
+    seed, erased_sample, sample_facts, tmp_path
 ):
-    _compare(applied_sample, tmp_path, _sequence(seed, sample_facts))
+    _compare(erased_sample, tmp_path, _sequence(seed, sample_facts))
 
 
 def test_batches_split_mid_sequence_end_the_same(
-    applied_sample, sample_facts, tmp_path, monkeypatch
+    erased_sample, sample_facts, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(batch, "BATCH_FILES", 3)
-    _compare(applied_sample, tmp_path, _sequence(100, sample_facts))
+    _compare(erased_sample, tmp_path, _sequence(100, sample_facts))

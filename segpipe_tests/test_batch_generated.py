@@ -149,7 +149,13 @@ class _Sequence:
                 again = list(rows[-1])
                 again[header.index(opt)] = rng.choice(OPT_IN + OPT_OUT)
                 rows.append(again)
-        lines = [",".join(header), *(",".join(row) for row in rows)]
+        # Mostly commas; now and then another delimiter the reader detects, or quoted cells.
+        delimiter = rng.choice([",", ",", ",", ";", "\t"])
+        quoted = rng.random() < 0.2
+        lines = [
+            delimiter.join(f'"{cell}"' if quoted and cell else cell for cell in row)
+            for row in [header, *rows]
+        ]
         return ("\n".join(lines) + "\n").encode()
 
     def _value_for(self, column: str) -> str:

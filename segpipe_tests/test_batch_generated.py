@@ -54,7 +54,9 @@ class _Sequence:
         # Ids a new interest of the sequence may get: unknown until a file creates it.
         self.future_ids = [next_id + n for n in range(len(NEW_NAMES))]
         # A few keys named again and again, so that many files of a batch meet on them.
-        self.hot = [(self._person(), self._interest()) for _ in range(3)]
+        self.hot = [
+            (self.rng.choice(self.people), self.rng.choice(self.interests)) for _ in range(3)
+        ]
 
     def files(self) -> list[tuple[str, bytes]]:
         """8-25 files: generated ones, among them (after the first two) at least one exact
@@ -132,8 +134,8 @@ class _Sequence:
         # Now and then a file of a header alone.
         for _ in range(0 if rng.random() < 0.05 else rng.randint(1, 8)):
             (person, who), (interest, which) = (
-                rng.choice(self.hot) if rng.random() < 0.4 else (self._person(), self._interest())
-            )
+                self._hot(people, named) if rng.random() < 0.5 else None
+            ) or (self._person(), self._interest())
             if person not in people:
                 person, who = people[0], self._value_for(people[0])
             if interest not in named:
@@ -157,6 +159,18 @@ class _Sequence:
             for row in [header, *rows]
         ]
         return ("\n".join(lines) + "\n").encode()
+
+    def _hot(self, people: list[str], named: list[str]):
+        """One of the keys many files name (a sample person, an existing interest), by the
+        columns the file has; None when the file names interests by foreign values alone."""
+        person, interest = self.rng.choice(self.hot)
+        by = [c for c in people if person[c] is not None]
+        names = [c for c in named if c != "foreign_interest"]
+        if not by or not names:
+            return None
+        column, which = self.rng.choice(by), self.rng.choice(names)
+        value = interest["name"] if which == "interest_name" else interest["interest_id"]
+        return (column, str(person[column])), (which, str(value))
 
     def _value_for(self, column: str) -> str:
         for _ in range(20):

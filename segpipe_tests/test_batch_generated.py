@@ -67,19 +67,24 @@ class _Sequence:
             zip(rng.sample(range(2, count), 3), ("same", "content", "rejected"), strict=True)
         )
         contents: list[bytes] = []
+        made: list[bytes] = []  # the generated files with rows, which apply
         for number in range(count):
             roll = rng.random()
             how = special.get(number)
-            if how is None and contents:
+            if how is None and made:
                 how = "same" if roll < 0.05 else "content" if roll < 0.1 else None
+            if how in ("same", "content") and not made:
+                how = None  # a repeat of a file rejected whole is rejected again: none yet
             if how == "same":
-                contents.append(rng.choice(contents))
+                contents.append(rng.choice(made))
             elif how == "content":
-                contents.append(self._same_content(rng.choice(contents)))
+                contents.append(self._same_content(rng.choice(made)))
             elif how == "rejected":
                 contents.append(b"email,opt\nmaria.alvarez@example.org,in\n")  # no interest
             else:
                 contents.append(self._file())
+                if contents[-1].count(b"\n") > 1:  # a header alone is rejected whole
+                    made.append(contents[-1])
         return [(f"segmentation_{n:02d}.csv", content) for n, content in enumerate(contents)]
 
     def _same_content(self, content: bytes) -> bytes:

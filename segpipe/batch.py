@@ -92,7 +92,7 @@ def process_uploads(
     while waiting or batch:
         if len(batch) == BATCH_FILES or not waiting:
             # Applying a batch may put files back at the front of `waiting`.
-            yield from _applied(data, con, batch, run_id, waiting)
+            yield from _applied(data, con, batch, run_id, waiting, allow_large_removals)
             batch = []
             continue
         pending = _readied(data, con, waiting[0], batch)
@@ -101,7 +101,7 @@ def process_uploads(
             waiting.popleft()
         elif batch:
             # The batch first; then the file is looked at again, by itself.
-            yield from _applied(data, con, batch, run_id, waiting)
+            yield from _applied(data, con, batch, run_id, waiting, allow_large_removals)
             batch = []
         else:
             yield process_upload(data, con, waiting.popleft(), run_id, allow_large_removals)
@@ -145,7 +145,9 @@ def _repeats(con, received: ReceivedFile, facts: dict, batch: list[_Pending]) ->
     return earlier(con, received, sha256, content)[0] is not None
 
 
-def _applied(data: DataDir, con, batch: list[_Pending], run_id, waiting: deque) -> list:
+def _applied(
+    data: DataDir, con, batch: list[_Pending], run_id, waiting: deque, forced: bool
+) -> list:
     """The batch resolved and applied in one transaction; each file's report. Files after the
     first that creates something go back to the front of `waiting`. A batch that fails is
     applied one file at a time instead."""
@@ -159,7 +161,7 @@ def _applied(data: DataDir, con, batch: list[_Pending], run_id, waiting: deque) 
             len(batch),
             type(error).__name__,
         )
-        return [process_upload(data, con, p.received.upload_id, run_id) for p in batch]
+        return [process_upload(data, con, p.received.upload_id, run_id, forced) for p in batch]
     waiting.extendleft(reversed([pending.received.upload_id for pending in left]))
     return reports
 

@@ -60,8 +60,11 @@ from segpipe.warehouse.sql import frame, registered, transaction
 from segpipe.warehouse.uploads import BATCH_FILE, UploadContext
 
 # Files resolved and applied together at most, and the size of a file that may join a batch
-# (bigger ones take the one-file path, which streams them).
+# (bigger ones take the one-file path, which streams them). A batch also ends once it holds
+# BATCH_ROWS rows: its validated rows stay in memory until it applies, and up to that many the
+# memberships lookup reads only the row groups of the batch's people (interests.FEW_ROWS).
 BATCH_FILES = 100
+BATCH_ROWS = 100_000
 SMALL_FILE_BYTES = 1 << 20
 log = logging.getLogger("segpipe.progress")
 
@@ -90,7 +93,7 @@ def process_uploads(
     warehouse raises."""
     waiting, batch = deque(upload_ids), []
     while waiting or batch:
-        if len(batch) == BATCH_FILES or not waiting:
+        if _full(batch) or not waiting:
             # Applying a batch may put files back at the front of `waiting`.
             yield from _applied(data, con, batch, run_id, waiting, allow_large_removals)
             batch = []
@@ -105,6 +108,10 @@ def process_uploads(
             batch = []
         else:
             yield process_upload(data, con, waiting.popleft(), run_id, allow_large_removals)
+
+
+def _full(batch: list[_Pending]) -> bool:
+    return len(batch) >= BATCH_FILES or sum(p.rows_in for p in batch) >= BATCH_ROWS
 
 
 def _readied(data: DataDir, con, upload_id: str, batch: list[_Pending]) -> _Pending | None:

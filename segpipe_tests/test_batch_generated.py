@@ -308,3 +308,10 @@ def test_batches_split_mid_sequence_end_the_same(
 ):
     monkeypatch.setattr(batch, "BATCH_FILES", 3)
     _compare(erased_sample, tmp_path, _sequence(100, sample_facts))
+
+
+def test_batches_ended_by_their_rows_end_the_same(
+    erased_sample, sample_facts, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(batch, "BATCH_ROWS", 12)
+    _compare(erased_sample, tmp_path, _sequence(101, sample_facts))

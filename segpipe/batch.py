@@ -32,16 +32,15 @@ from segpipe.config import DataDir
 from segpipe.ingest import dialect as dialects
 from segpipe.ingest.filenames import kind_of
 from segpipe.ingest.guard import inspect_content
-from segpipe.ingest.reader import LINE
 from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
-from segpipe.ingest.validate import OUTCOME, REASON
 from segpipe.kinds import KindRules, rules_for
 from segpipe.pipeline import (
-    PREVIEW_ROWS,
     Stage,
     UploadReport,
     applied_stage,
     earlier,
+    first_rows,
+    grouped,
     now,
     process_upload,
     received_facts,
@@ -56,7 +55,7 @@ from segpipe.pipeline import (
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse import erasures, uploads
 from segpipe.warehouse.scratch import scratches
-from segpipe.warehouse.sql import frame, registered, transaction
+from segpipe.warehouse.sql import registered, transaction
 from segpipe.warehouse.uploads import BATCH_FILE, UploadContext
 
 # Files resolved and applied together at most, and the size of a file that may join a batch
@@ -201,17 +200,9 @@ def _apply_batch(data: DataDir, con, batch: list[_Pending], run_id):
 def _by_file(con, table: str, batch: list[_Pending]) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
     """Per file of the batch: (`_outcome`, `_reason`, `len` of its rows in `table`, its first
     accepted rows), what pipeline's stages read of one file's table."""
-    grouped = frame(
-        con, f"SELECT {BATCH_FILE}, {OUTCOME}, {REASON}, count(*) AS len FROM {table} GROUP BY ALL"
-    )
-    first = frame(
-        con,
-        f"SELECT * FROM {table} WHERE {OUTCOME} IS NULL QUALIFY row_number() OVER "
-        f"(PARTITION BY {BATCH_FILE} ORDER BY {LINE}) <= {PREVIEW_ROWS} "
-        f"ORDER BY {BATCH_FILE}, {LINE}",
-    )
+    counted, first = grouped(con, table, BATCH_FILE), first_rows(con, table, BATCH_FILE)
     return [
-        (_of_file(grouped, n).drop(BATCH_FILE), _of_file(first, n).drop(BATCH_FILE))
+        (_of_file(counted, n).drop(BATCH_FILE), _of_file(first, n).drop(BATCH_FILE))
         for n in range(len(batch))
     ]
 

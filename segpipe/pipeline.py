@@ -193,7 +193,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
     # Before anything shows a row: an erased person's rows never reach a preview.
     erasures.ignore_erased(con, validated)
     stages[Stage.VALIDATED] = validated_stage(
-        rows_in, _grouped(con, validated), _first_rows(con, validated)
+        rows_in, grouped(con, validated), first_rows(con, validated)
     )
     upload = UploadContext(
         received.upload_id,
@@ -203,7 +203,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
         removal_limit=limit,
     )
     rules.resolve(con, validated, resolved, upload)  # consumes `validated`
-    counts, reasons = resolved_counts(rows_in, _grouped(con, resolved))
+    counts, reasons = resolved_counts(rows_in, grouped(con, resolved))
     stages[Stage.RESOLVED] = {**counts, **reasons}
     refused = refused_lines(con, resolved)
     # The errors file is written (polars, re-reading the file) while the warehouse changes
@@ -215,7 +215,7 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
             rules.apply(con, resolved, upload)
             record_applied(con, received, facts, str(rules.kind), counts)
             errors_csv = report_written.result()
-    stages[Stage.APPLIED] = applied_stage(counts, reasons, errors_csv, _first_rows(con, resolved))
+    stages[Stage.APPLIED] = applied_stage(counts, reasons, errors_csv, first_rows(con, resolved))
     return counts
 
 
@@ -413,15 +413,26 @@ def _write_errors(data: DataDir, upload_id: str, rows: pl.DataFrame) -> str | No
     return str(path.relative_to(data.root))
 
 
-def _grouped(con, table: str) -> pl.DataFrame:
+def grouped(con, table: str, by: str | None = None) -> pl.DataFrame:
     """`_outcome`, `_reason`, `len` (rows) of the upload's table: one GROUP BY in SQL gives
-    both the outcome counts and the reasons table (report.tally)."""
-    return frame(con, f"SELECT {OUTCOME}, {REASON}, count(*) AS len FROM {table} GROUP BY ALL")
+    both the outcome counts and the reasons table (report.tally); with the column `by` first
+    when given (a batch's files)."""
+    first = f"{by}, " if by else ""
+    return frame(
+        con, f"SELECT {first}{OUTCOME}, {REASON}, count(*) AS len FROM {table} GROUP BY ALL"
+    )
 
 
-def _first_rows(con, table: str) -> pl.DataFrame:
-    """The first PREVIEW_ROWS accepted rows of the upload's table, in line order."""
+def first_rows(con, table: str, by: str | None = None) -> pl.DataFrame:
+    """The first PREVIEW_ROWS accepted rows of the upload's table, in line order; of each
+    value of the column `by` when given (a batch's files), ordered by it."""
+    if by is None:
+        return frame(
+            con,
+            f"SELECT * FROM {table} WHERE {OUTCOME} IS NULL ORDER BY {LINE} LIMIT {PREVIEW_ROWS}",
+        )
     return frame(
         con,
-        f"SELECT * FROM {table} WHERE {OUTCOME} IS NULL ORDER BY {LINE} LIMIT {PREVIEW_ROWS}",
+        f"SELECT * FROM {table} WHERE {OUTCOME} IS NULL QUALIFY row_number() OVER "
+        f"(PARTITION BY {by} ORDER BY {LINE}) <= {PREVIEW_ROWS} ORDER BY {by}, {LINE}",
     )

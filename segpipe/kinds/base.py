@@ -222,10 +222,13 @@ def resolve_accepted(
 ) -> None:
     """Create the table `resolved`: the result of `query(accepted)`, SQL that reads the accepted
     rows of the table `validated` from the view named `accepted`, with the rows validation
-    already refused beside it.
+    already refused beside it (their internal columns only: `_line`, `_outcome`, `_reason`, a
+    batch's `_file`; what their reports read).
 
     The validated table is dropped once read: on a 10M-row upload it is ~0.9 GB, and keeping
-    it while later steps work on the resolved table made DuckDB spill both to disk."""
+    it while later steps work on the resolved table made DuckDB spill both to disk. For the
+    same reason a query may leave out columns no later step reads (README, "Design
+    measurements")."""
     with scratch(con, "accepted", view=True) as accepted:
         con.execute(
             f"CREATE TEMP VIEW {accepted} AS SELECT * FROM {validated} WHERE {OUTCOME} IS NULL"
@@ -233,7 +236,7 @@ def resolve_accepted(
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {resolved} AS
-            SELECT * FROM {validated} WHERE {OUTCOME} IS NOT NULL
+            SELECT COLUMNS('^_') FROM {validated} WHERE {OUTCOME} IS NOT NULL
             UNION ALL BY NAME ({query(accepted)})
             """,
             params,

@@ -14,7 +14,7 @@ import polars as pl
 from segpipe.config import DataDir
 from segpipe.exports.report import latest_syncs
 from segpipe.ingest.filenames import printable
-from segpipe.ingest.masking import display_name
+from segpipe.ingest.masking import display_name, mask
 from segpipe.vocabulary import UploadStatus
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.guard import FORCE_FLAG, SETTING
@@ -110,7 +110,7 @@ def print_exports(syncs: pl.DataFrame, out: TextIO) -> None:
     if syncs.is_empty():
         print("  (none: no destinations in segments.yaml, or not synced yet)", file=out)
     for row in syncs.iter_rows(named=True):
-        label = f"{row['destination']} / {row['segment']}"
+        label = f"{row['destination']} / {mask(row['segment'])}"
         skipped = f"  skipped (no key) {row['skipped_no_key']}" if row["skipped_no_key"] else ""
         if row["skipped_no_consent"]:
             skipped += f"  skipped (no consent) {row['skipped_no_consent']}"

@@ -36,6 +36,11 @@ FILES = {
     "manual_segment_names.csv": csv(
         "segment,email,action", "kim.lee@example.org,ana@example.org,remove"
     ),
+    # A segment a file names after a person: created, so its name reaches the segment's
+    # metadata, the export of its members and `segpipe status`.
+    "manual_segment_named_after.csv": csv(
+        "segment,email", "Friends of lou.park@example.org,ana@example.org"
+    ),
     # Classic Mac line endings with emails in every row (its header once read as the rows).
     "segmentation_mac.csv": "\r".join(
         ["email,interest_name,opt", "ana@example.org,Mac,in", "ben@example.org,Mac,in", ""]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from segpipe.ingest.masking import mask_expr
 from segpipe.vocabulary import SegmentKind
 from segpipe.warehouse import before_images, migrate
 from segpipe.warehouse.schema import GROUP_OF_STATUS
@@ -55,9 +56,27 @@ def find_segment(con: duckdb.DuckDBPyConnection, named: str) -> tuple[int, str, 
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Every segment with its member count and its label (LABEL). Interest groups are counted
-    per interest and status straight from interest_memberships: counting the segment_members
-    view would join each of its rows to its group first."""
+    """Every segment with its member count and its label (LABEL) as shown: `segment_id`
+    BIGINT, `name`, `kind`, `members` BIGINT, `domain`, `label` (String). Interest groups are
+    counted per interest and status straight from interest_memberships: counting the
+    segment_members view would join each of its rows to its group first."""
+    return shown_labels(_sizes(con))
+
+
+def shown_labels(sizes: pl.DataFrame) -> pl.DataFrame:
+    """`sizes` with each `label` masked (masking.mask_expr): a manual segment's name comes from
+    a file and may carry an address or a number. A label that masking changed gets its
+    `segment_id` (`Friends of l***@example.org #12`), so two labels that mask alike stay two."""
+    masked = mask_expr(pl.col("label"))
+    return sizes.with_columns(
+        pl.when(masked != pl.col("label"))
+        .then(pl.format("{} #{}", masked, pl.col("segment_id")))
+        .otherwise(pl.col("label"))
+        .alias("label")
+    )
+
+
+def _sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return frame(
         con,
         f"""

@@ -58,8 +58,14 @@ def files(folder: Path) -> Path:
     return folder / "files"
 
 
+# How many times stages run: the same data serves any number of runs.
+_RUN_COUNTS = ("latency_runs", "upload_runs")
+
+
 def _wanted(scale: Scale) -> dict:
-    return {"version": GENERATOR_VERSION, "seed": SEED, "scale": scale.as_dict()}
+    """What the generated data depends on: the generator, its seed, the scale's sizes."""
+    sizes = {k: v for k, v in scale.as_dict().items() if k not in _RUN_COUNTS}
+    return {"version": GENERATOR_VERSION, "seed": SEED, "scale": sizes}
 
 
 def is_generated(folder: Path, scale: Scale) -> bool:

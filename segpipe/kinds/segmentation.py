@@ -85,8 +85,8 @@ def validate(file_name: str, raw: pl.DataFrame) -> pl.DataFrame:
 
 
 # What the judge resolves away: a resolved row carries the person and interest it found, not
-# the identifiers that named them. Carrying them through the 10M-row bench upload's resolve
-# (member ids and emails are its widest columns) made DuckDB spill, ~6 s more.
+# the identifiers that named them. Carried through a big upload's resolve, member ids and
+# emails (its widest columns) made DuckDB spill (README, "Design measurements").
 _RESOLVED_AWAY = (*PERSON_IDENTIFIERS, "interest_id", "foreign_interest", "foreign_source")
 
 

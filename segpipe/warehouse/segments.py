@@ -60,10 +60,10 @@ def segment_sizes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     BIGINT, `name`, `kind`, `members` BIGINT, `domain`, `label` (String). Interest groups are
     counted per interest and status straight from interest_memberships: counting the
     segment_members view would join each of its rows to its group first."""
-    return shown_labels(_sizes(con))
+    return _shown_labels(_sizes(con))
 
 
-def shown_labels(sizes: pl.DataFrame) -> pl.DataFrame:
+def _shown_labels(sizes: pl.DataFrame) -> pl.DataFrame:
     """`sizes` with each `label` masked (masking.mask_expr): a manual segment's name comes from
     a file and may carry an address or a number. A label that masking changed gets its
     `segment_id` (`Friends of l***@example.org #12`), so two labels that mask alike stay two."""

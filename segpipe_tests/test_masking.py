@@ -36,8 +36,8 @@ FILES = {
     "manual_segment_names.csv": csv(
         "segment,email,action", "kim.lee@example.org,ana@example.org,remove"
     ),
-    # A segment a file names after a person: created, so its name reaches the segment's
-    # metadata, the export of its members and `segpipe status`.
+    # A segment a file names after a person: created, so its name reaches the segments
+    # asset's size metadata and what `segpipe run` and `segpipe status` print.
     "manual_segment_named_after.csv": csv(
         "segment,email", "Friends of lou.park@example.org,ana@example.org"
     ),
@@ -163,6 +163,12 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(
         "a***@example.org",
     ):
         assert shown in log, shown
+    # The segment named after a person is shown by its masked name and its segment id.
+    (named,) = deployment.query("SELECT segment_id FROM segments WHERE name LIKE 'Friends of %'")[
+        "segment_id"
+    ]
+    label = f"Friends of l***@example.org #{named}"
+    assert label in log and label in printed and label in status
     mac = deployment.upload("segmentation_mac.csv")
     assert (mac["status"], mac["rows_applied"], mac["error"]) == ("applied", 2, None)
 

@@ -290,8 +290,9 @@ def _validate_into_table(con, received: ReceivedFile, rules, dialect, on_read, i
     """Validate the file slice by slice into the temp table `into`; rows read.
     `on_read(rows_in)` is called once the whole file has been read.
 
-    The next slice is read and validated (polars) while this one is inserted (DuckDB): the two
-    overlap on a second core instead of taking turns."""
+    Three stages overlap instead of taking turns: while this slice is inserted (DuckDB), the
+    next one is validated and the one after it read (polars, each in a thread of its own; see
+    _validated_slices)."""
     rows_in, rejected, created = 0, None, False
     for height, validated in read_ahead(_validated_slices(received, rules, dialect)):
         rows_in += height
@@ -335,9 +336,10 @@ def _validated_slices(
     received: ReceivedFile, rules, dialect
 ) -> Iterator[tuple[int, pl.DataFrame | UploadRejected]]:
     """(rows read, their validated frame) per slice of the file; once a slice rejects the whole
-    file, (rows read, the rejection) and then only the row counts of the rest."""
+    file, (rows read, the rejection) and then only the row counts of the rest. The next slice
+    is read while this one is validated (README, "Design measurements")."""
     rejection = None
-    for raw in _raw_batches(received, rules, dialect):
+    for raw in read_ahead(_raw_batches(received, rules, dialect)):
         if rejection is None:
             try:
                 check_cells(received.file_name, raw, LINE)

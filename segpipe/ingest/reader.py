@@ -225,13 +225,13 @@ def _contents(path: Path, dialect: Dialect, *, whole: bool) -> Iterator[bytes]:
 def _cut_blocks(source, line_break: bytes) -> Iterator[bytes]:
     rest = b""
     while block := source.read(BLOCK_BYTES):
-        block = rest + block
         cut = block.rfind(line_break) + 1
         if cut == 0:
-            rest = block
+            rest += block
             continue
+        # One copy of the block's bytes (the join), not two (a concatenation, then a slice).
+        yield b"".join((rest, memoryview(block)[:cut]))
         rest = block[cut:]
-        yield block[:cut]
     if rest:
         yield rest
 

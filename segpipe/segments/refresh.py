@@ -145,7 +145,13 @@ def _refresh_one(con, segment: CompiledSegment, run_id, at) -> tuple[tuple[int, 
             [segment_id],
         )
         moved = replace_members(
-            con, segments=refreshing, members=members, upload_id=None, run_id=run_id, at=at
+            con,
+            segments=refreshing,
+            members=members,
+            upload_id=None,
+            run_id=run_id,
+            at=at,
+            exact=True,  # one segment's members, DISTINCT above
         )
         size = frame(con, f"SELECT count(*) AS n FROM {members}").item()
     return moved, size

@@ -168,21 +168,27 @@ def replace_members(
     upload_id: str | None,
     run_id: str | None,
     at,
+    exact: bool = False,
 ) -> tuple[int, int]:
     """The members of every segment in `segments` (a relation with `segment_id`) become exactly
-    the (segment_id, cons_id) rows of `members`. Returns (entered, left)."""
+    the (segment_id, cons_id) rows of `members`. `exact`: `members` is a table that already holds
+    each pair once and only pairs of `segments` (a refreshed rule's members), read as it is
+    instead of copied through a DISTINCT. Returns (entered, left)."""
     with scratches(con, "target", "entering", "leaving") as tables:
-        return _replace(con, segments, members, tables, upload_id, run_id, at)
+        return _replace(con, segments, members, tables, upload_id, run_id, at, exact)
 
 
-def _replace(con, segments: str, members: str, tables: tuple[str, ...], upload_id, run_id, at):
+def _replace(con, segments: str, members: str, tables, upload_id, run_id, at, exact: bool):
     """replace_members, in its scratch tables `tables` (target, entering, leaving)."""
     target, entering_to, leaving_to = tables
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {target} AS "
-        f"SELECT DISTINCT segment_id, cons_id FROM {members} "
-        f"WHERE segment_id IN (SELECT segment_id FROM {segments})"
-    )
+    if exact:
+        target = members
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {target} AS "
+            f"SELECT DISTINCT segment_id, cons_id FROM {members} "
+            f"WHERE segment_id IN (SELECT segment_id FROM {segments})"
+        )
     leaving = f"""
         SELECT m.segment_id, m.cons_id FROM segment_memberships m
         WHERE m.segment_id IN (SELECT segment_id FROM {segments})

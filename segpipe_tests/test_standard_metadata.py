@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from segpipe.defs.uploads.jobs import range_tags
-from segpipe_tests.conftest import REPO, Deployment, copy_of
+from segpipe_tests.conftest import REPO, Deployment, copy_of, csv
 
 NEWSLETTER = "segmentation_2026-11-03_newsletter.csv"
 
@@ -194,3 +194,25 @@ def test_a_broken_reference_blocks_every_sync(applied: Deployment, tmp_path, mon
         "not syncing a broken warehouse" in failure.step_failure_data.user_failure_data.description
     )
     assert applied.query("SELECT count(*) AS n FROM syncs").item() == syncs_before
+
+
+def test_a_file_with_many_distinct_reasons_shows_the_most_common_and_counts_the_rest(
+    deployment: Deployment,
+):
+    """Reasons that quote a row's value ("unknown interest_id 1003") are as many as the rows:
+    the UI's table keeps the REASONS_SHOWN most common and counts the others in one row; the
+    errors file still has every refused row."""
+    from segpipe.ingest.report import REASONS_SHOWN
+
+    rows = [f"m{i}@example.org,{1000 + i},in" for i in range(REASONS_SHOWN + 10)]
+    rows += ["m0@example.org,1000,in", "m1@example.org,1000,in"]  # 1000 is the commonest
+    deployment.drop("segmentation_2026-11-20_codes.csv", csv("email,interest_id,opt", *rows))
+    code, printed = deployment.run()
+    assert code == 0, printed  # applied, every row refused: a file outcome, not a failure
+    upload = deployment.upload("segmentation_2026-11-20_codes.csv")
+    table = latest(deployment, "applied_upload", upload["upload_id"])["reasons"]
+    body = table.splitlines()[2:]  # after the header and its rule
+    assert len(body) == REASONS_SHOWN + 1
+    assert body[0] == "| unknown interest_id 1000 | 3 |"
+    assert body[-1] == ("| 10 other reasons (each refused row is in the errors file) | 10 |")
+    assert deployment.errors("segmentation_2026-11-20_codes.csv").height == len(rows)

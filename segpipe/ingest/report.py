@@ -17,6 +17,10 @@ from segpipe.vocabulary import RowOutcome
 
 REPORT_COLUMNS = ("line", "outcome", "reason")
 OUTCOMES = tuple(outcome.value for outcome in RowOutcome)
+# Rows of a stage's reasons table in the Dagster UI. A reason may quote the value a row gave
+# ("no member_id M-05275302"): the 10M-row bench upload has ~30K distinct ones, a 1.6 MB table
+# written twice to the event log that nobody reads in the UI; the errors file has every row.
+REASONS_SHOWN = 50
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
 
 
@@ -99,15 +103,27 @@ def tally(grouped: pl.DataFrame) -> tuple[dict[str, int], dict[str, Markdown]]:
 
 
 def reasons(grouped: pl.DataFrame) -> dict[str, Markdown]:
-    """{"reasons": the Markdown table of rows counted per `_reason` (`len`)}, reasons masked;
-    empty when there are none."""
+    """{"reasons": the Markdown table of rows counted per `_reason` (`len`)}, reasons masked,
+    the REASONS_SHOWN most common ones and then one row counting the rest; empty when there
+    are none."""
     # Reasons quote values (a segment name, an id): masked like every message from the file.
     grouped = grouped.group_by(mask_expr(pl.col(REASON))).agg(pl.col("len").sum())
-    # Most common first, then by reason: the order polars' reason_counts gives.
-    counted = dict(grouped.sort("len", REASON, descending=[True, False]).iter_rows())
-    if not counted:
+    if grouped.is_empty():
         return {}
-    table = pl.DataFrame({"reason": list(counted), "rows": list(counted.values())})
+    # Most common first, then by reason: the order polars' reason_counts gives.
+    table = grouped.sort("len", REASON, descending=[True, False]).select(
+        pl.col(REASON).alias("reason"), pl.col("len").alias("rows")
+    )
+    if table.height > REASONS_SHOWN:
+        rest = table.slice(REASONS_SHOWN)
+        other = f"{rest.height} other reasons (each refused row is in the errors file)"
+        table = pl.concat(
+            [
+                table.head(REASONS_SHOWN),
+                pl.DataFrame({"reason": [other], "rows": [rest["rows"].sum()]}),
+            ],
+            how="vertical_relaxed",
+        )
     return {"reasons": Markdown(markdown_table(table))}
 
 

@@ -214,5 +214,5 @@ def test_a_file_with_many_distinct_reasons_shows_the_most_common_and_counts_the_
     body = table.splitlines()[2:]  # after the header and its rule
     assert len(body) == REASONS_SHOWN + 1
     assert body[0] == "| unknown interest_id 1000 | 3 |"
-    assert body[-1] == ("| 10 other reasons (each refused row is in the errors file) | 10 |")
+    assert body[-1] == "| 10 other reasons (each refused row is in the errors file) | 10 |"
     assert deployment.errors("segmentation_2026-11-20_codes.csv").height == len(rows)

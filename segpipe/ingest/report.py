@@ -18,8 +18,8 @@ from segpipe.vocabulary import RowOutcome
 REPORT_COLUMNS = ("line", "outcome", "reason")
 OUTCOMES = tuple(outcome.value for outcome in RowOutcome)
 # Rows of a stage's reasons table in the Dagster UI. A reason may quote the value a row gave
-# ("no member_id M-05275302"): the 10M-row bench upload has ~30K distinct ones, a 1.6 MB table
-# written twice to the event log that nobody reads in the UI; the errors file has every row.
+# ("no member_id M-05275302"), so a big file can have about as many reasons as rows: the table
+# keeps the most common (README, "Design measurements"); the errors file has every row.
 REASONS_SHOWN = 50
 PERSONAL = {"email": normalize.mask_email, "phone": normalize.mask_phone}
 

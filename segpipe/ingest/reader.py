@@ -54,6 +54,7 @@ STRAY_QUOTE = (
     "put the whole value in quotes and double the quote inside it"
 )
 _IN_CLASS = {",": ",", ";": ";", "\t": r"\t", "|": r"\|"}
+_UNUSED_BYTES = ("\x1f", "\x1e", "\x01")  # separators for reading whole lines as one column
 T = TypeVar("T")
 _END = object()
 
@@ -276,6 +277,11 @@ class _Reading:
         skipped = 0
         if self.header is None:
             block, skipped = self._take_header(block, first_line)
+        if self.header is not None and self.lines is not None and block and b'"' not in block:
+            chosen = self._chosen_lines(block, first_line + skipped)
+            if chosen is not None:
+                frame, lines = chosen
+                return frame, b"", skipped + lines
         if self.header is not None:
             regular = self._regular(block, first_line + skipped)
             if regular is not None:
@@ -327,6 +333,21 @@ class _Reading:
             cells = [pl.col(name).fill_null("") for name in parsed.columns]
             rows = rows.with_columns(pl.concat_str(cells, separator=d).alias(RECEIVED))
         return self._finished(rows), lines
+
+    def _chosen_lines(self, block: bytes, first_line: int) -> tuple[pl.DataFrame, int] | None:
+        """A re-read of a block with no quote, where each physical line is one record: (the
+        records on `lines`, judged and parsed as the record path does, each with `_received`;
+        the block's physical lines), or None when the block cannot be cut into lines this way.
+        Only the chosen lines are parsed: the errors report of a 10M-row upload asks for a few
+        lines of each block (README, "Design measurements")."""
+        lines = _physical_lines(block)
+        if lines is None:
+            return None
+        wanted = self.lines.cast(pl.Int64)
+        wanted = wanted.filter(wanted.is_between(first_line, first_line + lines.len() - 1))
+        records = pl.DataFrame({LINE: wanted, _TEXT: lines.gather(wanted - first_line)})
+        records = records.filter(pl.col(_TEXT).str.strip_chars() != "")
+        return self._rows(records.with_columns(pl.lit(True).alias(_STRICT))), lines.len()
 
     def _records_of(self, block: bytes, first_line: int, last: bool):
         """The record path: (frame or None, bytes carried, physical lines consumed)."""
@@ -475,6 +496,28 @@ def _as_text(file_name: str, block: bytes, first_line: int) -> pl.Series:
         except UnicodeDecodeError as error:
             raise dialects.not_utf8(file_name, block, error, first_line) from None
         raise
+
+
+def _physical_lines(block: bytes) -> pl.Series | None:
+    """The physical lines of a block with no quote (a final CR removed, a blank line null), or
+    None when polars cannot give them one row each. polars reads them as one column, split on
+    a byte the block does not hold: a tenth of the time and half the memory of splitting the
+    block as one string."""
+    separator = next((byte for byte in _UNUSED_BYTES if byte.encode() not in block), None)
+    if separator is None:
+        return None
+    count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    try:
+        lines = pl.read_csv(
+            io.BytesIO(block),
+            has_header=False,
+            separator=separator,
+            quote_char=None,
+            schema={_TEXT: pl.String},
+        )[_TEXT]
+    except pl.exceptions.PolarsError:
+        return None
+    return lines if lines.len() == count else None
 
 
 def _records(lines: pl.Series, grammar: _Grammar, first_line: int) -> pl.DataFrame:

@@ -30,9 +30,10 @@ import polars as pl
 
 from segpipe.config import DataDir
 from segpipe.ingest import dialect as dialects
+from segpipe.ingest.errors import UploadRejected
 from segpipe.ingest.filenames import kind_of
-from segpipe.ingest.guard import inspect_content
-from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
+from segpipe.ingest.guard import fingerprints
+from segpipe.ingest.receive import ReceivedFile, archived_file
 from segpipe.kinds import KindRules, rules_for
 from segpipe.pipeline import (
     Stage,
@@ -125,9 +126,10 @@ def _readied(data: DataDir, con, upload_id: str, batch: list[_Pending]) -> _Pend
             return None
         if uploads.status_of(con, upload_id) is not None:
             return None  # settled or tried before: the one-file path says what became of it
-        sha256 = sha256_of(received.path)
+        sha256, content = fingerprints(received.path)
+        if isinstance(content, UploadRejected):
+            return None
         facts = received_facts(data, received, sha256)
-        content = inspect_content(received.path, sha256)
         facts["content_sha256"] = content.sha256
         if _repeats(con, received, facts, batch):
             return None

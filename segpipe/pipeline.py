@@ -23,14 +23,15 @@ from segpipe.ingest import dialect as dialects
 from segpipe.ingest import report
 from segpipe.ingest.errors import UploadHeld, UploadRejected
 from segpipe.ingest.filenames import kind_of
-from segpipe.ingest.guard import check_cells, inspect_content
+from segpipe.ingest.guard import check_cells, fingerprints
 from segpipe.ingest.masking import display_name
 from segpipe.ingest.reader import LINE, read_ahead, read_batches, read_file
-from segpipe.ingest.receive import ReceivedFile, archived_file, sha256_of
+from segpipe.ingest.receive import ReceivedFile, archived_file
 from segpipe.ingest.validate import OUTCOME, REASON, reject_malformed
 from segpipe.kinds import RULES, UploadContext, rules_for
 from segpipe.vocabulary import RowOutcome, UploadStatus, sql_list
 from segpipe.warehouse import erasures, uploads
+from segpipe.warehouse.connection import RESOLVE_MEMORY_LIMIT, memory_limit
 from segpipe.warehouse.guard import removal_limit
 from segpipe.warehouse.scratch import scratches
 from segpipe.warehouse.sql import frame, registered, transaction
@@ -84,11 +85,12 @@ def process_upload(
     received = archived_file(data, upload_id)
     if uploads.status_of(con, upload_id) in (UploadStatus.APPLIED, UploadStatus.DUPLICATE):
         return UploadReport(upload_id, received.file_name, UploadStatus.SKIPPED)
-    sha256 = sha256_of(received.path)
+    sha256, content = fingerprints(received.path)
     facts = received_facts(data, received, sha256)
     stages: dict[Stage, dict] = {}
     try:
-        content = inspect_content(received.path, sha256)
+        if isinstance(content, UploadRejected):
+            raise content
         facts["content_sha256"] = content.sha256
         original, how = earlier(con, received, sha256, content.sha256)
         if original:
@@ -202,7 +204,8 @@ def _apply(data, con, received: ReceivedFile, facts: dict, stages: dict, run_id,
         run_id,
         removal_limit=limit,
     )
-    rules.resolve(con, validated, resolved, upload)  # consumes `validated`
+    with memory_limit(con, RESOLVE_MEMORY_LIMIT):
+        rules.resolve(con, validated, resolved, upload)  # consumes `validated`
     counts, reasons = resolved_counts(rows_in, grouped(con, resolved))
     stages[Stage.RESOLVED] = {**counts, **reasons}
     refused = refused_lines(con, resolved)

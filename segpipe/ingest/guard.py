@@ -20,13 +20,15 @@ import gzip
 import hashlib
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from segpipe.ingest.errors import UploadRejected
+from segpipe.ingest.receive import sha256_of
 
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_LINE_BYTES = 1024**2
@@ -105,9 +107,23 @@ class _Normalized:
         return self.digest.hexdigest()
 
 
-def inspect_content(path: Path, sha256: str) -> Content:
-    """Stream the file at `path` (whose byte SHA-256 is `sha256`) once: the limits above, and
-    its content fingerprint. Raises UploadRejected naming the file and the limit it broke."""
+def fingerprints(path: Path) -> tuple[str, Content | UploadRejected]:
+    """(the SHA-256 of the file's bytes, what `inspect_content` found or the rejection it
+    raised). The bytes are hashed on a second thread while they are inspected (hashlib lets go
+    of the GIL): the two passes over a big file take the time of one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="segpipe-sha256") as pool:
+        hashing = pool.submit(sha256_of, path)
+        try:
+            content: Content | UploadRejected = inspect_content(path, hashing.result)
+        except UploadRejected as rejection:
+            content = rejection
+        return hashing.result(), content
+
+
+def inspect_content(path: Path, byte_sha256: Callable[[], str]) -> Content:
+    """Stream the file at `path` once: the limits above, and its content fingerprint
+    (`byte_sha256()`, the bytes' own, when the bytes are already in normal form). Raises
+    UploadRejected naming the file and the limit it broke."""
     max_file = limit("MAX_FILE_BYTES", MAX_FILE_BYTES)
     max_line = limit("MAX_LINE_BYTES", MAX_LINE_BYTES)
     plain = not path.name.lower().endswith(".gz")
@@ -140,7 +156,8 @@ def inspect_content(path: Path, sha256: str) -> Content:
         return Content(total, longest, normalized.hexdigest())
     if needs_rehash or first == _BOM or last not in (b"\n", b""):
         return Content(total, longest, _normalized_sha256(path))
-    return Content(total, longest, sha256)  # already in normal form: the bytes are the content
+    # Already in normal form: the bytes are the content.
+    return Content(total, longest, byte_sha256())
 
 
 def _check_line(file_name: str, length: int, line: int, max_line: int) -> None:

@@ -20,6 +20,12 @@ from segpipe.warehouse.migrate import ensure_current, is_current
 # 1 GB keeps the 50M-row membership table work under the 2 GiB peak target (SPEC 9) without
 # slowing it (README, "Design measurements").
 SETTINGS = {"memory_limit": "1GB", "custom_user_agent": "segpipe"}
+# An upload's resolve (the joins that find its people and interests, and the marking of
+# superseded rows) runs while DuckDB holds the upload's validated rows and polars holds nothing
+# (reading is done; the errors report starts after it). It may use more: at 1 GB it spills on
+# the 10M-row bench upload (README, "Design measurements"), and the process's peak stays
+# where the reading made it.
+RESOLVE_MEMORY_LIMIT = "1.3GB"
 # How long a process waits for another one to close the warehouse (DuckDB allows one writing
 # process per file); SEGPIPE_LOCK_TIMEOUT overrides it, in seconds.
 LOCK_TIMEOUT_ENV = "SEGPIPE_LOCK_TIMEOUT"
@@ -105,3 +111,14 @@ def _bring_current(path: Path | str) -> None:
         ensure_current(con)
     finally:
         con.close()
+
+
+@contextmanager
+def memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """DuckDB's `memory_limit` (for its whole database instance: the process's connections to
+    the file) set to `limit` (DuckDB's units: "1.3GB") for the block, then back to SETTINGS'."""
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{SETTINGS['memory_limit']}'")

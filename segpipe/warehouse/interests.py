@@ -85,15 +85,20 @@ def create_missing_groups(con: duckdb.DuckDBPyConnection, upload: UploadContext)
 
 # Up to this many rows, the lookup reads only the row groups of the people the rows name.
 FEW_ROWS = 100_000
-# What the lookup needs of a membership: its key, status and row id, and (for the
-# before-image of the rows that change) every other column. Reading them here once costs less
-# than the second join of the changed keys with the whole table that keep would make.
-_LOOKED_UP = "rowid AS row_id, *"
+# What an upload's lookup needs of a membership: its key, status and row id. The rows it
+# replaces are read whole by their row ids for their before-images: carrying every column of
+# the table through the lookup made the changes table twice as wide, and DuckDB spilled it
+# (README, "Design measurements").
+_LOOKED_UP = "rowid AS row_id, cons_id, interest_id, status"
+# A batch's lookup carries the whole row: each file's before-image may be an earlier file's.
+_LOOKED_UP_WHOLE = "rowid AS row_id, *"
 
 
-def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, bool]:
-    """The interest_memberships rows the lookup needs, with their row ids; and whether the
-    source is small.
+def _memberships_of(
+    con: duckdb.DuckDBPyConnection, source: str, looked_up: str = _LOOKED_UP
+) -> tuple[str, bool]:
+    """The interest_memberships rows the lookup needs (`looked_up`, SQL columns), with their
+    row ids; and whether the source is small.
 
     For a small source, the list of its people as a constant filter: DuckDB then skips the
     row groups none of them is in (zone maps), so a small file's cost follows the file, not
@@ -103,27 +108,31 @@ def _memberships_of(con: duckdb.DuckDBPyConnection, source: str) -> tuple[str, b
         f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT {FEW_ROWS + 1})"
     ).fetchone()[0]
     if rows > FEW_ROWS:
-        return f"SELECT {_LOOKED_UP} FROM interest_memberships", False
+        return f"SELECT {looked_up} FROM interest_memberships", False
     con.execute(f"SET VARIABLE _statuses_members = (SELECT list(DISTINCT cons_id) FROM {source})")
     return (
-        f"SELECT {_LOOKED_UP} FROM interest_memberships "
+        f"SELECT {looked_up} FROM interest_memberships "
         # `= ANY(list)` stays a filter on the scan; `IN (SELECT unnest(list))` became a join.
         "WHERE cons_id = ANY(getvariable('_statuses_members'))"
     ), True
 
 
-def _delete_replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> None:
-    """Delete the interest_memberships rows the changes replace, by the row ids the lookup
-    found (`replaced`: SQL selecting them as `previous_row`, no NULLs). A few row ids go as a
-    list parameter, which DuckDB matches against the table's row ids directly; a semi-join
-    with the changes table would read every row id of the table first (README, "Design
-    measurements")."""
+def _replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> tuple[str, list]:
+    """(an SQL condition on interest_memberships matching the rows the changes replace, its
+    parameters), by the row ids the lookup found (`replaced`: SQL selecting them as
+    `previous_row`, no NULLs). A few row ids go as a list parameter, which DuckDB matches
+    against the table's row ids directly; a semi-join with the changes table would read every
+    row id of the table first (README, "Design measurements")."""
     if not few:
-        con.execute(f"DELETE FROM interest_memberships WHERE rowid IN ({replaced})")
-        return
+        return f"rowid IN ({replaced})", []
     (row_ids,) = con.execute(f"SELECT list(previous_row) FROM ({replaced})").fetchone()
-    if row_ids:
-        con.execute("DELETE FROM interest_memberships WHERE rowid = ANY(?)", [row_ids])
+    return "rowid = ANY(?)", [row_ids or []]
+
+
+def _delete_replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> None:
+    """Delete the interest_memberships rows the changes replace (see _replaced)."""
+    condition, params = _replaced(con, replaced, few)
+    con.execute(f"DELETE FROM interest_memberships WHERE {condition}", params)
 
 
 def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext) -> int:
@@ -142,24 +151,27 @@ def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadCont
 
 def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -> int:
     """set_statuses, the changes looked up into the scratch table `changes_table`."""
-    # The lookup also selects the replaced rows as they are (`before_columns`), so their
-    # before-images are written from the changes table instead of a second pass over the big table.
     table = "interest_memberships"
-    kept = before_images.before_columns(con, table)
-    before = ", ".join(f"m.{quote(c)} AS {quote(before_images.BEFORE + c)}" for c in kept)
     memberships, few = _memberships_of(con, source)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {changes_table} AS
-        SELECT s.cons_id, s.interest_id, s.status, m.row_id AS previous_row, {before}
+        SELECT s.cons_id, s.interest_id, s.status, m.row_id AS previous_row
         FROM {source} s
         LEFT JOIN ({memberships}) m
           ON m.cons_id = s.cons_id AND m.interest_id = s.interest_id
         WHERE m.status IS DISTINCT FROM s.status
         """
     )
-    before_images.keep_looked_up(
-        con, upload.upload_id, table, changes_table, "previous_row IS NOT NULL", kept
+    replaced = _replaced(
+        con, f"SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL", few
+    )
+    before_images.keep_rows(
+        con,
+        upload.upload_id,
+        table,
+        replaced,
+        created=f"SELECT cons_id, interest_id FROM {changes_table} WHERE previous_row IS NULL",
     )
     changes = con.execute(
         f"""
@@ -168,9 +180,8 @@ def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -
         """,
         [upload.upload_id, upload.run_id, upload.at],
     ).fetchone()[0]
-    _delete_replaced(
-        con, f"SELECT previous_row FROM {changes_table} WHERE previous_row IS NOT NULL", few
-    )
+    condition, params = replaced
+    con.execute(f"DELETE FROM {table} WHERE {condition}", params)
     con.execute(
         "INSERT INTO interest_memberships SELECT cons_id, interest_id, status, ?, ?, ? "
         f"FROM {changes_table}",
@@ -200,7 +211,7 @@ def set_statuses_batch(
         contexts_table(con, batch) as files,
         scratches(con, "steps", "batch_changes") as (steps, changes),
     ):
-        memberships, few = _memberships_of(con, source)
+        memberships, few = _memberships_of(con, source, _LOOKED_UP_WHOLE)
         originals = ", ".join(f"m.{c} AS original_{c}" for c in _WRITTEN)
         con.execute(
             f"""

@@ -116,24 +116,26 @@ def keep_rows(
     con: duckdb.DuckDBPyConnection,
     upload_id: str | None,
     table: str,
-    rows: tuple[str, list],
+    rows: tuple[str, list] | None,
     created: str,
 ) -> None:
     """Record before-images when the caller's own lookup of `table` already found the rows the
     change replaces: `rows` (an SQL condition on `table`, typically on its row ids, and its
-    parameters) selects them, read as they are; `created` (SQL selecting key columns, one row
-    a key) the keys that have no row yet. Spares keep's join of the keys with the whole table.
-    Call it before the change, inside the upload's transaction."""
+    parameters; None when it replaces none) selects them, read as they are; `created` (SQL
+    selecting key columns, one row a key) the keys that have no row yet. Spares keep's join of
+    the keys with the whole table. Call it before the change, inside the upload's
+    transaction."""
     if upload_id is None:
         return
     _ensure_shadow(con, table)
-    condition, params = rows
     shadow = quote(shadow_of(table))
-    con.execute(
-        f"INSERT INTO {shadow} BY NAME "
-        f"SELECT ? AS {UPLOAD}, true AS {EXISTED}, * FROM {quote(table)} WHERE {condition}",
-        [upload_id, *params],
-    )
+    if rows is not None:
+        condition, params = rows
+        con.execute(
+            f"INSERT INTO {shadow} BY NAME "
+            f"SELECT ? AS {UPLOAD}, true AS {EXISTED}, * FROM {quote(table)} WHERE {condition}",
+            [upload_id, *params],
+        )
     keys = ", ".join(quote(c) for c in KEYS[table])
     con.execute(
         f"INSERT INTO {shadow} BY NAME "

@@ -117,22 +117,29 @@ def _memberships_of(
     ), True
 
 
-def _replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> tuple[str, list]:
+def _replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> tuple[str, list] | None:
     """(an SQL condition on interest_memberships matching the rows the changes replace, its
     parameters), by the row ids the lookup found (`replaced`: SQL selecting them as
-    `previous_row`, no NULLs). A few row ids go as a list parameter, which DuckDB matches
-    against the table's row ids directly; a semi-join with the changes table would read every
-    row id of the table first (README, "Design measurements")."""
+    `previous_row`, no NULLs); None when a small source replaces none (no statement to run).
+    A few row ids go as a list parameter, which DuckDB matches against the table's row ids
+    directly; a semi-join with the changes table would read every row id of the table first
+    (README, "Design measurements")."""
     if not few:
         return f"rowid IN ({replaced})", []
     (row_ids,) = con.execute(f"SELECT list(previous_row) FROM ({replaced})").fetchone()
-    return "rowid = ANY(?)", [row_ids or []]
+    return ("rowid = ANY(?)", [row_ids]) if row_ids else None
+
+
+def _delete(con: duckdb.DuckDBPyConnection, replaced: tuple[str, list] | None) -> None:
+    """Delete the interest_memberships rows `replaced` (from _replaced) matches."""
+    if replaced is not None:
+        condition, params = replaced
+        con.execute(f"DELETE FROM interest_memberships WHERE {condition}", params)
 
 
 def _delete_replaced(con: duckdb.DuckDBPyConnection, replaced: str, few: bool) -> None:
     """Delete the interest_memberships rows the changes replace (see _replaced)."""
-    condition, params = _replaced(con, replaced, few)
-    con.execute(f"DELETE FROM interest_memberships WHERE {condition}", params)
+    _delete(con, _replaced(con, replaced, few))
 
 
 def set_statuses(con: duckdb.DuckDBPyConnection, source: str, upload: UploadContext) -> int:
@@ -180,8 +187,7 @@ def _set_statuses(con, source: str, upload: UploadContext, changes_table: str) -
         """,
         [upload.upload_id, upload.run_id, upload.at],
     ).fetchone()[0]
-    condition, params = replaced
-    con.execute(f"DELETE FROM {table} WHERE {condition}", params)
+    _delete(con, replaced)
     con.execute(
         "INSERT INTO interest_memberships SELECT cons_id, interest_id, status, ?, ?, ? "
         f"FROM {changes_table}",

@@ -311,7 +311,7 @@ class _Reading:
         more), one record per line. (frame, lines read), or None when any of that fails (the
         record path then)."""
         header, d = self.header, self.dialect.delimiter
-        lines = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+        lines = _line_count(block)
         if (
             b'"' in block
             or b"\x00" in block
@@ -498,6 +498,11 @@ def _as_text(file_name: str, block: bytes, first_line: int) -> pl.Series:
         raise
 
 
+def _line_count(block: bytes) -> int:
+    """The block's physical lines: its line breaks (LF), and a last line that has none."""
+    return block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+
+
 def _physical_lines(block: bytes) -> pl.Series | None:
     """The physical lines of a block with no quote (a final CR removed, a blank line null), or
     None when polars cannot give them one row each. polars reads them as one column, split on
@@ -506,7 +511,6 @@ def _physical_lines(block: bytes) -> pl.Series | None:
     separator = next((byte for byte in _UNUSED_BYTES if byte.encode() not in block), None)
     if separator is None:
         return None
-    count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     try:
         lines = pl.read_csv(
             io.BytesIO(block),
@@ -517,7 +521,7 @@ def _physical_lines(block: bytes) -> pl.Series | None:
         )[_TEXT]
     except pl.exceptions.PolarsError:
         return None
-    return lines if lines.len() == count else None
+    return lines if lines.len() == _line_count(block) else None
 
 
 def _records(lines: pl.Series, grammar: _Grammar, first_line: int) -> pl.DataFrame:

@@ -25,14 +25,13 @@ demo: $(BIN)/segpipe
 	  if [ $$status -eq 2 ]; then echo "(exit 2: the sample's deliberately bad files were rejected, as they should be)"; exit 0; fi; \
 	  exit $$status
 
-# PYTEST_WORKERS > 0 spreads the tests over that many processes (pytest-xdist; `auto`: one per
-# core), a file's tests in one worker so that its module-scoped runs happen once. `make test`
-# stays in one process by default: a parallel run of the whole suite has not yet passed twice
-# in a row (README, Quick start).
-PYTEST_WORKERS ?= 0
+# The tests are spread over PYTEST_WORKERS processes (pytest-xdist; `auto`: one per core), a
+# file's tests in one worker so that its module-scoped runs happen once; PYTEST_WORKERS=0 runs
+# them in this one process.
+PYTEST_WORKERS ?= auto
 PYTEST = $(BIN)/pytest -q -n $(1) --dist loadfile
 
-# Everything, e2e included (CI runs this). System packages first: without them the run would end
+# Everything, e2e included, on every core (CI runs this). System packages first: without them the run would end
 # in a wall of browser tracebacks.
 test: test-system-packages $(BIN)/segpipe
 	$(call PYTEST,$(PYTEST_WORKERS))

@@ -27,7 +27,7 @@ import polars as pl
 from segpipe.config import WAREHOUSE_ENV, WAREHOUSE_FILE, DataDir
 from segpipe.defs.instance import INSTANCE_TEMPLATE
 from segpipe.exit_codes import ExitCode
-from segpipe.ingest.masking import display_name
+from segpipe.ingest.masking import display_name, mask
 from segpipe.vocabulary import InterestStatus, UploadStatus
 from segpipe.warehouse.before_images import EXISTED, UPLOAD, shadow_of, shadows
 from segpipe.warehouse.connection import connect
@@ -66,8 +66,12 @@ def copy_deployment(data: DataDir, target: Path) -> DataDir:
     if data.segments_yaml.exists():
         shutil.copy2(data.segments_yaml, copy.segments_yaml)
     for path in data.inbox.iterdir() if data.inbox.exists() else []:
-        if path.is_file():
-            shutil.copy2(path, copy.inbox / path.name)
+        # Each entry as it is, so the dry run refuses what the run refuses: a link stays a
+        # link (never the file it points at), a folder an (empty) folder.
+        if path.is_symlink() or path.is_file():
+            shutil.copy2(path, copy.inbox / path.name, follow_symlinks=False)
+        elif path.is_dir():
+            (copy.inbox / path.name).mkdir()
     for folder in data.archive.iterdir() if data.archive.exists() else []:
         (copy.archive / folder.name).symlink_to(folder, target_is_directory=True)
     home = copy.dagster_home
@@ -216,8 +220,10 @@ def run_effect(data: DataDir, upload_ids: list[str], since: datetime) -> dict:
 
 
 def _changes_line(changes: dict, labels: tuple[str, str]) -> list[str]:
+    """`name: +adds -removes` per changed segment or interest, the name masked: a manual
+    segment's name comes from a file and may carry an address or a number."""
     return [
-        f"{name}: +{counts[labels[0]]} -{counts[labels[1]]}"
+        f"{mask(name)}: +{counts[labels[0]]} -{counts[labels[1]]}"
         for name, counts in changes.items()
         if counts[labels[0]] or counts[labels[1]]
     ]

@@ -6,6 +6,7 @@ ids and what `segpipe run` and `segpipe status` print are scanned for them."""
 
 import re
 
+import polars as pl
 import pytest
 from dagster._serdes import serialize_value
 
@@ -35,6 +36,10 @@ FILES = {
     ),
     "manual_segment_names.csv": csv(
         "segment,email,action", "kim.lee@example.org,ana@example.org,remove"
+    ),
+    # Customer.io ids are often addresses (or numbers): a member id nobody has is quoted back.
+    "manual_segment_cio_ids.csv": csv(
+        "segment,id", "Gala,rae.cho@example.org", "Gala,212-555-0187"
     ),
     # A segment a file names after a person: created, so its name reaches the segments
     # asset's size metadata and what `segpipe run` and `segpipe status` print.
@@ -129,18 +134,33 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(
     # Not a regular file: refused, and said so by its display name.
     (deployment.data.inbox / "constituents_link_2025550123.csv").symlink_to("/etc/hostname")
 
+    # The dry run first (it changes nothing): it prints each file's refused rows by reason.
+    root = str(deployment.data.root)
+    capsys.readouterr()
+    assert cli.main(["run", "--dry-run", "--data-dir", root]) == 2
+    dry_run = capsys.readouterr().out
     code, printed = deployment.run()
     capsys.readouterr()
-    assert cli.main(["status", "--data-dir", str(deployment.data.root)]) == 0
+    assert cli.main(["status", "--data-dir", root]) == 0
     status = capsys.readouterr().out
 
     assert code == 2
+    # The dry run took what the run took: the link refused, not read as the file it names.
+    assert "segpipe: 12 new file(s)" in printed
+    assert "segpipe: dry run of 12 new file(s)" in dry_run
     log = event_log_text(deployment)
     uploads = deployment.query("SELECT upload_id, error FROM uploads")
     errors = "\n".join(uploads["error"].drop_nulls())
+    # The errors files' reasons (their other columns are the rows as received, by design).
+    reasons = "\n".join(
+        "\n".join(pl.read_csv(path, infer_schema=False)["reason"].drop_nulls())
+        for path in deployment.data.rejected.glob("*.errors.csv")
+    )
     scanned = {
         "event log": log,
         "uploads.error": errors,
+        "errors files' reasons": reasons,
+        "segpipe run --dry-run output": dry_run,
         "uploads.upload_id": "\n".join(uploads["upload_id"]),
         "segpipe run output": printed,
         "segpipe status output": status,
@@ -161,8 +181,23 @@ def test_no_raw_identifier_reaches_the_event_log_errors_or_output(
         "no cross-reference for foreign_interest ***-***-0177",
         "no segment named k***@example.org to remove from",
         "a***@example.org",
+        "constituent not found: no member_id r***@example.org",
+        "constituent not found: no member_id ***-***-0187",
     ):
         assert shown in log, shown
+    for shown in (
+        "constituent not found: no member_id ***-***-0166",
+        "no cross-reference for foreign_interest ***-***-0177",
+        "constituent not found: no member_id r***@example.org",
+        "constituent not found: no member_id ***-***-0187",
+    ):
+        assert shown in reasons and shown in dry_run, shown
+    # Beside its masked reason, the errors file keeps the refused row as received.
+    cio = deployment.errors("manual_segment_cio_ids.csv")
+    assert cio.select("line", "reason", "received").rows() == [
+        ("2", "constituent not found: no member_id r***@example.org", "Gala,rae.cho@example.org"),
+        ("3", "constituent not found: no member_id ***-***-0187", "Gala,212-555-0187"),
+    ]
     # The segment named after a person is shown by its masked name and its segment id.
     (named,) = deployment.query("SELECT segment_id FROM segments WHERE name LIKE 'Friends of %'")[
         "segment_id"

@@ -42,8 +42,10 @@ def error_rows(refused: pl.DataFrame, raw_batches: Iterable[pl.DataFrame]) -> pl
     `received`, the row's text exactly as in the file, every field.
 
     `refused` holds `_line`, `_outcome`, `_reason` of those rows; `raw_batches` their rows as
-    received, from a re-read of the file that keeps only those lines (no whole raw frame)."""
-    refused = refused.select(LINE, OUTCOME, REASON).sort(LINE)
+    received, from a re-read of the file that keeps only those lines (no whole raw frame). The
+    reason is a message built from the file (`no member_id jane@example.org`): masked like
+    every other (SPEC section 3); the row's own cells beside it stay as received."""
+    refused = refused.select(LINE, OUTCOME, mask_expr(pl.col(REASON))).sort(LINE)
     received = [
         batch.select(LINE, pl.exclude("^_.*$"), pl.col(f"^{RECEIVED}$")) for batch in raw_batches
     ]

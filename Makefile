@@ -31,8 +31,8 @@ demo: $(BIN)/segpipe
 PYTEST_WORKERS ?= auto
 PYTEST = $(BIN)/pytest -q -n $(1) --dist loadfile
 
-# Everything, e2e included, on every core (CI runs this). System packages first: without them the run would end
-# in a wall of browser tracebacks.
+# Everything, e2e included, on every core (CI runs this). System packages first: without them
+# the run would end in a wall of browser tracebacks.
 test: test-system-packages $(BIN)/segpipe
 	$(call PYTEST,$(PYTEST_WORKERS))
 

@@ -1,8 +1,9 @@
 """No raw email or phone number in any message built from file content (SPEC section 3), through
 `segpipe run`: identifiers are fed into every message path (a whole-file rejection quoting a
 header, row reasons quoting values, previews, a CR-only file, file names a sender chose), then
-the Dagster event log, run tags and partition keys of every run, `uploads.error`, the upload
-ids and what `segpipe run` and `segpipe status` print are scanned for them."""
+the Dagster event log, run tags and partition keys of every run, `uploads.error`, the errors
+files' reasons, the upload ids and what `segpipe run`, its dry run and `segpipe status` print
+are scanned for them."""
 
 import re
 

@@ -120,3 +120,40 @@ def test_latency_stages_time_whole_runs_against_importing_dagster(bench_run):
         "latency_sample: one-row file through segpipe run / import dagster",
         "latency_warehouse: one-row file through segpipe run / import dagster",
     }
+
+
+def _steps_of_latest_runs(home: Path) -> dict[str, list[str]]:
+    """Each job's latest run in the instance at `home`: its steps, in the order they started."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        latest = {}
+        for run in instance.get_runs():  # newest first
+            if run.job_name in latest or run.job_name not in FLOOR_JOBS:
+                continue
+            assert run.status == dg.DagsterRunStatus.SUCCESS, run.job_name
+            latest[run.job_name] = [
+                record.step_key
+                for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+            ]
+        return latest
+
+
+FLOOR_JOBS = ("process_upload_job", "refresh_segments_job")
+
+
+def test_the_latency_floor_makes_the_runs_segpipe_run_makes(bench_run):
+    """The latency stages' Dagster floor is timed in turns with the runs and, with assets that do
+    nothing, makes the jobs and steps `segpipe run` made for the one-row file: what it costs is
+    Dagster's part of that run."""
+    folder, report = bench_run
+    stages = {s["stage"]: s for s in report["stages"]}
+    for name in ("latency_sample", "latency_warehouse"):
+        detail = stages[name]["detail"]
+        assert len(detail["dagster_floor_runs_s"]) == len(detail["runs_s"]) == 1
+        expected = detail["dagster_floor_s"] / detail["import_dagster_s"]
+        assert detail["dagster_floor_vs_import"] == pytest.approx(expected, abs=0.01)
+        deployment = folder / "runs" / name
+        floor = _steps_of_latest_runs(deployment / ".dagster_floor")
+        assert floor == _steps_of_latest_runs(deployment / ".dagster"), name
+        assert floor["refresh_segments_job"][:2] == ["segment_definitions", "segments"]

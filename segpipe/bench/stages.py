@@ -129,16 +129,20 @@ SAMPLE_AS_OF = "2026-11-07T00:00:00"  # the sample's events are from the week be
 def latency(folder: Path, name: str, runs_wanted: int) -> dict:
     """One one-row constituents file through `segpipe run` as a whole process, `runs_wanted`
     times (the scale's `latency_runs`; a single run moves with whatever else the machine does),
-    each timed by wall clock, against `python -c "import dagster"` timed in turns with it.
+    each timed by wall clock, against `python -c "import dagster"` and Dagster's own cost for
+    the same runs with assets that do nothing (segpipe.bench.dagster_floor), timed in turns with
+    it.
 
     `name` is `latency_sample` (the sample deployment of data/, applied once first) or
     `latency_warehouse` (a copy of this scale's base warehouse, refreshed and synced once first).
     Returns {"seconds": median run, "runs_s", "import_dagster_s": median import, "import_runs_s",
-    "vs_import": the ratio SPEC section 9 bounds}; RuntimeError when a run does not exit 0.
+    "vs_import": the ratio SPEC section 9 bounds, "dagster_floor_s", "dagster_floor_runs_s",
+    "dagster_floor_vs_import"}; RuntimeError when a run does not exit 0.
     """
     if name == "latency_sample":
         data = DataDir(folder / "runs" / name)
         shutil.rmtree(data.root, ignore_errors=True)
+        os.environ.pop("DAGSTER_HOME", None)  # prepare_home makes <data dir>/.dagster
         _segpipe("sample", str(data.root))
         as_of = SAMPLE_AS_OF
     else:
@@ -147,7 +151,9 @@ def latency(folder: Path, name: str, runs_wanted: int) -> dict:
     run = ["run", "--data-dir", str(data.root), "--as-of", as_of]
     _segpipe(*run, allowed=(0, 2))  # the sample's deliberately bad files exit 2
     settled()
-    runs, imports = [], []
+    runs, imports, floors = [], [], []
+    floor_home = data.root / ".dagster_floor"
+    _timed(sys.executable, "-m", "segpipe.bench.dagster_floor", str(floor_home))  # creates it
     for attempt in range(runs_wanted):
         one_row = data.inbox / f"constituents_latency_{attempt}.csv"
         one_row.write_text(f"email,first_name\nlatency{attempt}@example.org,Lat\n")
@@ -156,14 +162,18 @@ def latency(folder: Path, name: str, runs_wanted: int) -> dict:
         finished = time.time() - 60
         os.utime(one_row, (finished, finished))
         imports.append(_timed(sys.executable, "-c", "import dagster"))
+        floors.append(_timed(sys.executable, "-m", "segpipe.bench.dagster_floor", str(floor_home)))
         runs.append(_timed(sys.executable, "-m", "segpipe.cli", *run))
-    median, baseline = sorted(runs)[len(runs) // 2], sorted(imports)[len(imports) // 2]
+    median, baseline, floor = (sorted(t)[len(t) // 2] for t in (runs, imports, floors))
     return {
         "seconds": median,
         "runs_s": [round(s, 3) for s in runs],
         "import_dagster_s": round(baseline, 3),
         "import_runs_s": [round(s, 3) for s in imports],
         "vs_import": round(median / baseline, 2),
+        "dagster_floor_s": round(floor, 3),
+        "dagster_floor_runs_s": [round(s, 3) for s in floors],
+        "dagster_floor_vs_import": round(floor / baseline, 2),
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from segpipe.cli import main
-from segpipe_tests.conftest import Deployment, csv
+from segpipe_tests.conftest import Deployment, copy_of, csv, deployment_at
 
 SEGMENTS_YAML = """
 destinations:
@@ -57,9 +57,25 @@ def _rows_of_erin(deployment: Deployment, table: str) -> int:
     return deployment.query(f"SELECT count(*) FROM {table} WHERE cons_id = {ERIN_CONS_ID}").item()
 
 
+@pytest.fixture(scope="module")
+def applied_history(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """Two runs that put Erin in every table, the archive, a report and the exports: once per
+    module (each test erases from a copy, `history`)."""
+    with deployment_at(tmp_path_factory.mktemp("history") / "deployment") as deployment:
+        return _put_erin_everywhere(deployment)
+
+
 @pytest.fixture
-def history(deployment: Deployment) -> Deployment:
-    """Two runs that put Erin in every table, the archive, a report and the exports."""
+def history(applied_history: Deployment, tmp_path: Path, monkeypatch) -> Deployment:
+    """A copy of `applied_history` (warehouse, files, Dagster home), Erin in it everywhere."""
+    deployment = copy_of(applied_history, tmp_path / "deployment", monkeypatch)
+    # The test can fail: before erasure, Erin is everywhere.
+    assert len(_files_naming(deployment.data.root, ERIN)) > 10
+    assert all(_rows_of_erin(deployment, table) > 0 for table in ERIN_TABLES)
+    return deployment
+
+
+def _put_erin_everywhere(deployment: Deployment) -> Deployment:
     deployment.data.segments_yaml.write_text(SEGMENTS_YAML)
     deployment.drop("constituents_2026-11-01.csv", PEOPLE)
     deployment.drop(
@@ -83,9 +99,6 @@ def history(deployment: Deployment) -> Deployment:
     deployment.drop("constituents_2026-11-05.csv", csv("member_id,first_name", "M-2,Robert"))
     code, printed = deployment.run()
     assert code == 0, printed
-    # The test can fail: before erasure, Erin is everywhere.
-    assert len(_files_naming(deployment.data.root, ERIN)) > 10
-    assert all(_rows_of_erin(deployment, table) > 0 for table in ERIN_TABLES)
     return deployment
 
 

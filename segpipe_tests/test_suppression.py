@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from segpipe.cli import main
-from segpipe_tests.conftest import Deployment, csv
+from segpipe_tests.conftest import Deployment, copy_of, csv, deployment_at
 
 SEGMENTS_YAML = """
 destinations:
@@ -42,15 +42,23 @@ def _friends(deployment: Deployment, day: int, *member_ids: int) -> None:
     deployment.drop(f"manual_segment_2026-11-{day:02d}.csv", csv("segment,member_id", *rows))
 
 
-@pytest.fixture
-def suppressed(deployment: Deployment) -> Deployment:
-    deployment.data.segments_yaml.write_text(SEGMENTS_YAML)
-    deployment.drop("constituents_2026-11-01.csv", PEOPLE)
-    deployment.drop("suppression_2026-11-02_complaints.csv", SUPPRESSIONS)
-    _friends(deployment, 3, 1, 2, 3)
-    code, printed = deployment.run()
-    assert code == 0, printed
+@pytest.fixture(scope="module")
+def applied_suppressions(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """People, a suppression file and a list, through one run: once per module."""
+    with deployment_at(tmp_path_factory.mktemp("suppressed") / "deployment") as deployment:
+        deployment.data.segments_yaml.write_text(SEGMENTS_YAML)
+        deployment.drop("constituents_2026-11-01.csv", PEOPLE)
+        deployment.drop("suppression_2026-11-02_complaints.csv", SUPPRESSIONS)
+        _friends(deployment, 3, 1, 2, 3)
+        code, printed = deployment.run()
+        assert code == 0, printed
     return deployment
+
+
+@pytest.fixture
+def suppressed(applied_suppressions: Deployment, tmp_path, monkeypatch) -> Deployment:
+    """A copy of `applied_suppressions` of the test's own (warehouse, files, Dagster home)."""
+    return copy_of(applied_suppressions, tmp_path / "deployment", monkeypatch)
 
 
 def test_a_suppressed_email_is_never_exported_on_email(suppressed: Deployment):

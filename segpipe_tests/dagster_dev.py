@@ -136,6 +136,10 @@ def stop(dev: DagsterDev, grace: float = 30) -> list[int]:
     except subprocess.TimeoutExpired:
         _signal_group(group, signal.SIGKILL)
         dev.process.wait(timeout=10)
+    # Dagster's code-server manager restarts a code server that exits while dagster dev shuts
+    # down ("Code server process has exited with code 0. Restarting"): that one was born after
+    # the signal above, so the group is told once more before anything counts as left behind.
+    _signal_group(group, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while (left := _group_members(group)) and time.monotonic() < deadline:
         time.sleep(0.2)

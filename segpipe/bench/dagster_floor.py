@@ -72,13 +72,18 @@ DEFS = dg.Definitions(
     assets=[process_uploads, segment_definitions, segments],
     asset_checks=[_check(name) for name in SEGMENT_CHECKS],
     jobs=[
-        dg.define_asset_job("process_upload_job", selection=dg.AssetSelection.groups("default")
-                            - dg.AssetSelection.assets("segments"), tags=SERIAL_TAG),
-        dg.define_asset_job("refresh_segments_job", selection=dg.AssetSelection.assets("segments")
-                            | dg.AssetSelection.assets("segment_definitions"), tags=SERIAL_TAG),
+        dg.define_asset_job(
+            "process_upload_job", selection=dg.AssetSelection.assets(*STAGES), tags=SERIAL_TAG
+        ),
+        # The asset selected with its checks, as segpipe's refresh_segments_job selects it.
+        dg.define_asset_job(
+            "refresh_segments_job",
+            selection=dg.AssetSelection.assets("segments", "segment_definitions"),
+            tags=SERIAL_TAG,
+        ),
     ],
     executor=dg.in_process_executor,
-)  # fmt: skip
+)
 
 
 def main(home: Path) -> int:

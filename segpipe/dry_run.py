@@ -25,7 +25,7 @@ import duckdb
 import polars as pl
 
 from segpipe.config import WAREHOUSE_ENV, WAREHOUSE_FILE, DataDir
-from segpipe.defs.instance import INSTANCE_TEMPLATE
+from segpipe.defs.instance import segpipe_home
 from segpipe.exit_codes import ExitCode
 from segpipe.ingest.masking import display_name, mask
 from segpipe.vocabulary import InterestStatus, UploadStatus
@@ -74,9 +74,7 @@ def copy_deployment(data: DataDir, target: Path) -> DataDir:
             (copy.inbox / path.name).mkdir()
     for folder in data.archive.iterdir() if data.archive.exists() else []:
         (copy.archive / folder.name).symlink_to(folder, target_is_directory=True)
-    home = copy.dagster_home
-    home.mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    segpipe_home(copy.dagster_home)
     return copy
 
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from segpipe.config import DataDir
 from segpipe.console import print_refused, print_summary
-from segpipe.defs.common import AS_OF_TAG, WARNED_BY_TAG
+from segpipe.defs.common import AS_OF_TAG, QUIET, WARNED_BY_TAG
 from segpipe.defs.deliveries.partitions import delivering, register_destinations
 from segpipe.defs.exports.assets import DESTINATIONS_FAILED, DESTINATIONS_HELD, SEGMENTS_MISSING
 from segpipe.defs.exports.partitions import current_pairs, register_pairs
@@ -38,10 +38,8 @@ from segpipe.warehouse.guard import ALLOW_TAG, FORCE_FLAG
 from segpipe.warehouse.sql import frame
 from segpipe.warehouse.uploads import recent_uploads, upload_count
 
-# The run log stays in the Dagster instance; the terminal gets progress lines and a summary.
 # A `segpipe run` waits at most this many settle intervals for files still being written.
 MAX_SETTLE_WAITS = 15
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The runs of the `segpipe run` under way, whose warnings it sends itself (no daemon runs the
 # warning sensors for it); None outside one (the bench drives jobs too).
 _THIS_RUN: ContextVar[list | None] = ContextVar("segpipe_run_runs", default=None)

@@ -122,6 +122,9 @@ def test_latency_stages_time_whole_runs_against_importing_dagster(bench_run):
     }
 
 
+FLOOR_JOBS = ("process_upload_job", "refresh_segments_job")
+
+
 def _steps_of_latest_runs(home: Path) -> dict[str, list[str]]:
     """Each job's latest run in the instance at `home`: its steps, in the order they started."""
     import dagster as dg
@@ -137,9 +140,6 @@ def _steps_of_latest_runs(home: Path) -> dict[str, list[str]]:
                 for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
             ]
         return latest
-
-
-FLOOR_JOBS = ("process_upload_job", "refresh_segments_job")
 
 
 def test_the_latency_floor_makes_the_runs_segpipe_run_makes(bench_run):

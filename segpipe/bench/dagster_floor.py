@@ -19,8 +19,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from segpipe.defs.common import SERIAL_TAG, WAREHOUSE_POOL
-from segpipe.defs.instance import INSTANCE_TEMPLATE, apply_settings, ensure_warehouse_pool
+from segpipe.defs.common import QUIET, SERIAL_TAG, WAREHOUSE_POOL
+from segpipe.defs.instance import apply_settings, ensure_warehouse_pool, segpipe_home
 
 STAGES = ("raw_upload", "validated_upload", "resolved_upload", "applied_upload")
 UPLOAD_CHECKS = ("files_applied", "upload_counts_add_up", "subscriber_files_are_never_mixed")
@@ -30,7 +30,6 @@ SEGMENT_CHECKS = (
     "segment_rules_evaluate",
     "segment_sizes_are_steady",
 )
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 uploads = dg.DynamicPartitionsDefinition(name="floor_uploads")
 
 
@@ -89,11 +88,8 @@ DEFS = dg.Definitions(
 def main(home: Path) -> int:
     """Both runs on the instance in `home` (created with segpipe's dagster.yaml if new); 0 when
     both succeed."""
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_bytes(INSTANCE_TEMPLATE.read_bytes())
     apply_settings()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(segpipe_home(home))) as instance:
         ensure_warehouse_pool(instance)
         upload = f"constituents_{uuid.uuid4().hex[:8]}.csv"
         instance.add_dynamic_partitions(uploads.name, [upload])

@@ -21,6 +21,9 @@ PROCESS_TAG = "segpipe/process"
 # Runs whose warnings `segpipe run` sends itself: the warning sensors leave them alone.
 WARNED_BY_TAG = "segpipe/warned_by"
 OWNERS = ["team:audience-data"]
+# Run config for runs driven in-process (`segpipe run`, the bench): the run log stays in the
+# Dagster instance; the terminal gets segpipe's own progress lines and summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 RAW_UPLOAD = dg.AssetKey("raw_upload")
 APPLIED_UPLOAD = dg.AssetKey("applied_upload")

@@ -40,11 +40,17 @@ def prepare_home(data: DataDir) -> Path:
     apply_settings()
     if os.environ.get("DAGSTER_HOME"):
         return Path(os.environ["DAGSTER_HOME"])
-    home = data.dagster_home
+    home = segpipe_home(data.dagster_home)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def segpipe_home(home: Path) -> Path:
+    """The folder `home` (created if missing) with segpipe's dagster.yaml, copied there when it
+    has none: a Dagster home with segpipe's instance settings."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 

@@ -3,7 +3,9 @@ root, and otherwise stops at once with one line naming them (never a wall of tra
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 
 from segpipe_tests.conftest import REPO
 
@@ -38,5 +40,17 @@ def test_as_root_it_installs_the_missing_packages_before_running_the_tests():
     install = next(i for i, line in enumerate(planned) if "install -y" in line)
     assert planned[install].endswith("install -y chromium postgresql")
     assert "apt-get" in planned[install] and "update" in planned[install]
-    (pytest,) = [i for i, line in enumerate(planned) if line.startswith(".venv/bin/pytest -q")]
+    (pytest,) = [i for i, line in enumerate(planned) if ".venv/bin/pytest -q" in line]
     assert pytest > install
+
+
+def _pytest_line(*args: str) -> str:
+    planned = make("--dry-run", "test", "CHROMIUM=/bin/sh", "POSTGRES_INITDB=/bin/sh", *args)
+    (line,) = [line for line in planned.stdout.splitlines() if ".venv/bin/pytest -q" in line]
+    return line
+
+
+def test_the_tests_files_go_to_ram_when_it_has_room():
+    room = Path("/dev/shm").is_dir() and shutil.disk_usage("/dev/shm").free >= 4 * 1024**3
+    assert _pytest_line().startswith("TMPDIR=/dev/shm ") == room
+    assert _pytest_line("TEST_TMPDIR=").startswith(".venv/bin/pytest -q")

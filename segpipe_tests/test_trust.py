@@ -48,11 +48,11 @@ def tables(deployment: Deployment, only: set[str] | None = None) -> dict[str, pl
     every = deployment.query(
         "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
     )["table_name"]
-    found = {}
-    for table in only or every:
-        rows = deployment.query(f'SELECT * FROM "{table}"')
-        found[table] = rows.sort(rows.columns, nulls_last=True) if rows.height else rows
-    return found
+    found = deployment.queries({table: f'SELECT * FROM "{table}"' for table in only or every})
+    return {
+        table: rows.sort(rows.columns, nulls_last=True) if rows.height else rows
+        for table, rows in found.items()
+    }
 
 
 def assert_same_tables(before: dict, after: dict, columns_of: dict | None = None) -> None:

@@ -22,11 +22,10 @@ OPT_INS = csv(
 
 def snapshot(deployment: Deployment) -> dict[str, list]:
     """Every public table's rows, in a stable order."""
-    return {
-        table: deployment.query(f'SELECT * FROM "{table}" ORDER BY ALL').rows()
-        for table in TABLES
-        if table != "uploads"
-    }
+    found = deployment.queries(
+        {table: f'SELECT * FROM "{table}" ORDER BY ALL' for table in TABLES if table != "uploads"}
+    )
+    return {table: rows.rows() for table, rows in found.items()}
 
 
 def test_every_file_is_archived_unchanged_first(deployment: Deployment):

@@ -1,7 +1,8 @@
-"""What `segpipe run` and `segpipe status` print about files, segments and exports.
+"""What `segpipe run`, `segpipe run --dry-run` and `segpipe status` print about files, segments
+and exports.
 
-The uploads (the progress line of each file, the summary), the segments and the exports; the
-Dagster run log keeps the rest.
+The uploads (the progress line of each file, the summary), the segments, the exports and a dry
+run's effect; the Dagster run log keeps the rest.
 """
 
 from __future__ import annotations
@@ -119,3 +120,59 @@ def print_exports(syncs: pl.DataFrame, out: TextIO) -> None:
             f"removes {row['removes']:>6}{skipped}",
             file=out,
         )
+
+
+def _changes_line(changes: dict, labels: tuple[str, str]) -> list[str]:
+    """`name: +adds -removes` per changed segment or interest, the name masked: a manual
+    segment's name comes from a file and may carry an address or a number."""
+    return [
+        f"{mask(name)}: +{counts[labels[0]]} -{counts[labels[1]]}"
+        for name, counts in changes.items()
+        if counts[labels[0]] or counts[labels[1]]
+    ]
+
+
+def print_effect(effect: dict, out: TextIO) -> None:
+    """What `segpipe run --dry-run` says it would do: a line per file (with its rows, people,
+    opt-ins/outs and segment changes when it applies), the refresh, each export, and the
+    total. `effect`: dry_run.run_effect's dict. Names from files are masked."""
+    print("\nWould do (dry run: nothing was changed)", file=out)
+    for f in effect["files"]:
+        print(f"  {f['file']:<48} {f['status']:<9} {f['error'] or ''}", file=out)
+        if f["status"] != UploadStatus.APPLIED:
+            continue
+        print(
+            f"      rows in {f['rows_in']}  applied {f['rows_applied']}  rejected "
+            f"{f['rows_rejected']}  ignored {f['rows_ignored']}  superseded "
+            f"{f['rows_superseded']};  people created {f['people_created']}  updated "
+            f"{f['people_updated']}",
+            file=out,
+        )
+        _print_details(f, out)
+    if effect["refresh"]:
+        lines = _changes_line(effect["refresh"], ("adds", "removes"))
+        print(f"  segment refresh: {'; '.join(lines) or 'no change'}", file=out)
+    for destination, segments in effect["destinations"].items():
+        lines = _changes_line(segments, ("adds", "removes"))
+        print(f"  export {destination}: {'; '.join(lines) or 'no change'}", file=out)
+    total = effect["total"]
+    by_status = ", ".join(f"{n} {status}" for status, n in total["files_by_status"].items())
+    by_status = f" ({by_status})" if by_status else ""
+    print(
+        f"\nTotal: {total['files']} file(s){by_status}; people created "
+        f"{total.get('people_created', 0)}, updated {total.get('people_updated', 0)}; rows "
+        f"rejected {total.get('rows_rejected', 0)}, ignored {total.get('rows_ignored', 0)}",
+        file=out,
+    )
+    _print_details(total, out)
+    for destination, counts in total["destinations"].items():
+        print(f"      export {destination}: +{counts['adds']} -{counts['removes']}", file=out)
+
+
+def _print_details(effect: dict, out: TextIO) -> None:
+    if lines := _changes_line(effect["interests"], ("opt_ins", "opt_outs")):
+        print(f"      opt-ins/outs: {'; '.join(lines)}", file=out)
+    if lines := _changes_line(effect["segments"], ("adds", "removes")):
+        print(f"      segments: {'; '.join(lines)}", file=out)
+    for reason, rows in effect["refused"].items():
+        print(f"      {rows} row(s) {reason}", file=out)

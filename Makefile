@@ -31,7 +31,7 @@ demo: $(BIN)/segpipe
 PYTEST_WORKERS ?= auto
 # The tests' files go to RAM (/dev/shm) when it has 4 GiB free: every test writes a warehouse, a
 # Dagster home and an inbox, and a suite writes ~2 GB (README, Quick start, has the times).
-TEST_TMPDIR ?= $(shell df --output=avail -B1G /dev/shm 2>/dev/null | awk 'NR == 2 && $$1 >= 4 {print "/dev/shm"}')
+TEST_TMPDIR ?= $(shell df --output=avail -B1M /dev/shm 2>/dev/null | awk 'NR == 2 && $$1 >= 4096 {print "/dev/shm"}')
 PYTEST = $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(BIN)/pytest -q -n $(1) --dist loadfile
 
 # Everything, e2e included, on every core (CI runs this). System packages first: without them

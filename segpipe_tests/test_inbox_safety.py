@@ -101,10 +101,11 @@ def test_an_inbox_on_another_file_system_is_copied_verified_then_removed(
 ):
     # RAM or the disk, whichever the deployment is not on (`make test` may put it in RAM).
     there = os.stat(deployment.data.archive).st_dev
-    (other, *_) = [
+    others = [
         d for d in (Path("/dev/shm"), Path("/var/tmp")) if d.is_dir() and os.stat(d).st_dev != there
     ]
-    with tempfile.TemporaryDirectory(dir=other) as elsewhere:
+    assert others, "neither /dev/shm nor /var/tmp is on another file system than the deployment"
+    with tempfile.TemporaryDirectory(dir=others[0]) as elsewhere:
         inbox = deployment.data.inbox
         inbox.rmdir()
         inbox.symlink_to(elsewhere, target_is_directory=True)

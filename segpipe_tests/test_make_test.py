@@ -45,7 +45,8 @@ def test_as_root_it_installs_the_missing_packages_before_running_the_tests():
 
 
 def _pytest_line(*args: str) -> str:
-    planned = make("--dry-run", "test", "CHROMIUM=/bin/sh", "POSTGRES_INITDB=/bin/sh", *args)
+    installed = ("CHROMIUM=/bin/sh", "POSTGRES_INITDB=/bin/sh", "SSHD=/bin/sh")
+    planned = make("--dry-run", "test", *installed, *args)
     (line,) = [line for line in planned.stdout.splitlines() if ".venv/bin/pytest -q" in line]
     return line
 

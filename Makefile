@@ -65,7 +65,7 @@ lint: $(BIN)/segpipe
 	@# dg wants to know it runs in the project's own environment, not an activated other one.
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 
-## The Dagster UI over a copy of the sample (or DATA=path), with segpipe's instance settings.
+## The Dagster UI over a copy of the sample in build/demo (or DEMO=path: a deployment of your own), with segpipe's instance settings.
 dev: $(BIN)/segpipe
 	@test -d $(DEMO) || $(BIN)/segpipe sample $(DEMO)
 	@mkdir -p $(DEMO)/.dagster && cp -n segpipe/dagster.yaml $(DEMO)/.dagster/dagster.yaml || true

@@ -207,9 +207,21 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _instant(text: str) -> datetime:
+    """An ISO 8601 date or date-time, as Python reads it (`datetime.fromisoformat`); otherwise a
+    usage error naming the value and the form expected (exit 2)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 date or date-time such as 2026-11-07 or 2026-11-07T09:30:00, "
+            f"not {text!r}"
+        ) from None
+
+
 def _utc(text: str) -> datetime:
     """An ISO 8601 instant as naive UTC (an offset is converted; none means UTC)."""
-    value = datetime.fromisoformat(text)
+    value = _instant(text)
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
@@ -246,9 +258,7 @@ def parser() -> argparse.ArgumentParser:
     run = with_data_dir(
         commands.add_parser("run", help="process new inbox files, refresh segments")
     )
-    run.add_argument(
-        "--as-of", type=datetime.fromisoformat, help="evaluation time for rule windows (ISO 8601)"
-    )
+    run.add_argument("--as-of", type=_instant, help="evaluation time for rule windows (ISO 8601)")
     run.add_argument(
         "--allow-large-removals",
         action="store_true",

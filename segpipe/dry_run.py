@@ -196,13 +196,17 @@ def run_effect(data: DataDir, upload_ids: list[str], since: datetime) -> dict:
     # Rows are totalled over the files that would apply: a file refused whole (or held) is one
     # line of its own with its problem, not "rows rejected".
     applied = [f for f in files if f["status"] == UploadStatus.APPLIED]
+    by_status = Counter(f["status"] for f in files)
     sums = Counter()
     for effect in applied:
         for name in ("people_created", "people_updated", "rows_rejected", "rows_ignored"):
             sums[name] += effect[name]
     total = {
         "files": len(files),
-        "files_by_status": dict(Counter(f["status"] for f in files)),
+        # In UploadStatus's order (applied first), not the files': every total reads alike.
+        "files_by_status": {
+            status.value: by_status[status] for status in UploadStatus if by_status[status]
+        },
         **dict(sums),
         "interests": _add_up([f["interests"] for f in files]),
         "segments": _add_up([f["segments"] for f in files] + [refresh]),

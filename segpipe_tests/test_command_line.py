@@ -74,6 +74,22 @@ def test_status_limit_lists_the_uploads_settled_last(
     assert "--limit: expected a whole number, 0 or more, not '-1'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command", [["run", "--as-of", "yesterday"], ["members", "VIP", "--as-of", "2026-13-01"]]
+)
+def test_an_as_of_that_is_no_date_is_a_usage_error_naming_the_form(
+    command: list[str], capsys: pytest.CaptureFixture
+):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(command)
+    assert stopped.value.code == 2
+    (said,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert said.endswith(
+        "argument --as-of: expected an ISO 8601 date or date-time such as 2026-11-07 or "
+        f"2026-11-07T09:30:00, not {command[-1]!r}"
+    )
+
+
 def _members(deployment: Deployment, capsys: pytest.CaptureFixture, *args: str):
     """`segpipe members ARGS`: (exit code, the cons_ids printed, stderr)."""
     capsys.readouterr()

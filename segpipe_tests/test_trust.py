@@ -690,11 +690,12 @@ def test_dry_run_totals_count_rows_of_files_that_apply_not_files_refused_whole(
     deployment: Deployment,
 ):
     """A file refused whole is a line of its own with its problem; its rows are not "rows
-    rejected" in the total (they were never looked at one by one)."""
+    rejected" in the total (they were never looked at one by one). The total counts files by
+    status applied first, whichever file arrived first."""
+    deployment.drop("constituents_2.csv", csv("first_name", "Cy", "Di", "Ed"))  # no identifier
     deployment.drop(
         "constituents_1.csv", csv("email,first_name", "ann@example.org,Ann", "not-an-email,Bo")
     )
-    deployment.drop("constituents_2.csv", csv("first_name", "Cy", "Di", "Ed"))  # no identifier
     printed = io.StringIO()
     assert dry_run(deployment.data, as_of=None, out=printed, json_path=None) == 2
     shown = printed.getvalue()

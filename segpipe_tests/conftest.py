@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from segpipe.config import DATA_DIR_ENV, DataDir
-from segpipe.defs.instance import INSTANCE_TEMPLATE
+from segpipe.defs.instance import segpipe_home
 from segpipe.warehouse.connection import connect
 from segpipe.warehouse.sql import frame
 
@@ -85,10 +85,7 @@ class Deployment:
 @pytest.fixture
 def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
     root = tmp_path / "deployment"
-    home = root / ".dagster"
-    home.mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(segpipe_home(root / ".dagster")))
     monkeypatch.setenv(DATA_DIR_ENV, str(root))
     return Deployment(DataDir(root).ensure())
 
@@ -135,9 +132,7 @@ def csv(*rows: str) -> str:
 def deployment_at(root: Path) -> Iterator[Deployment]:
     """A deployment in `root` with its own Dagster home, the environment set for the block: for
     module-scoped fixtures that share one pipeline run across many assertions."""
-    home = root / ".dagster"
-    home.mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    home = segpipe_home(root / ".dagster")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(home))
         patch.setenv(DATA_DIR_ENV, str(root))

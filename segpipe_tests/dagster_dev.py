@@ -4,7 +4,6 @@ end-to-end and browser tests."""
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segpipe.config import DATA_DIR_ENV, DataDir
-from segpipe.defs.instance import DAGSTER_SETTINGS, INSTANCE_TEMPLATE
+from segpipe.defs.instance import DAGSTER_SETTINGS, segpipe_home
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = REPO / ".venv" / "bin" / "dagster"
@@ -80,9 +79,7 @@ class DagsterDev:
 
 
 def start(root: Path) -> DagsterDev:
-    home, data = root / "dagster_home", DataDir(root / "data").ensure()
-    home.mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    home, data = segpipe_home(root / "dagster_home"), DataDir(root / "data").ensure()
     port = free_port()
     log = root / "dagster_dev.log"
     # As `make dev` starts it: with segpipe's Dagster settings for the processes that create runs.

@@ -5,7 +5,6 @@ holding run is recorded against a live process, which the test then kills with S
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from segpipe.defs.common import PROCESS_TAG, WAREHOUSE_POOL
-from segpipe.defs.instance import INSTANCE_TEMPLATE
+from segpipe.defs.instance import segpipe_home
 from segpipe.defs.recovery import _start_time
 
 # `segpipe run` processes waiting on a held pool slot, signalled and killed.
@@ -29,9 +28,7 @@ PEOPLE = "member_id,email,first_name\n1,ana@example.org,Ana\n"
 
 
 def _deployment(root: Path) -> dg.DagsterInstance:
-    home = root / ".dagster"
-    home.mkdir(parents=True)
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    home = segpipe_home(root / ".dagster")
     (root / "inbox").mkdir()
     path = root / "inbox" / "constituents_a.csv"
     path.write_text(PEOPLE)
